@@ -15,6 +15,9 @@ import sys
 COMMAND_MODULES = (
     "corpusbridge.cli.ingest",
     "corpusbridge.cli.quarantine",
+    "corpusbridge.cli.sanitize",
+    "corpusbridge.cli.index",
+    "corpusbridge.cli.search",
 )
 
 

@@ -1,0 +1,1 @@
+"""Full-text indexes of clean documents: PostgreSQL FTS by default, Elasticsearch optional, and search."""

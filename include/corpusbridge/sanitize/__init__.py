@@ -1,0 +1,1 @@
+"""Sanitation: raw documents (still carrying source markup) into clean, structured, searchable records."""
