@@ -46,7 +46,9 @@ def put_raw(conn: psycopg.Connection, *rows: dict[str, Any]) -> None:
 
 
 def table_writes(conn: psycopg.Connection, *tables: str) -> int:
-    """Rows inserted + updated + deleted so far in `tables` (this transaction's stats snapshot cleared first)."""
+    """Rows inserted + updated + deleted so far in `tables`, this session's pending statistics flushed first."""
+    conn.commit()
+    conn.execute("SELECT pg_stat_force_next_flush()")
     conn.commit()
     conn.execute("SELECT pg_stat_clear_snapshot()")
     total = conn.execute(

@@ -2,7 +2,7 @@
 
 The vector is maintained by the index stage rather than generated, so sanitizing stays a plain copy and
 the index can be rebuilt (new weights, new text configuration) without rewriting clean rows.
-Weights: title A, authors C, abstract B, body D; ranking adds 1 to documents whose title matches.
+Weights: title A, author names C, abstract B, body D; ranking adds 1 to documents whose title matches.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ BODY_CHARS = 100_000
 
 _VECTOR: LiteralString = f"""
     setweight(to_tsvector('{TEXT_CONFIG}', coalesce(c.title, '')), 'A')
-    || setweight(to_tsvector('simple', coalesce(
+    || setweight(to_tsvector('{TEXT_CONFIG}', coalesce(
         (SELECT string_agg(a->>'name', ' ') FROM jsonb_array_elements(c.authors) a), '')), 'C')
     || setweight(to_tsvector('{TEXT_CONFIG}', coalesce(c.abstract, '')), 'B')
     || setweight(to_tsvector('{TEXT_CONFIG}', left(coalesce(c.full_text, ''), {BODY_CHARS})), 'D')
@@ -123,4 +123,6 @@ def search_postgres(conn: psycopg.Connection, query: str, *, limit: int = 10) ->
     """Ranked hits for a web-search style query (`"exact phrase" -excluded or`); duplicates are hidden."""
     rows = conn.execute(_SEARCH, {"query": query, "limit": limit}).fetchall()
     conn.rollback()
-    return [Hit(doc_id, title, year, round(score, 6), snippet) for doc_id, title, year, score, snippet in rows]
+    # Snippets are one line: paragraph breaks in the abstract would break the CLI's listing.
+    return [Hit(doc_id, title, year, round(score, 6), " ".join(snippet.split())) for doc_id, title, year, score, snippet
+            in rows]

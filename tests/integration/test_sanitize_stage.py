@@ -1,0 +1,113 @@
+"""The sanitize stage against a real PostgreSQL: counts, rejects, duplicates, incrementality, crash + rerun."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from corpusbridge.sanitize.stage import SanitizeBusyError, run_sanitize
+from sanitize_support import put_raw, raw_row, table_writes
+
+pytestmark = pytest.mark.integration
+
+TEXT = "Inhaled budesonide with formoterol as needed controlled mild asthma better than terbutaline over a year."
+DOC_TABLES = ("clean_documents", "sanitize_rejects", "clean_document_removals")
+
+
+def _corpus() -> list[dict]:
+    return [
+        raw_row("a", title="Mild <i>asthma</i>.", abstract=f"<p>{TEXT}</p>", year=2018,
+                authors=[{"name": "Paul O'Byrne", "orcid": "0000-0002-1825-0097"}]),
+        raw_row("b", title="<b></b>", abstract=" &#x200b; "),
+        raw_row("c", title="Mild asthma", abstract=TEXT, year=3015),
+        raw_row("d", title="Unrelated", abstract="Soil microbes in alpine lakes.", language="eng"),
+        raw_row("e", title="Mild asthma", abstract=TEXT),
+    ]
+
+
+def _clean(db: psycopg.Connection) -> dict[str, tuple]:
+    rows = db.execute("SELECT doc_id, title, canonical_id, year, notes FROM clean_documents ORDER BY doc_id")
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_counts_reconcile_and_rejects_keep_their_reason(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+    summary = run_sanitize(db, batch_size=2)
+    assert (summary.docs_in, summary.docs_clean, summary.docs_rejected) == (5, 4, 1)
+    assert summary.reject_reasons == {"no_text": 1}
+    assert db.execute("SELECT doc_id, reason FROM sanitize_rejects").fetchall() == [("b", "no_text")]
+    run = db.execute("SELECT status, docs_in, docs_clean, docs_rejected FROM sanitize_runs").fetchone()
+    assert run == ("succeeded", 5, 4, 1)
+    clean = _clean(db)
+    assert clean["a"][0] == "Mild asthma" and clean["c"][2:] == (None, ["year_out_of_range:3015"])
+
+
+def test_exact_duplicates_link_to_the_smallest_doc_id(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+    summary = run_sanitize(db, batch_size=2)
+    clean = _clean(db)
+    assert (clean["a"][1], clean["c"][1], clean["e"][1], clean["d"][1]) == ("a", "a", "a", "d")
+    assert summary.duplicates_linked == 2
+    put_raw(db, raw_row("a", title="Mild asthma", abstract=TEXT + " Revised."))
+    run_sanitize(db)
+    clean = _clean(db)
+    assert (clean["a"][1], clean["c"][1], clean["e"][1]) == ("a", "c", "c"), "the group re-elects its canonical"
+
+
+def test_rerun_without_changes_writes_nothing(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+    run_sanitize(db)
+    before = table_writes(db, *DOC_TABLES, "sanitize_staging")
+    assert before >= 5, "the statistics must see the first run's writes, or this test proves nothing"
+    summary = run_sanitize(db)
+    assert (summary.docs_in, summary.rows_written) == (0, 0)
+    assert table_writes(db, *DOC_TABLES, "sanitize_staging") == before
+
+
+def test_only_changed_documents_are_read_and_unchanged_output_is_not_rewritten(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+    run_sanitize(db)
+    seq_before = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
+    put_raw(db, raw_row("d", title="Unrelated", abstract="Soil microbes in alpine lakes.", language="eng",
+                        raw={"cited_by_count": 5}))
+    summary = run_sanitize(db)
+    assert (summary.docs_in, summary.rows_written) == (1, 0), "a raw change that cleans the same is no write"
+    put_raw(db, raw_row("d", title="Unrelated <i>again</i>", abstract="Soil microbes.", language="eng"))
+    summary = run_sanitize(db)
+    seq_after = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
+    assert summary.docs_in == 1
+    assert [d for d in seq_after if seq_after[d] != seq_before[d]] == ["d"]
+    assert _clean(db)["d"][0] == "Unrelated again"
+
+
+def test_clean_to_rejected_and_back(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+    run_sanitize(db)
+    put_raw(db, raw_row("d", title=" ", abstract="<p/>"), raw_row("b", title="Now a title"))
+    summary = run_sanitize(db)
+    assert (summary.docs_clean, summary.docs_rejected) == (1, 1)
+    assert "d" not in _clean(db) and "b" in _clean(db)
+    assert db.execute("SELECT doc_id FROM sanitize_rejects").fetchall() == [("d",)]
+    assert db.execute("SELECT doc_id FROM clean_document_removals").fetchall() == [("d",)]
+
+
+def test_crash_then_rerun_ends_like_one_clean_run(db: psycopg.Connection) -> None:
+    put_raw(db, *_corpus())
+
+    def crash_after_first_batch(progress) -> None:
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_sanitize(db, batch_size=2, progress=crash_after_first_batch)
+    assert db.execute("SELECT status, docs_in, error FROM sanitize_runs").fetchone() == (
+        "failed", 2, "RuntimeError: power cut")
+    summary = run_sanitize(db, batch_size=2)
+    assert (summary.from_seq, summary.docs_in, summary.docs_clean) == (0, 5, 4)
+    assert sorted(_clean(db)) == ["a", "c", "d", "e"]
+    assert db.execute("SELECT count(*) FROM sanitize_staging").fetchone()[0] == 0
+
+
+def test_a_second_concurrent_run_is_refused(db: psycopg.Connection, db_uri: str) -> None:
+    with psycopg.connect(db_uri, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (0x636C6E73,))
+        with pytest.raises(SanitizeBusyError, match="in progress"):
+            run_sanitize(db)
