@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 ALIAS = "corpusbridge-documents"
 DEFAULT_BATCH = 2000
 URL_ENV = "ELASTICSEARCH_URL"
+# 429 (queue full) items are re-sent up to 3 times, waiting 1 s, 2 s, 4 s: a busy cluster is not a failure.
+RETRIES = 3
+RETRY_BACKOFF_S = 1.0
 
 # Explicit and strict: a field the mapping does not know is an error, not a silently guessed type.
 MAPPING: dict[str, Any] = {
@@ -116,7 +119,7 @@ def send_bulk(client: Elasticsearch, actions: Iterable[dict[str, Any]], *, chunk
 
     outcome = BulkOutcome()
     results = helpers.streaming_bulk(
-        client, actions, chunk_size=chunk_size, max_retries=3, initial_backoff=1,
+        client, actions, chunk_size=chunk_size, max_retries=RETRIES, initial_backoff=RETRY_BACKOFF_S,
         raise_on_error=False, raise_on_exception=False,
     )
     for ok, item in results:
@@ -149,9 +152,10 @@ def index_elasticsearch(
     progress: IndexProgressCallback | None = None,
 ) -> IndexSummary:
     """Send clean documents changed since the last run (all of them when rebuilding, or when no index exists)."""
-    rebuild = rebuild or not client.indices.exists_alias(name=alias)
     summary = start_run(conn, "elasticsearch", rebuild=rebuild)
     try:
+        if not rebuild and not client.indices.exists_alias(name=alias):
+            rebuild, summary.mode, summary.from_seq = True, "rebuild", 0  # nothing to update yet: build it
         target = _create_index(client, alias, summary.run_id) if rebuild else alias
         summary.index_name = target
         _send_pages(conn, client, summary, _DOC_PAGE, lambda r: index_action(r, target), batch_size, progress)

@@ -86,7 +86,8 @@ def finish_run(conn: psycopg.Connection, summary: IndexSummary, error: BaseExcep
     summary.tick()
     summary.status = "failed" if error else "succeeded"
     conn.execute(
-        "UPDATE index_runs SET status = %(status)s, docs_in = %(docs_in)s, docs_indexed = %(docs_indexed)s,"
+        "UPDATE index_runs SET status = %(status)s, mode = %(mode)s, from_seq = %(from_seq)s, docs_in = %(docs_in)s,"
+        " docs_indexed = %(docs_indexed)s,"
         " docs_deleted = %(docs_deleted)s, docs_failed = %(docs_failed)s, index_name = %(index_name)s,"
         " seconds = %(seconds)s, error = %(error)s, finished_at = now() WHERE run_id = %(run_id)s",
         {**summary.as_dict(), "error": f"{type(error).__name__}: {error}" if error else None},
