@@ -23,7 +23,9 @@ class QuarantineEntry:
         return asdict(self)
 
 
-def list_quarantine(conn: psycopg.Connection, limit: int = 100, error_class: str | None = None) -> list[QuarantineEntry]:
+def list_quarantine(
+    conn: psycopg.Connection, limit: int = 100, error_class: str | None = None
+) -> list[QuarantineEntry]:
     rows = conn.execute(
         """SELECT quarantine_id, run_id, source_file, locator, error_class, message,
                   raw, raw_truncated

@@ -99,7 +99,8 @@ def _record_row(task: FileTask, ordinal: int, record: Record) -> tuple | Quarant
                 if "\x00" in text:
                     raise ValueError("NUL character")
     except (UnicodeEncodeError, ValueError) as exc:
-        return Quarantined.of(record.locator, "InvalidUnicode", f"record text cannot be stored: {exc}")
+        kept = json.dumps(record.raw, ensure_ascii=True, default=repr).encode("ascii")  # escapes always encode
+        return Quarantined.of(record.locator, "InvalidUnicode", f"record text cannot be stored: {exc}", kept)
     return (
         task.file_no, "record", task.path, task.mtime_ns, ordinal, record.locator, record.doc_id,
         record.source_format, record.title, record.abstract, record.full_text, authors, record.year, record.venue,
