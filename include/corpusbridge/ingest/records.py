@@ -34,6 +34,8 @@ class Record:
     venue: str | None
     language: str | None
     raw: Any
+    # The record's JSON exactly as it arrived, when it was one whole JSON text: stored as is, never re-encoded.
+    raw_json: str | None = None
 
     def content_hash(self) -> str:
         """Hash of the normalized content only, so a re-crawl that changes a citation count is not a change."""

@@ -18,7 +18,7 @@ from corpusbridge.ingest import workers
 from corpusbridge.ingest.discover import walk_files
 from corpusbridge.ingest.merge import BatchCounts, merge_batch
 from corpusbridge.ingest.progress import Progress
-from corpusbridge.ingest.staging import FileResult, FileTask, stage_file
+from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,10 @@ def _serial(
     conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, progress: Progress
 ) -> Iterator[list[FileResult]]:
     batch: list[FileResult] = []
-    for task in tasks:
-        batch.append(stage_file(conn, task, options.record_cap))
-        progress.files_parsed(batch[-1:])
+    for chunk in _chunks(tasks):
+        staged = stage_files(conn, chunk, options.record_cap)
+        progress.files_parsed(staged)
+        batch.extend(staged)
         if len(batch) >= options.batch_files:
             yield batch
             batch = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from corpusbridge.ingest.staging import FileResult, FileTask, stage_file
+from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
 
 # Files per task sent to a worker: large enough to amortize inter-process overhead on millions of small files.
 CHUNK_FILES = 32
@@ -28,4 +28,4 @@ def init(conninfo: str) -> None:
 
 def stage_chunk(tasks: list[FileTask], record_cap: int) -> list[FileResult]:
     assert _conn is not None, "worker initializer did not run"
-    return [stage_file(_conn, task, record_cap) for task in tasks]
+    return stage_files(_conn, tasks, record_cap)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -19,8 +20,8 @@ def _reject_constant(name: str) -> None:
     raise RecordError("MalformedJson", f"{name} is not valid JSON (PostgreSQL jsonb would refuse it)")
 
 
-def decode_json(data: bytes) -> Any:
-    """Strict JSON from bytes; every way it can fail is a RecordError with a stable class."""
+def decode_json(data: bytes) -> tuple[Any, str]:
+    """Strict JSON from bytes, with its text; every way it can fail is a RecordError with a stable class."""
     if b"\x00" in data or b"\\u0000" in data:
         raise RecordError("NulByte", "record contains a NUL character, which PostgreSQL text cannot store")
     try:
@@ -28,7 +29,7 @@ def decode_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise RecordError("InvalidUtf8", f"invalid UTF-8 ({exc.reason}) at byte {exc.start}") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant), text
     except json.JSONDecodeError as exc:
         raise RecordError("MalformedJson", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
 
@@ -62,11 +63,16 @@ def to_record(obj: Any, locator: str) -> Record:
 def parse_json_bytes(data: bytes, locator: str) -> Iterator[Parsed]:
     """Every record in one JSON text (a line, or a whole small file)."""
     try:
-        value = decode_json(data)
+        value, text = decode_json(data)
     except RecordError as exc:
         yield Quarantined.of(locator, exc.error_class, exc.message, data)
         return
-    yield from _convert_all(works_in(value, locator))
+    # Escaped lone surrogates pass json.loads but not jsonb: such text takes the re-encoding path, which rejects them.
+    reusable = None if _SURROGATE_ESCAPE.search(text) else text
+    for item in _convert_all(works_in(value, locator)):
+        if reusable is not None and isinstance(item, Record) and item.raw is value:
+            item = dataclasses.replace(item, raw_json=reusable)
+        yield item
 
 
 def _convert_all(works: Iterator[tuple[str, Any]]) -> Iterator[Parsed]:
@@ -97,6 +103,7 @@ def parse_json_document(stream: BinaryIO, cap: int) -> Iterator[Parsed]:
     yield from _stream_large_document(stream, data, cap)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _ARRAY_START = re.compile(rb'^\s*\[|"(?:items|results)"\s*:\s*\[')
 
 
