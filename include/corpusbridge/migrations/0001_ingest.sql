@@ -87,32 +87,28 @@ CREATE TABLE quarantine (
 );
 CREATE INDEX quarantine_file ON quarantine (source_file);
 
--- Parser workers COPY here; one set-based statement per batch moves rows to raw_documents.
+-- Parser workers COPY each file's records and quarantine items here in one transaction per file; the
+-- loader then moves a batch of files to the tables above with set-based statements and deletes them here.
 CREATE UNLOGGED TABLE ingest_staging (
-    batch_no      bigint NOT NULL,
-    doc_id        text NOT NULL,
-    source_format text NOT NULL,
+    file_no       bigint NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('record', 'quarantine')),
     source_file   text NOT NULL,
     mtime_ns      bigint NOT NULL,
     ordinal       bigint NOT NULL,
     locator       text NOT NULL,
+    doc_id        text,
+    source_format text,
     title         text,
     abstract      text,
     full_text     text,
-    authors       jsonb NOT NULL,
+    authors       jsonb,
     year          integer,
     venue         text,
     language      text,
-    raw           jsonb NOT NULL,
-    content_hash  text NOT NULL
-);
-
-CREATE UNLOGGED TABLE ingest_quarantine_staging (
-    batch_no      bigint NOT NULL,
-    source_file   text NOT NULL,
-    locator       text NOT NULL,
-    error_class   text NOT NULL,
-    message       text NOT NULL,
-    raw           bytea,
-    raw_truncated boolean NOT NULL
+    raw           jsonb,
+    content_hash  text,
+    error_class   text,
+    message       text,
+    raw_bytes     bytea,
+    raw_truncated boolean
 );

@@ -1,0 +1,145 @@
+"""Ingestion throughput against the limit measured in the same run: a plain COPY of the same parsed rows.
+
+    python bench/ingest.py --docs 100000 [--docs 1000000] [--workers 2]
+
+For each size: generate the crawl (not timed), run `corpusbridge ingest` in a subprocess (files/s, records/s,
+MB/s, peak RSS of the largest process), then COPY the very same already-parsed rows into a fresh staging-shaped
+table on the same server, and print ingest/COPY as the ratio (goal >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "include"), str(REPO / "bench")]
+
+from gen_corpus import generate  # noqa: E402
+
+from corpusbridge.db import apply_migrations, embedded_uri  # noqa: E402
+from corpusbridge.ingest.discover import walk_files  # noqa: E402
+from corpusbridge.ingest.staging import STAGING_COLUMNS, FileTask, _record_row  # noqa: E402
+
+
+def _fresh_db(server: str, name: str) -> str:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    uri = make_conninfo(**(conninfo_to_dict(server) | {"dbname": name}))
+    with psycopg.connect(uri) as conn:
+        apply_migrations(conn)
+    return uri
+
+
+def _run_ingest(corpus: Path, uri: str, workers: int) -> tuple[dict, float, int]:
+    env = os.environ | {"PYTHONPATH": str(REPO / "include")}
+    argv = [
+        sys.executable,
+        "-m",
+        "corpusbridge",
+        "ingest",
+        str(corpus),
+        "--db",
+        uri,
+        "--json",
+        "--workers",
+        str(workers),
+    ]
+    started = time.monotonic()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    wall = time.monotonic() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return json.loads(out), wall, peak_kib
+
+
+def _parsed_rows_file(corpus: Path, target: Path) -> int:
+    """Parse everything once (untimed) and write the rows the ingest COPYs, in COPY text form."""
+
+    from corpusbridge.ingest.parse import FileParse, parse_file
+    from corpusbridge.ingest.records import Record
+
+    rows = 0
+    with open(target, "wb") as out:
+        for number, found in enumerate(walk_files(corpus)):
+            task = FileTask(number, found.path, found.size, found.mtime_ns, None)
+            for ordinal, item in enumerate(parse_file(Path(found.path), FileParse())):
+                if isinstance(item, Record):
+                    row = _record_row(task, ordinal, item)
+                    out.write(_copy_line(row))
+                    rows += 1
+    return rows
+
+
+def _copy_line(row: tuple) -> bytes:
+    def field(v: object) -> str:
+        if v is None:
+            return "\\N"
+        s = str(v)
+        return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    return ("\t".join(field(v) for v in row) + "\n").encode("utf-8")
+
+
+def _time_copy(uri: str, rows_file: Path) -> float:
+    import psycopg
+
+    with psycopg.connect(uri) as conn:
+        started = time.monotonic()
+        statement = f"COPY ingest_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
+        with conn.cursor().copy(statement) as copy, open(rows_file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                copy.write(chunk)
+        conn.commit()
+        return time.monotonic() - started
+
+
+def bench(docs: int, workers: int, scratch: Path) -> dict:
+    corpus = scratch / f"corpus-{docs}"
+    if not (corpus / ".expected.json").exists():
+        generate(corpus, docs, seed=docs)
+    expected = json.loads((corpus / ".expected.json").read_text())
+    server = embedded_uri(scratch / "pgdata")
+    summary, wall, peak_kib = _run_ingest(corpus, _fresh_db(server, f"bench_ingest_{docs}"), workers)
+    rows_file = scratch / f"rows-{docs}.copy"
+    parsed = _parsed_rows_file(corpus, rows_file)
+    copy_seconds = _time_copy(_fresh_db(server, f"bench_copy_{docs}"), rows_file)
+    loaded_rows = summary["records_loaded"] + summary["records_duplicate"]
+    result = {
+        "docs": docs, "files": summary["files_seen"], "records": summary["records_seen"], "wall_s": round(wall, 2),
+        "ingest_s": summary["seconds"], "files_per_s": round(summary["files_seen"] / wall),
+        "records_per_s": round(summary["records_seen"] / wall),
+        "mb_per_s": round(summary["bytes_read"] / wall / 1e6, 1),
+        "peak_rss_mb": round(peak_kib / 1024), "copy_s": round(copy_seconds, 2),
+        "copy_records_per_s": round(parsed / copy_seconds), "ratio_vs_copy": round(copy_seconds / wall, 3),
+        "reconciled": summary["reconciled"] and summary["records_seen"] == expected["records"],
+    }  # fmt: skip
+    assert parsed == loaded_rows, (parsed, loaded_rows)
+    rows_file.unlink()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, action="append", help="corpus size (repeatable)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--scratch", type=Path, default=None)
+    args = parser.parse_args()
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="cb-bench-ingest-"))
+    for docs in args.docs or [100_000]:
+        print(json.dumps(bench(docs, args.workers, scratch)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The ingestion run: discover -> compare with the ledger -> parse in parallel -> merge batches -> reconcile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import psycopg
+
+from corpusbridge import __version__
+from corpusbridge.config import worker_count
+from corpusbridge.ingest import workers
+from corpusbridge.ingest.discover import walk_files
+from corpusbridge.ingest.merge import BatchCounts, merge_batch
+from corpusbridge.ingest.progress import Progress
+from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
+
+log = logging.getLogger(__name__)
+
+# One ingest at a time per database: two would fight over the ledger and the staging table.
+_INGEST_LOCK_KEY = 0x696E6773  # "ings"
+
+
+class IngestAlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass
+class IngestSummary:
+    run_id: int
+    source_dir: str
+    files_seen: int = 0
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    records_seen: int = 0
+    records_loaded: int = 0
+    records_duplicate: int = 0
+    records_quarantined: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    quarantine_by_class: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.records_seen == self.records_loaded + self.records_duplicate + self.records_quarantined
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"reconciled": self.reconciled}
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    limit_files: int | None = None
+    workers: int | None = None
+    batch_files: int = 500
+    record_cap: int = 16 * 1024 * 1024
+
+
+def run_ingest(conn: psycopg.Connection, source_dir: str | Path, options: IngestOptions | None = None) -> IngestSummary:
+    """Ingest new and changed files under `source_dir`. Safe to rerun and to kill: a rerun finishes the job."""
+    options = options or IngestOptions()
+    root = Path(source_dir).absolute()
+    _take_lock(conn)
+    try:
+        summary = IngestSummary(run_id=_start_run(conn, root), source_dir=str(root))
+        started = time.monotonic()
+        try:
+            _ingest(conn, root, options, summary)
+        except BaseException as exc:
+            _finish_run(conn, summary, "failed", time.monotonic() - started, repr(exc)[:2000])
+            raise
+        _finish_run(conn, summary, "succeeded", time.monotonic() - started)
+        return summary
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_INGEST_LOCK_KEY,))
+        conn.commit()
+
+
+def _take_lock(conn: psycopg.Connection) -> None:
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_INGEST_LOCK_KEY,)).fetchone()
+    conn.commit()
+    if not (got and got[0]):
+        raise IngestAlreadyRunning("another ingest is running against this database; wait for it to finish")
+
+
+def _start_run(conn: psycopg.Connection, root: Path) -> int:
+    with conn.transaction():
+        # Rows a killed run staged but never merged: their files are not in the ledger, so they are re-read.
+        conn.execute("TRUNCATE ingest_staging")
+        conn.execute("UPDATE ingest_runs SET status = 'failed', error = 'interrupted' WHERE status = 'running'")
+        row = conn.execute(
+            "INSERT INTO ingest_runs (source_dir, code_version) VALUES (%s, %s) RETURNING run_id",
+            (str(root), __version__),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _ingest(conn: psycopg.Connection, root: Path, options: IngestOptions, summary: IngestSummary) -> None:
+    with psycopg.connect(workers.conninfo_of(conn)) as scan_conn:
+        tasks = _pending_files(scan_conn, root, options, summary)
+        progress = Progress(log, total_files=summary.files_new + summary.files_changed)
+        for batch in _parse_in_batches(conn, tasks, options, progress):
+            _account(summary, batch, merge_batch(conn, summary.run_id, batch))
+    summary.quarantine_by_class = _quarantine_classes(conn, summary.run_id)
+    progress.done(summary)
+
+
+def _account(summary: IngestSummary, batch: list[FileResult], counts: BatchCounts) -> None:
+    summary.records_loaded += counts.records_loaded
+    summary.records_duplicate += counts.records_duplicate
+    summary.records_quarantined += counts.records_quarantined
+    for result in batch:
+        summary.records_seen += result.records_seen
+        summary.bytes_read += result.bytes_read
+        if result.unchanged:  # the stat changed, the bytes did not
+            summary.files_changed -= 1
+            summary.files_unchanged += 1
+
+
+def _pending_files(
+    scan_conn: psycopg.Connection, root: Path, options: IngestOptions, summary: IngestSummary
+) -> Iterator[FileTask]:
+    """New and stat-changed files, from one set-based comparison against the ledger, streamed from the server.
+
+    The walk is COPYed into a temp table, so neither the walk nor the pending list is ever held in memory.
+    """
+    scan_conn.execute("CREATE TEMP TABLE found_files (file_no bigserial, path text, size bigint, mtime_ns bigint)")
+    with scan_conn.cursor().copy("COPY found_files (path, size, mtime_ns) FROM STDIN") as copy:
+        for found in walk_files(root, options.limit_files):
+            copy.write_row((found.path, found.size, found.mtime_ns))
+    scan_conn.execute(
+        """CREATE TEMP VIEW pending AS
+           SELECT f.file_no, f.path, f.size, f.mtime_ns, l.sha256, l.path IS NULL AS is_new,
+                  l.path IS NOT NULL AND l.size_bytes = f.size AND l.mtime_ns = f.mtime_ns AS same_stat
+           FROM found_files f LEFT JOIN source_files l USING (path)"""
+    )
+    seen, new, same = scan_conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE same_stat) FROM pending"
+    ).fetchone() or (0, 0, 0)
+    summary.files_seen, summary.files_new, summary.files_unchanged = seen, new, same
+    summary.files_changed = seen - new - same
+    return _stream_tasks(scan_conn)
+
+
+def _stream_tasks(scan_conn: psycopg.Connection) -> Iterator[FileTask]:
+    with scan_conn.cursor(name="pending_files") as cur:
+        cur.itersize = 10_000
+        cur.execute(
+            "SELECT file_no, path, size, mtime_ns, sha256, is_new FROM pending WHERE NOT same_stat ORDER BY path"
+        )
+        for file_no, path, size, mtime_ns, sha, is_new in cur:
+            yield FileTask(file_no, path, size, mtime_ns, None if is_new else sha)
+
+
+def _parse_in_batches(
+    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, progress: Progress
+) -> Iterator[list[FileResult]]:
+    n_workers = options.workers or worker_count()
+    if n_workers <= 1:
+        yield from _serial(conn, tasks, options, progress)
+        return
+    yield from _parallel(conn, tasks, options, n_workers, progress)
+
+
+def _serial(
+    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, progress: Progress
+) -> Iterator[list[FileResult]]:
+    batch: list[FileResult] = []
+    for chunk in _chunks(tasks):
+        staged = stage_files(conn, chunk, options.record_cap)
+        progress.files_parsed(staged)
+        batch.extend(staged)
+        if len(batch) >= options.batch_files:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _chunks(tasks: Iterator[FileTask]) -> Iterator[list[FileTask]]:
+    chunk: list[FileTask] = []
+    for task in tasks:
+        chunk.append(task)
+        if len(chunk) >= workers.CHUNK_FILES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parallel(
+    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, n_workers: int, progress: Progress
+) -> Iterator[list[FileResult]]:
+    """Workers parse and COPY chunks of files; the loader merges whenever a batch of files is staged."""
+    chunks = _chunks(tasks)
+    context = get_context("fork")
+    initargs = (workers.conninfo_of(conn),)
+    with ProcessPoolExecutor(n_workers, mp_context=context, initializer=workers.init, initargs=initargs) as pool:
+        pending: set[Future[list[FileResult]]] = set()
+        batch: list[FileResult] = []
+        exhausted = False
+        while not exhausted or pending:
+            while not exhausted and len(pending) < n_workers * 4:  # bounded look-ahead keeps memory flat
+                chunk = next(chunks, None)
+                exhausted = chunk is None
+                if chunk is not None:
+                    pending.add(pool.submit(workers.stage_chunk, chunk, options.record_cap))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch.extend(future.result())
+                progress.files_parsed(future.result())
+            if len(batch) >= options.batch_files:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _quarantine_classes(conn: psycopg.Connection, run_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT error_class, count(*) FROM quarantine WHERE run_id = %s GROUP BY 1 ORDER BY 2 DESC, 1", (run_id,)
+    ).fetchall()
+    conn.commit()
+    return {cls: int(n) for cls, n in rows}
+
+
+def _finish_run(
+    conn: psycopg.Connection, summary: IngestSummary, status: str, seconds: float, error: str | None = None
+) -> None:
+    conn.rollback()
+    summary.seconds = round(seconds, 3)
+    counters = {k: v for k, v in summary.as_dict().items() if k.startswith(("files_", "records_")) or k == "bytes_read"}
+    assignments = ", ".join(f"{k} = %({k})s" for k in counters)
+    with conn.transaction():
+        conn.execute(
+            f"UPDATE ingest_runs SET {assignments}, status = %(status)s, seconds = %(seconds)s, error = %(error)s, "
+            "finished_at = now() WHERE run_id = %(run_id)s",  # column names come from the dataclass, not input
+            counters | {"status": status, "seconds": summary.seconds, "error": error, "run_id": summary.run_id},
+        )

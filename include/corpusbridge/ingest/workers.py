@@ -1,0 +1,31 @@
+"""What runs inside a parser process: one database connection per process, chunks of files per call."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
+
+# Files per task sent to a worker: large enough to amortize inter-process overhead on millions of small files.
+CHUNK_FILES = 32
+
+_conn: psycopg.Connection | None = None
+
+
+def conninfo_of(conn: psycopg.Connection) -> str:
+    """A conninfo string workers can use to open their own connection to the same database."""
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    return make_conninfo(**params)
+
+
+def init(conninfo: str) -> None:
+    global _conn
+    _conn = psycopg.connect(conninfo)
+
+
+def stage_chunk(tasks: list[FileTask], record_cap: int) -> list[FileResult]:
+    assert _conn is not None, "worker initializer did not run"
+    return stage_files(_conn, tasks, record_cap)

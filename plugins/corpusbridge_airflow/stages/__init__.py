@@ -1,0 +1,1 @@
+"""Plain functions the DAG tasks call: they resolve Connections and log progress."""

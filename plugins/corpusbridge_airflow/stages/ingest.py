@@ -1,0 +1,28 @@
+"""The ingestion task: resolve where to read and which database, run the library, return the counts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from corpusbridge_airflow import settings
+
+log = logging.getLogger(__name__)
+
+
+def ingest_stage(source_dir: str | None, limit_files: int | None = None) -> dict[str, Any]:
+    """Run ingestion; the returned counts go to XCom. Bad records never fail the task, infrastructure does."""
+    from corpusbridge.db import connect
+    from corpusbridge.ingest.run import IngestOptions, run_ingest
+
+    directory = settings.source_dir(source_dir)
+    log.info("ingesting %s%s", directory, f" (first {limit_files} files)" if limit_files else "")
+    with connect(settings.postgres_uri()) as conn:
+        summary = run_ingest(conn, directory, IngestOptions(limit_files=limit_files))
+    if summary.records_quarantined:
+        log.warning(
+            "%d records quarantined (%s): see `corpusbridge quarantine`",
+            summary.records_quarantined,
+            ", ".join(f"{k}={v}" for k, v in summary.quarantine_by_class.items()),
+        )
+    return summary.as_dict()
