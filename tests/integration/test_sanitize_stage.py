@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from corpusbridge.sanitize.stage import SanitizeBusyError, run_sanitize
 from sanitize_support import put_raw, raw_row, table_writes
+
+from corpusbridge.sanitize.stage import SanitizeBusyError, run_sanitize
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from sanitize_support import put_raw, raw_row, table_writes
+
 from corpusbridge.index.search import search
 from corpusbridge.index.stage import run_index
 from corpusbridge.sanitize.stage import run_sanitize
-from sanitize_support import put_raw, raw_row, table_writes
 
 pytestmark = pytest.mark.integration
 

@@ -82,6 +82,8 @@ _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?%)\]])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])\s+")
 _EMPTY_BRACKETS = re.compile(r"\s*(?:\[[\s,;–-]*\]|\([\s,;–-]*\))")
+# eLife and others end abstracts with a bare "DOI: http://dx.doi.org/..." paragraph: a link, not text.
+_DOI_PARAGRAPH = re.compile(r"(?:DOI|doi):?\s*(?:https?://(?:dx\.)?doi\.org/)?10\.\S+")
 _BRACKETED_TITLE = re.compile(r"^\[(.+)\]\.?$", re.S)
 
 
@@ -177,6 +179,12 @@ def tidy_punctuation(text: str) -> str:
     return _SPACE_AFTER_OPEN.sub(r"\1", text)
 
 
+def drop_link_paragraphs(text: str) -> str:
+    """Remove paragraphs that are only a DOI link (`DOI: http://dx.doi.org/10.7554/eLife.00005.001`)."""
+    paragraphs = text.split(PARAGRAPH)
+    return PARAGRAPH.join(p for p in paragraphs if not _DOI_PARAGRAPH.fullmatch(p))
+
+
 def clean_text(text: str | None) -> str | None:
     """All steps in order; None or an empty result gives None."""
     if text is None:
@@ -185,7 +193,7 @@ def clean_text(text: str | None) -> str | None:
     text = decode_entities(strip_markup(join_structured_labels(text)))
     # Decoding may produce controls (`&#x85;`) or decomposed sequences: run those two steps again.
     text = to_nfc(remove_control_chars(text))
-    return tidy_punctuation(normalize_whitespace(text)) or None
+    return drop_link_paragraphs(tidy_punctuation(normalize_whitespace(text))) or None
 
 
 def clean_title(text: str | None) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from es_double import ClusterDouble, client_double
+
 from corpusbridge.index import elastic
 from corpusbridge.index.elastic import (
     ALIAS,
@@ -15,7 +17,6 @@ from corpusbridge.index.elastic import (
     send_bulk,
     swap_alias,
 )
-from es_double import ClusterDouble, client_double
 
 ROW = {
     "doc_id": "10.1/a", "canonical_id": "10.1/a", "source_format": "crossref", "title": "Mild asthma",

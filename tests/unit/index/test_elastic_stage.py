@@ -7,10 +7,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from es_double import ClusterDouble, client_double
+
 from corpusbridge.index import elastic
 from corpusbridge.index.elastic import ALIAS, index_elasticsearch
 from corpusbridge.sanitize.stage import run_sanitize
-from es_double import ClusterDouble, client_double
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 from sanitize_support import put_raw, raw_row

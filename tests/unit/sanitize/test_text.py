@@ -10,6 +10,7 @@ from corpusbridge.sanitize.text import (
     clean_text,
     clean_title,
     decode_entities,
+    drop_link_paragraphs,
     join_structured_labels,
     normalize_whitespace,
     rebuild_inverted_abstract,
@@ -134,3 +135,8 @@ def test_real_jats_abstract_and_body_have_no_markup() -> None:
     for text in (abstract, body):
         assert not re.search(r"<[A-Za-z/]|&#x", text)
     assert body.count("\n\n") > 10, "paragraph boundaries of the body must survive"
+
+
+def test_doi_only_paragraphs_are_dropped() -> None:
+    text = "Real text.\n\nDOI: http://dx.doi.org/10.7554/eLife.00005.001\n\nMore, see doi 10.1/x."
+    assert drop_link_paragraphs(text) == "Real text.\n\nMore, see doi 10.1/x."
