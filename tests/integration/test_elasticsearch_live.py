@@ -26,7 +26,9 @@ def es():
     client = connect(URL)
     alias = f"corpusbridge-test-{uuid.uuid4().hex[:8]}"
     yield client, alias
-    client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
+    # Wildcard deletes are refused by default (action.destructive_requires_name): name each index.
+    for name in client.indices.get(index=f"{alias}-*", allow_no_indices=True):
+        client.indices.delete(index=name)
 
 
 def test_build_update_swap_and_search(db: psycopg.Connection, es) -> None:
