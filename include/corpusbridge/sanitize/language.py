@@ -242,6 +242,8 @@ def detect_language(text: str) -> str:
 
 
 def _script_language(sample: str) -> str:
+    if sample.isascii():
+        return UNDETERMINED
     letters = sum(ch.isalpha() for ch in sample) or 1
     for code, pattern in _SCRIPTS:
         if len(pattern.findall(sample)) / letters > 0.3:

@@ -81,7 +81,9 @@ _PARAGRAPH_SPLIT = re.compile(r"\n[ \t\u00a0]*\n\s*")
 _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?%)\]])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])\s+")
-_EMPTY_BRACKETS = re.compile(r"\s*(?:\[[\s,;–-]*\]|\([\s,;–-]*\))")
+# Starts with a literal so the scan is fast; the space it leaves is squeezed by _DOUBLE_SPACE.
+_EMPTY_BRACKETS = re.compile(r"[\[(][\s,;–-]*[\])]")
+_DOUBLE_SPACE = re.compile(r" {2,}")
 # eLife and others end abstracts with a bare "DOI: http://dx.doi.org/..." paragraph: a link, not text.
 _DOI_PARAGRAPH = re.compile(r"(?:DOI|doi):?\s*(?:https?://(?:dx\.)?doi\.org/)?10\.\S+")
 _BRACKETED_TITLE = re.compile(r"^\[(.+)\]\.?$", re.S)
@@ -89,7 +91,7 @@ _BRACKETED_TITLE = re.compile(r"^\[(.+)\]\.?$", re.S)
 
 def to_nfc(text: str) -> str:
     """Unicode NFC, so that `é` typed two ways compares and indexes as one string."""
-    return unicodedata.normalize("NFC", text)
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 def remove_control_chars(text: str) -> str:
@@ -105,6 +107,8 @@ def join_structured_labels(text: str) -> str:
 
     MEDLINE: `<AbstractText Label="METHODS">…</AbstractText>`; JATS/Crossref: `<sec><title>Methods</title><p>…`.
     """
+    if "<" not in text:
+        return text
     text = _LABELLED.sub(_labelled_paragraph, text)
     return _SEC_TITLE.sub(_titled_paragraph, text)
 
@@ -174,13 +178,16 @@ def normalize_whitespace(text: str) -> str:
 
 def tidy_punctuation(text: str) -> str:
     """Mend what removed markup leaves: `text [ ].`, `word .`, `( x`."""
-    text = _EMPTY_BRACKETS.sub("", text)
+    if "[" in text or "(" in text:
+        text = _DOUBLE_SPACE.sub(" ", _EMPTY_BRACKETS.sub("", text))
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     return _SPACE_AFTER_OPEN.sub(r"\1", text)
 
 
 def drop_link_paragraphs(text: str) -> str:
     """Remove paragraphs that are only a DOI link (`DOI: http://dx.doi.org/10.7554/eLife.00005.001`)."""
+    if "10." not in text:
+        return text
     paragraphs = text.split(PARAGRAPH)
     return PARAGRAPH.join(p for p in paragraphs if not _DOI_PARAGRAPH.fullmatch(p))
 
@@ -189,10 +196,10 @@ def clean_text(text: str | None) -> str | None:
     """All steps in order; None or an empty result gives None."""
     if text is None:
         return None
-    text = remove_control_chars(to_nfc(text))
-    text = decode_entities(strip_markup(join_structured_labels(text)))
-    # Decoding may produce controls (`&#x85;`) or decomposed sequences: run those two steps again.
-    text = to_nfc(remove_control_chars(text))
+    text = strip_markup(join_structured_labels(remove_control_chars(to_nfc(text))))
+    if "&" in text:
+        # Decoding may produce controls (`&#x85;`) or decomposed sequences: run those two steps again.
+        text = to_nfc(remove_control_chars(decode_entities(text)))
     return drop_link_paragraphs(tidy_punctuation(normalize_whitespace(text))) or None
 
 
