@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 
 from corpusbridge import __version__
+from corpusbridge.ingest.run import _INGEST_LOCK_KEY
 from corpusbridge.sanitize import statements
 from corpusbridge.sanitize.records import CleanRecord, RawDocument, Reject, sanitize_record
 
@@ -97,10 +98,26 @@ def run_sanitize(
 
 
 def _start_run(conn: psycopg.Connection, code_version: str) -> SanitizeSummary:
-    from_seq, to_seq = conn.execute(statements.WATERMARKS).fetchone()  # type: ignore[misc]
+    from_seq, to_seq = _watermarks(conn)
     run_id = conn.execute(statements.INSERT_RUN, (code_version, from_seq, to_seq)).fetchone()[0]  # type: ignore[index]
     conn.commit()
     return SanitizeSummary(run_id=run_id, from_seq=from_seq, to_seq=to_seq)
+
+
+def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
+    """(last run's upper bound, newest change_seq), read while no ingestion is writing.
+
+    An ingest transaction still in flight may hold change_seq values below the newest visible one; reading the
+    upper bound under ingestion's lock (held for a moment only) means no such row can be skipped.
+    """
+    if not conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (_INGEST_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        conn.rollback()
+        raise SanitizeBusyError("an ingestion run is writing raw documents; run sanitize when it has finished")
+    try:
+        from_seq, to_seq = conn.execute(statements.WATERMARKS).fetchone()  # type: ignore[misc]
+    finally:
+        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (_INGEST_LOCK_KEY,))
+    return from_seq, to_seq
 
 
 def _run_batches(
