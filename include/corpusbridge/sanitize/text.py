@@ -14,51 +14,12 @@ from collections.abc import Mapping, Sequence
 PARAGRAPH = "\n\n"
 
 # Elements that end a paragraph or a sentence-sized unit; everything else is inline and vanishes.
-_BLOCK_TAGS = frozenset(
-    [
-        "p",
-        "sec",
-        "title",
-        "abstract",
-        "abstracttext",
-        "trans-abstract",
-        "div",
-        "br",
-        "hr",
-        "li",
-        "list",
-        "list-item",
-        "tr",
-        "td",
-        "th",
-        "table",
-        "table-wrap",
-        "caption",
-        "fig",
-        "fig-group",
-        "label",
-        "disp-formula",
-        "disp-quote",
-        "def-item",
-        "def-list",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "blockquote",
-        "pre",
-        "body",
-        "front",
-        "back",
-        "article-title",
-        "subtitle",
-        "boxed-text",
-        "statement",
-        "ref",
-    ]
+_BLOCK_TAG_NAMES = (
+    "p sec title abstract abstracttext trans-abstract div br hr li list list-item tr td th table table-wrap caption "
+    "fig fig-group label disp-formula disp-quote def-item def-list h1 h2 h3 h4 h5 h6 blockquote pre body front back "
+    "article-title subtitle boxed-text statement ref"
 )
+_BLOCK_TAGS = frozenset(_BLOCK_TAG_NAMES.split())
 # Emphasis that sources glue to the words around it (`the<i>TERT</i>gene`): it separates words.
 _EMPHASIS_TAGS = frozenset(["i", "b", "em", "strong", "italic", "bold", "u", "underline", "sc", "monospace"])
 # Elements whose content is noise in running text (citation call-outs, footnotes, comments).
