@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "include"), str(REPO / "bench")]
 
 from gen_corpus import WORDS  # noqa: E402
+from ingest import _copy_line, _fresh_db  # noqa: E402  (the ingestion bench's COPY encoding and fresh database)
 
-from corpusbridge.db import apply_migrations, embedded_uri  # noqa: E402
+from corpusbridge.db import embedded_uri  # noqa: E402
 from corpusbridge.index.fulltext import search_postgres  # noqa: E402
 from corpusbridge.index.stage import run_index  # noqa: E402
 from corpusbridge.sanitize.stage import run_sanitize  # noqa: E402
@@ -71,26 +72,9 @@ def _row(rng: random.Random, i: int) -> tuple:
 
 def _write_rows(path: Path, docs: int) -> None:
     rng = random.Random(2026)
-    with open(path, "w", encoding="utf-8") as out:
+    with open(path, "wb") as out:
         for i in range(docs):
-            out.write("\t".join(_field(v) for v in _row(rng, i)) + "\n")
-
-
-def _field(v: object) -> str:
-    if v is None:
-        return "\\N"
-    return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _fresh_db(server: str, name: str) -> str:
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return make_conninfo(**(conninfo_to_dict(server) | {"dbname": name}))
+            out.write(_copy_line(_row(rng, i)))
 
 
 def _timed_copy(conn, rows: Path) -> float:
@@ -121,7 +105,6 @@ def bench(docs: int, repeat: int, scratch: Path) -> dict:
         _write_rows(rows, docs)
     uri = _fresh_db(embedded_uri(scratch / "pgdata"), f"bench_sanitize_{docs}")
     with psycopg.connect(uri) as conn:
-        apply_migrations(conn)
         copy_s = _timed_copy(conn, rows)
         sanitized = run_sanitize(conn, batch_size=5000)
         indexed = run_index(conn)

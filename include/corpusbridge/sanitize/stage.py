@@ -73,7 +73,7 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class SanitizeBusyError(RuntimeError):
-    """Another sanitize run holds the lock on this database."""
+    """Another sanitize run, or an ingestion, is writing this database right now: retry when it has finished."""
 
 
 def run_sanitize(
