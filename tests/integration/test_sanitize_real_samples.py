@@ -101,3 +101,14 @@ def test_cli_elasticsearch_without_url_says_what_to_do(db_uri: str, monkeypatch:
     monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
     with pytest.raises(SystemExit, match="ELASTICSEARCH_URL"):
         main(["search", "x", "--db", db_uri, "--backend", "elasticsearch"])
+
+
+def test_worker_processes_clean_exactly_like_one_process(samples: psycopg.Connection, monkeypatch) -> None:
+    from corpusbridge.sanitize import stage
+    from corpusbridge.sanitize.records import CleanRecord, sanitize_record
+
+    monkeypatch.setattr(stage, "_PARALLEL_MIN_BATCH", 1)
+    summary = run_sanitize(samples, batch_size=16, workers=2)
+    in_process = [sanitize_record(raw) for raw in stage._read_batch(samples, 0, summary.to_seq, 10_000)]
+    expected = {r.doc_id: r.clean_hash for r in in_process if isinstance(r, CleanRecord)}
+    assert dict(samples.execute("SELECT doc_id, clean_hash FROM clean_documents").fetchall()) == expected

@@ -11,12 +11,16 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 
 import psycopg
 
 from corpusbridge import __version__
+from corpusbridge.config import worker_count
 from corpusbridge.ingest.run import _INGEST_LOCK_KEY
 from corpusbridge.sanitize import statements
 from corpusbridge.sanitize.records import CleanRecord, RawDocument, Reject, sanitize_record
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x636C6E73  # "clns": one sanitize run at a time per database
 DEFAULT_BATCH = 2000
+# Below this many documents a batch is cleaned in-process: shipping it to workers would cost more than it saves.
+_PARALLEL_MIN_BATCH = 500
+Cleaner = Callable[[list[RawDocument]], list["CleanRecord | Reject"]]
 # `raw` is read only where sanitizing needs it (an OpenAlex work whose abstract ingestion did not rebuild):
 # for XML formats it holds the whole record again, which would double what every batch reads.
 _RAW_COLUMNS = (
@@ -82,14 +89,20 @@ def run_sanitize(
     batch_size: int = DEFAULT_BATCH,
     progress: ProgressCallback | None = None,
     code_version: str = __version__,
+    workers: int | None = None,
 ) -> SanitizeSummary:
-    """Sanitize every raw document changed since the last successful run; returns the run's counts."""
+    """Sanitize every raw document changed since the last successful run; returns the run's counts.
+
+    Cleaning (pure Python, the costly part) runs in `workers` processes (default: the cores granted);
+    the database work stays on this connection, one transaction per batch.
+    """
     if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
         conn.rollback()
         raise SanitizeBusyError("another `corpusbridge sanitize` run is in progress on this database; wait for it")
     try:
         summary = _start_run(conn, code_version)
-        _run_batches(conn, summary, batch_size, progress, code_version)
+        with _cleaner(workers or worker_count()) as clean:
+            _run_batches(conn, summary, batch_size, progress, code_version, clean)
         return summary
     finally:
         conn.rollback()
@@ -102,6 +115,26 @@ def _start_run(conn: psycopg.Connection, code_version: str) -> SanitizeSummary:
     run_id = conn.execute(statements.INSERT_RUN, (code_version, from_seq, to_seq)).fetchone()[0]  # type: ignore[index]
     conn.commit()
     return SanitizeSummary(run_id=run_id, from_seq=from_seq, to_seq=to_seq)
+
+
+@contextmanager
+def _cleaner(workers: int) -> Iterator[Cleaner]:
+    """A function cleaning one batch, in-process or across a process pool (results keep the batch order)."""
+
+    def in_process(batch: list[RawDocument]) -> list[CleanRecord | Reject]:
+        return [sanitize_record(raw) for raw in batch]
+
+    if workers <= 1:
+        yield in_process
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+
+        def parallel(batch: list[RawDocument]) -> list[CleanRecord | Reject]:
+            if len(batch) < _PARALLEL_MIN_BATCH:
+                return in_process(batch)
+            return list(pool.map(sanitize_record, batch, chunksize=max(1, len(batch) // (workers * 4))))
+
+        yield parallel
 
 
 def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
@@ -126,13 +159,14 @@ def _run_batches(
     batch_size: int,
     progress: ProgressCallback | None,
     code_version: str,
+    clean: Cleaner,
 ) -> None:
     started = time.monotonic()
     total = conn.execute(statements.COUNT_PENDING, (summary.from_seq, summary.to_seq)).fetchone()[0]  # type: ignore[index]
     try:
         last = summary.from_seq
         while batch := _read_batch(conn, last, summary.to_seq, batch_size):
-            _apply_batch(conn, summary, [sanitize_record(raw) for raw in batch], code_version)
+            _apply_batch(conn, summary, clean(batch), code_version)
             last = batch[-1].change_seq
             summary.seconds = time.monotonic() - started
             _save_counts(conn, summary, "running")
