@@ -1,6 +1,6 @@
 """Sanitize + index throughput against a plain COPY of the same rows, and search latency.
 
-    python bench/sanitize.py --docs 200000 [--repeat 5] [--scratch DIR]
+    python bench/sanitize.py --docs 200000 [--workers 2] [--repeat 5] [--scratch DIR]
 
 Raw documents shaped like ingestion's output (MEDLINE labelled abstracts, JATS sections, Crossref `<jats:p>`,
 OpenAlex plain text, inline `<i>`/`<sup>`, entities) are generated untimed into a COPY file. Timed, in one
@@ -26,6 +26,7 @@ sys.path[:0] = [str(REPO / "include"), str(REPO / "bench")]
 from gen_corpus import WORDS  # noqa: E402
 from ingest import _copy_line, _fresh_db  # noqa: E402  (the ingestion bench's COPY encoding and fresh database)
 
+from corpusbridge.config import worker_count  # noqa: E402
 from corpusbridge.db import embedded_uri  # noqa: E402
 from corpusbridge.index.fulltext import search_postgres  # noqa: E402
 from corpusbridge.index.stage import run_index  # noqa: E402
@@ -97,7 +98,7 @@ def _latencies(conn, repeat: int) -> list[float]:
     return timings
 
 
-def bench(docs: int, repeat: int, scratch: Path) -> dict:
+def bench(docs: int, repeat: int, scratch: Path, workers: int | None) -> dict:
     import psycopg
 
     rows = scratch / f"raw-{docs}.copy"
@@ -106,7 +107,7 @@ def bench(docs: int, repeat: int, scratch: Path) -> dict:
     uri = _fresh_db(embedded_uri(scratch / "pgdata"), f"bench_sanitize_{docs}")
     with psycopg.connect(uri) as conn:
         copy_s = _timed_copy(conn, rows)
-        sanitized = run_sanitize(conn, batch_size=5000)
+        sanitized = run_sanitize(conn, batch_size=5000, workers=workers)
         indexed = run_index(conn)
         rerun_started = time.monotonic()
         noop = (run_sanitize(conn).rows_written, run_index(conn).rows_written)
@@ -117,7 +118,8 @@ def bench(docs: int, repeat: int, scratch: Path) -> dict:
         ms = sorted(_latencies(conn, repeat))
     both = sanitized.seconds + indexed.seconds
     return {
-        "docs": docs, "copy_s": round(copy_s, 2), "copy_docs_per_s": round(docs / copy_s),
+        "docs": docs, "workers": workers or worker_count(),
+        "copy_s": round(copy_s, 2), "copy_docs_per_s": round(docs / copy_s),
         "sanitize_s": round(sanitized.seconds, 2), "sanitize_docs_per_s": round(docs / sanitized.seconds),
         "index_s": round(indexed.seconds, 2), "index_docs_per_s": round(docs / indexed.seconds),
         "sanitize_plus_index_docs_per_s": round(docs / both), "ratio_vs_copy": round(copy_s / both, 3),
@@ -131,12 +133,13 @@ def bench(docs: int, repeat: int, scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=None, help="cleaning processes (default: granted cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query (after one warm-up)")
     parser.add_argument("--scratch", type=Path, default=None)
     args = parser.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="cb-bench-sanitize-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(bench(args.docs, args.repeat, scratch)), flush=True)
+    print(json.dumps(bench(args.docs, args.repeat, scratch, args.workers)), flush=True)
 
 
 if __name__ == "__main__":
