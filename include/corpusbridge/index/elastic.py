@@ -8,6 +8,7 @@ swaps the alias in one atomic `_aliases` call, so searches never see a half-buil
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -246,8 +247,13 @@ def _check_reconciled(summary: IndexSummary, rows: list[dict], outcome: BulkOutc
         )
 
 
+# websearch syntax (`a or b`) to simple_query_string syntax (`a | b`); quotes and `-` mean the same in both.
+_OR = re.compile(r"\s+or\s+", re.I)
+
+
 def search_query(query: str, limit: int) -> dict[str, Any]:
     """The request body: title boosted above abstract, like the PostgreSQL ranking; duplicates hidden."""
+    query = _OR.sub(" | ", query)
     return {
         "size": limit,
         "query": {

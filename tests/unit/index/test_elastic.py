@@ -92,6 +92,8 @@ def test_search_request_boosts_title_and_hides_duplicates() -> None:
     assert body["size"] == 5
     assert body["query"]["bool"]["must"]["simple_query_string"]["fields"][0] == "title^4"
     assert body["query"]["bool"]["filter"] == {"term": {"is_canonical": True}}
+    query = search_query('"mild asthma" or copd -children', 5)["query"]["bool"]["must"]["simple_query_string"]
+    assert query["query"] == '"mild asthma" | copd -children', "the same web-search syntax as the PostgreSQL backend"
 
 
 def test_search_parses_hits(cluster: ClusterDouble) -> None:
