@@ -95,6 +95,9 @@ def test_cli_sanitize_index_search_json(samples: psycopg.Connection, db_uri: str
     assert set(hits[0]) == {"doc_id", "title", "year", "score", "snippet"}
     assert main(["search", "mild asthma", "--db", db_uri]) == 0
     assert "1. " in capsys.readouterr().out
+    assert main(["sanitize", "--db", db_uri, "--rejects", "5", "--json"]) == 0
+    rejects = json.loads(capsys.readouterr().out)["rejects"]
+    assert len(rejects) == sanitized["docs_rejected"] and all(r["reason"] == "no_text" for r in rejects)
 
 
 def test_cli_elasticsearch_without_url_says_what_to_do(db_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from typing import Any
 
@@ -16,6 +17,8 @@ def add_parser(subparsers: Any) -> None:
     add_db_argument(parser)
     add_json_argument(parser)
     parser.add_argument("--batch-size", type=int, default=2000, help="documents per COPY batch (default 2000)")
+    parser.add_argument("--workers", type=int, default=None, help="cleaning processes (default: the granted cores)")
+    parser.add_argument("--rejects", type=int, metavar="N", help="do not run: list the last N rejected documents")
     parser.set_defaults(func=run)
 
 
@@ -24,8 +27,25 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.sanitize.stage import run_sanitize
 
     with connect(args.db) as conn:
-        summary = run_sanitize(conn, batch_size=args.batch_size, progress=_log_progress)
+        if args.rejects is not None:
+            return _list_rejects(conn, args.rejects, args.json)
+        summary = run_sanitize(conn, batch_size=args.batch_size, progress=_log_progress, workers=args.workers)
     emit(summary.as_dict(), args.json)
+    return 0
+
+
+def _list_rejects(conn: Any, limit: int, as_json: bool) -> int:
+    rows = conn.execute(
+        "SELECT doc_id, reason, detail, run_id FROM sanitize_rejects ORDER BY created_at DESC, doc_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    entries = [{"doc_id": d, "reason": r, "detail": t, "run_id": n} for d, r, t, n in rows]
+    if as_json:
+        print(json.dumps({"count": len(entries), "rejects": entries}, ensure_ascii=False))
+        return 0
+    for e in entries:
+        print(f"{e['reason']:<16} {e['doc_id']}: {e['detail']}")
+    print(f"{len(entries)} rejected document(s) shown")
     return 0
 
 
