@@ -145,7 +145,7 @@ def test_large_json_document_is_streamed_item_by_item(tmp_path: Path) -> None:
 def test_large_json_document_with_damage_keeps_the_good_prefix(tmp_path: Path) -> None:
     items = ",".join(json.dumps({"id": f"r{i}", "title": "x" * 50}) for i in range(100))
     path = tmp_path / "big.json"
-    path.write_text(f"[{items}, {{\"id\": \"broken\", ")
+    path.write_text(f'[{items}, {{"id": "broken", ')
     parsed = list(parse_file(path, FileParse(), cap=1_000))
     assert sum(isinstance(p, Record) for p in parsed) == 100
     assert isinstance(parsed[-1], Quarantined) and parsed[-1].error_class == "MalformedJson"
