@@ -23,6 +23,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy include/corpusbridge
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -28,14 +28,20 @@ FIXTURES = _REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def pg_server_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URI of a real PostgreSQL: `$CORPUSBRIDGE_TEST_DB` if set, else a fresh embedded server."""
+def pg_server_uri() -> Iterator[str]:
+    """URI of a real PostgreSQL: `$CORPUSBRIDGE_TEST_DB` if set, else a fresh embedded server.
+
+    Its data lives under the state folder, not pytest's basetemp: pytest prunes old basetemps, which would pull
+    the data directory from under a server still used by a concurrent session. Each test gets its own database.
+    """
     explicit = os.environ.get("CORPUSBRIDGE_TEST_DB")
     if explicit:
-        return explicit
+        yield explicit
+        return
+    from corpusbridge.config import home_dir
     from corpusbridge.db import embedded_uri
 
-    return embedded_uri(tmp_path_factory.mktemp("pgdata"))
+    yield embedded_uri(home_dir() / "test-pgdata")
 
 
 @pytest.fixture

@@ -117,3 +117,25 @@ def test_truncated_xml_file_quarantines_the_open_element(db, tmp_path) -> None:
     summary, rows = _ingest_one(db, tmp_path, "m.xml", f"<PubmedArticleSet>{body}".encode())
     assert (summary.records_loaded, summary.records_quarantined) == (1, 1)
     assert rows[0][0] == "TruncatedRecord"
+
+
+def test_a_file_that_crashes_the_parser_is_quarantined_whole_and_its_chunk_mates_load(db, tmp_path, monkeypatch):
+    from corpusbridge.ingest.formats import plain
+
+    real = plain.to_record
+
+    def explode_on_poison(obj, locator):  # a parser bug that only this file's content triggers
+        if obj.get("id") == "poison":
+            raise KeyError("simulated parser bug")
+        return real(obj, locator)
+
+    monkeypatch.setattr(plain, "to_record", explode_on_poison)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_bytes(_jsonl({"id": "a1"}, {"id": "a2"}))
+    (corpus / "b.jsonl").write_bytes(_jsonl({"id": "b1"}, {"id": "poison"}))
+    (corpus / "c.jsonl").write_bytes(_jsonl({"id": "c1"}))
+    summary = run_ingest(db, corpus, IngestOptions(workers=1))
+    assert summary.reconciled and (summary.records_loaded, summary.records_quarantined) == (3, 1)
+    assert summary.quarantine_by_class == {"ParserFailure:KeyError": 1}
+    assert db.execute("SELECT status FROM source_files WHERE path LIKE '%b.jsonl'").fetchone() == ("quarantined",)

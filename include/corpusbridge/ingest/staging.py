@@ -1,7 +1,7 @@
-"""Parser-worker side: parse one file and COPY its items into `ingest_staging` in one transaction.
+"""Parser-worker side: parse a chunk of files and COPY their items into `ingest_staging` in one transaction.
 
-A worker that dies mid-file leaves nothing behind (its transaction rolls back); the file is simply not in
-the ledger yet, so the next run reads it again.
+A worker that dies mid-chunk leaves nothing behind (its transaction rolls back); the files are simply not in
+the ledger yet, so the next run reads them again.
 """
 
 from __future__ import annotations

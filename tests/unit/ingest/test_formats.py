@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,23 @@ def test_pmc_articleset_with_two_articles_and_namespace_on_wrapper(tmp_path: Pat
     path.write_bytes(gzip.compress(wrapped.encode()))
     recs, _ = records_of(path)
     assert len(recs) == 2 and recs[0].doc_id == recs[1].doc_id
+
+
+def test_large_json_document_is_streamed_item_by_item(tmp_path: Path) -> None:
+    """Over the record cap, a Crossref page is read item by item (a 2 GB page never sits in memory)."""
+    items = [{"DOI": f"10.1/{i}", "title": [f"Title {i} é"], "type": "journal-article"} for i in range(200)]
+    page = {"status": "ok", "message-type": "work-list", "message": {"items": items, "total-results": 200}}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(page, ensure_ascii=False))
+    parsed = list(parse_file(path, FileParse(), cap=2_000))
+    assert [p.doc_id for p in parsed if isinstance(p, Record)] == [f"doi:10.1/{i}" for i in range(200)]
+    assert parsed[5].title == "Title 5 é" and parsed[5].locator == "item 5"
+
+
+def test_large_json_document_with_damage_keeps_the_good_prefix(tmp_path: Path) -> None:
+    items = ",".join(json.dumps({"id": f"r{i}", "title": "x" * 50}) for i in range(100))
+    path = tmp_path / "big.json"
+    path.write_text(f'[{items}, {{"id": "broken", ')
+    parsed = list(parse_file(path, FileParse(), cap=1_000))
+    assert sum(isinstance(p, Record) for p in parsed) == 100
+    assert isinstance(parsed[-1], Quarantined) and parsed[-1].error_class == "MalformedJson"

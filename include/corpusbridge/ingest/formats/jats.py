@@ -18,7 +18,8 @@ def _main_abstract(meta: ET.Element) -> ET.Element | None:
     """The research abstract; digests and author summaries stay in the raw record."""
     abstracts = meta.findall("abstract")
     plain = [a for a in abstracts if a.get("abstract-type") not in _SUMMARY_TYPES]
-    return (plain or abstracts or [None])[0]
+    chosen = plain or abstracts
+    return chosen[0] if chosen else None
 
 
 def _year(meta: ET.Element) -> int | None:

@@ -55,7 +55,8 @@ def _venue(obj: dict[str, Any]) -> str | None:
 
 
 def to_record(obj: dict[str, Any], locator: str) -> Record:
-    ids = obj.get("ids") if isinstance(obj.get("ids"), dict) else {}
+    ids = obj.get("ids")
+    ids = ids if isinstance(ids, dict) else {}
     return Record(
         doc_id=document_id(
             obj.get("doi"), [("openalex", _short_id(obj.get("id"))), ("pmid", _short_id(ids.get("pmid")))]
