@@ -53,6 +53,9 @@ MAPPING: dict[str, Any] = {
 }
 SETTINGS: dict[str, Any] = {"index": {"number_of_shards": 1, "refresh_interval": "1s"}}
 BODY_CHARS = 100_000
+# A rebuilt index is put behind the alias only if at most this share of documents was refused: a cluster that
+# refuses everything (a broken mapping, a full disk) must not replace a working index with an empty one.
+MAX_REBUILD_FAILURES = 0.01
 
 _DOC_PAGE: LiteralString = """
     SELECT doc_id, canonical_id, source_format, title, abstract, left(full_text, %(body)s) AS full_text, authors,
@@ -164,12 +167,26 @@ def index_elasticsearch(
             _send_pages(conn, client, summary, _REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target),
                         batch_size, progress)
         if rebuild:
+            _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
     except BaseException as exc:
         finish_run(conn, summary, exc)
         raise
     finish_run(conn, summary)
     return summary
+
+
+def _check_rebuild(client: Elasticsearch, summary: IndexSummary, new_index: str, alias: str) -> None:
+    """Refuse to replace a serving index with a rebuild that more than 1 % of documents did not make it into."""
+    if summary.docs_failed <= MAX_REBUILD_FAILURES * max(summary.docs_in, 1):
+        return
+    if not client.indices.exists_alias(name=alias):
+        return  # the first build: nothing better to keep serving
+    client.indices.delete(index=new_index)
+    raise RuntimeError(
+        f"rebuild of {new_index}: {summary.docs_failed} of {summary.docs_in} documents refused "
+        f"({summary.failure_reasons}); the alias still points at the previous index. See index_rejects."
+    )
 
 
 def _create_index(client: Elasticsearch, alias: str, run_id: int) -> str:

@@ -85,3 +85,15 @@ def test_unreachable_cluster_fails_the_run_and_keeps_the_watermark(cleaned: psyc
         index_elasticsearch(cleaned, client)
     assert cleaned.execute("SELECT status FROM index_runs").fetchone() == ("failed",)
     assert cleaned.execute("SELECT count(*) FROM index_state").fetchone()[0] == 0
+
+
+def test_a_rebuild_refused_wholesale_keeps_the_previous_index(cleaned: psycopg.Connection) -> None:
+    cluster = ClusterDouble()
+    client = client_double(cluster)
+    first = index_elasticsearch(cleaned, client)
+    cluster.refuse.update({f"doc-{i}": (400, "mapper_parsing_exception", "broken mapping") for i in range(5)})
+    with pytest.raises(RuntimeError, match="alias still points at the previous index"):
+        index_elasticsearch(cleaned, client, rebuild=True)
+    assert cluster.aliases[ALIAS] == {first.index_name} and len(cluster.indices) == 1
+    assert cleaned.execute("SELECT count(*) FROM index_rejects").fetchone()[0] == 5
+    assert cleaned.execute("SELECT status FROM index_runs ORDER BY run_id DESC LIMIT 1").fetchone() == ("failed",)
