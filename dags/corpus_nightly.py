@@ -1,13 +1,17 @@
-"""corpus_nightly: ingest the night's crawl into PostgreSQL (later stages extend this DAG).
+"""corpus_nightly: ingest the night's crawl, sanitize what changed, update the full-text index.
 
-Trigger from the UI with Params to prototype on a subset: `source_dir`, `limit_files`.
+Trigger from the UI with Params to prototype on a subset: `source_dir`, `limit_files`, `search_backend`.
+When the clean table changed, the Asset `corpusbridge://postgres/clean_documents` gets an event, so exports
+and other downstream DAGs can be data-aware.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
+
+CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
 
 
 @dag(
@@ -24,6 +28,7 @@ from airflow.sdk import Param, dag, task
             description="Crawl directory to ingest (default: Variable corpusbridge_source_dir)",
         ),
         "limit_files": Param(None, type=["null", "integer"], minimum=1, description="Read at most N files"),
+        "search_backend": Param("postgres", enum=["postgres", "elasticsearch"], description="Full-text index"),
     },
     tags=["corpusbridge"],
     doc_md=__doc__,
@@ -36,7 +41,32 @@ def corpus_nightly() -> None:
         params = params or {}
         return ingest_stage(params.get("source_dir"), params.get("limit_files"))
 
-    ingest()
+    @task
+    def sanitize() -> dict:
+        from corpusbridge_airflow.stages.sanitize import sanitize_stage
+
+        return sanitize_stage()
+
+    @task
+    def index(sanitized: dict, params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.index import index_stage
+
+        return index_stage(None, (params or {}).get("search_backend") or "postgres")
+
+    @task(outlets=[CLEAN_DOCUMENTS])
+    def publish_clean_documents(sanitized: dict, indexed: dict, outlet_events=None) -> None:  # type: ignore[no-untyped-def]
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not sanitized["clean_changed"]:
+            raise AirflowSkipException("clean_documents unchanged: no Asset event")
+        outlet_events[CLEAN_DOCUMENTS].extra = {
+            "sanitize_run_id": sanitized["run_id"],
+            "rows_written": sanitized["rows_written"],
+        }
+
+    sanitized = sanitize()
+    ingest() >> sanitized
+    publish_clean_documents(sanitized, index(sanitized))
 
 
 corpus_nightly()

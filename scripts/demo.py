@@ -1,5 +1,5 @@
-"""`make demo`: run the corpus_nightly DAG through Airflow on the bundled samples plus a generated crawl,
-against the embedded PostgreSQL, then print the reconciled counts.
+"""`make demo`: run the corpus_nightly DAG (ingest -> sanitize -> index) through Airflow on the bundled samples
+plus a generated crawl, against the embedded PostgreSQL, print the reconciled counts and run a search.
 
 Everything lives under $CORPUSBRIDGE_HOME (default ./.corpusbridge); run it twice to see the incremental rerun.
 """
@@ -83,6 +83,28 @@ def _print_counts() -> None:
     if classes:
         print("  quarantine: " + ", ".join(f"{cls} {n}" for cls, n in classes) + "  (corpusbridge quarantine)")
     print(f"  raw_documents now holds {total_docs} documents")
+    _print_sanitize_and_search()
+
+
+def _print_sanitize_and_search(query: str = '"mild asthma"') -> None:
+    from corpusbridge.db import connect
+    from corpusbridge.index.search import search
+
+    with connect() as conn:
+        row = conn.execute(
+            """SELECT run_id, docs_in, docs_clean, docs_rejected, reject_reasons, duplicates_linked, seconds
+               FROM sanitize_runs WHERE status = 'succeeded' ORDER BY run_id DESC LIMIT 1"""
+        ).fetchone()
+        hits = search(conn, query, limit=3)
+    if row:
+        run_id, docs_in, clean, rejected, reasons, dups, seconds = row
+        print(f"\nsanitize run {run_id} ({seconds:.2f} s)")
+        print(f"  documents: {docs_in} in = {clean} clean + {rejected} rejected {reasons or ''}  [reconciled]"
+              if docs_in == clean + rejected else f"  documents: {docs_in} in: DOES NOT RECONCILE")  # fmt: skip
+        print(f"  exact duplicates linked to a canonical document: {dups}")
+    print(f"\ncorpusbridge search {query!r} (PostgreSQL full-text index):")
+    for rank, hit in enumerate(hits, 1):
+        print(f"  {rank}. {hit.score:.3f}  {hit.doc_id}  ({hit.year})  {hit.title}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def test_dag_shape(dagbag) -> None:
     assert dag.catchup is False
     assert {"source_dir", "limit_files"} <= set(dag.params.keys())
     assert dag.task_dict["ingest"].retries >= 1
+    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "sanitize", "index", "publish_clean_documents"]
 
 
 def test_ingest_task_runs_against_a_connection(dagbag, db_uri, tmp_path, monkeypatch) -> None:
@@ -46,3 +47,8 @@ def test_ingest_task_runs_against_a_connection(dagbag, db_uri, tmp_path, monkeyp
 
     with psycopg.connect(db_uri) as pg:
         assert pg.execute("SELECT files_seen, status FROM ingest_runs").fetchall() == [(6, "succeeded")]
+        loaded = pg.execute("SELECT count(*) FROM raw_documents").fetchone()[0]
+        clean = pg.execute("SELECT docs_clean + docs_rejected FROM sanitize_runs").fetchone()[0]
+    assert loaded > 0 and clean == loaded, "every loaded document was sanitized (clean or rejected)"
+    assert states == {"ingest": "success", "sanitize": "success", "index": "success",
+                      "publish_clean_documents": "success"}  # fmt: skip
