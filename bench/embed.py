@@ -80,9 +80,10 @@ def _load(runtime: str, threads: int, onnx_path: str | None):
 
 def _blas_threaded(threads: int):
     """The ablation: one text after another, threads inside BLAS only (what a plain numpy port gets)."""
+    from threadpoolctl import threadpool_limits
+
     from corpusbridge.extract.embed import load_tokenizer, model_path
     from corpusbridge.extract.minilm import MiniLMEncoder
-    from threadpoolctl import threadpool_limits
 
     encoder, tokenizer = MiniLMEncoder(model_path("all-MiniLM-L6-v2")), load_tokenizer(model_path("all-MiniLM-L6-v2"))
 
@@ -105,6 +106,7 @@ def _sentence_transformers(threads: int):
 
 def _onnxruntime(threads: int, onnx_path: str | None):
     import onnxruntime as ort
+
     from corpusbridge.extract.embed import load_tokenizer, model_path
 
     tokenizer = load_tokenizer(model_path("all-MiniLM-L6-v2"))

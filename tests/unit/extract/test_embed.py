@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from corpusbridge.extract.embed import DEFAULT_MODEL, Embedder, load_embedder
 
 REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "embeddings" / "minilm_reference.json"

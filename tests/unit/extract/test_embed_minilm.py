@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from corpusbridge.extract.minilm import gelu_inplace, read_safetensors
 
 
