@@ -40,7 +40,9 @@ _BRACKET = re.compile(r"[!^]?[A-Za-z0-9_.,+-]+")
 _PUT = 'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap \'rm -f -- "$t"\' EXIT; ' \
        'cat > "$t"; mv -f -- "$t" "$1"'
 _GET = f'[ -f "$1" ] || exit {_MISSING}; exec cat -- "$1"'
-_SHA256 = f'[ -f "$1" ] || exit {_MISSING}; sha256sum < "$1"'
+# openssl uses the CPU's SHA instructions (~3x sha256sum's speed here); sha256sum where it is missing.
+_SHA256 = f'[ -f "$1" ] || exit {_MISSING}; if command -v openssl >/dev/null 2>&1; then ' \
+          'openssl dgst -sha256 -r < "$1"; else sha256sum < "$1"; fi'
 _STAT = f'[ -e "$1" ] || exit {_MISSING}; exec stat -L -c "%s %Y %F" -- "$1"'
 
 
