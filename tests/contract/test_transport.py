@@ -157,3 +157,20 @@ def test_timeout_raises_a_transport_timeout(remote: Remote) -> None:
         remote.transport.run(["sleep", "30"], timeout=1.0)
     assert time.monotonic() - started < 10
     assert issubclass(TransportTimeout, TransportError)
+
+
+def test_put_many_uploads_in_one_go_with_remote_hashes(remote: Remote, tmp_path: Path) -> None:
+    from corpusbridge.hpc.transport import BulkUpload
+
+    assert isinstance(remote.transport, BulkUpload)
+    items = []
+    for i, name in enumerate(ODD_NAMES):
+        source = tmp_path / f"src{i}"
+        source.write_bytes(name.encode() * (i + 1) * 999)
+        items.append((source, remote.path("bulk", "sub" if i % 2 else "", name).replace("//", "/")))
+    hashes = remote.transport.put_many(items)
+    assert hashes == [hashlib.sha256(src.read_bytes()).hexdigest() for src, _ in items]
+    assert sorted(remote.transport.glob(remote.path("bulk", "*"))) == sorted(
+        [t for _, t in items if "/sub/" not in t] + [remote.path("bulk", "sub")]
+    )
+    assert remote.transport.put_many([]) == []

@@ -13,12 +13,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from corpusbridge.hpc.transport import Transport
+from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkUpload, Transport
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,12 @@ Action = Literal["copied", "skipped", "repaired"]
 _BATCH = 200  # paths per remote hashing command: far below ARG_MAX on any login node
 # Prints, per (path, expected size) pair, "<sha256> <size>", or "~ <size>" when an expected size is given and
 # differs (known stale without hashing), or "-" when the path is not a regular file.
-_REMOTE_HASHES = r"""
-h() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r < "$1"; else sha256sum < "$1"; fi; }
+_REMOTE_HASHES = POSIX_SHA256_FUNCTION + r"""
 while [ $# -gt 1 ]; do
   if [ ! -f "$1" ]; then echo -
   else
     n=$(wc -c < "$1" | tr -d ' ')
-    if [ "$2" = any ] || [ "$2" = "$n" ]; then x=$(h "$1" | cut -c1-64); echo "${x:-!} $n"; else echo "~ $n"; fi
+    if [ "$2" = any ] || [ "$2" = "$n" ]; then x=$(h "$1"); echo "${x:-!} $n"; else echo "~ $n"; fi
   fi
   shift 2
 done
@@ -79,13 +78,49 @@ def stage_in(transport: Transport, sources: Iterable[Path], remote_dir: str) -> 
     """Copy local files/folders into `remote_dir` (created), verified by sha256 on the remote side, resumable."""
     started = time.monotonic()
     plan = plan_stage_in(sources, remote_dir)
-    transport.makedirs(remote_dir)
+    if not plan:
+        transport.makedirs(remote_dir)  # still the job's working directory
     with ThreadPoolExecutor(max_workers=2) as pool:
-        local_hashes = {p.remote: pool.submit(sha256_file, p.local) for p in plan}
+        local = {p.remote: pool.submit(sha256_file, p.local) for p in plan}
         present = remote_hashes(transport, [(p.remote, p.size) for p in plan])
-        files = [_upload_one(transport, p, local_hashes[p.remote], present.get(p.remote)) for p in plan]
-    files = _verify_uploads(transport, plan, files)
+        todo = [p for p in plan if p.remote not in present or present[p.remote][0] != local[p.remote].result()]
+        arrived = dict(zip([p.remote for p in todo], _upload(transport, todo), strict=True))
+        files = [_outcome(transport, p, local[p.remote].result(), present.get(p.remote), arrived.get(p.remote))
+                 for p in plan]
     return _finish(files, started, f"staged into {transport.name}:{remote_dir}")
+
+
+def _upload(transport: Transport, todo: list[_Planned]) -> list[str]:
+    """Upload, then return each file's sha256 as read back on the remote side (one stream when possible)."""
+    pairs = [(p.local, p.remote) for p in todo]
+    if isinstance(transport, BulkUpload):
+        return transport.put_many(pairs)
+    for local, remote in pairs:
+        transport.put(local, remote)
+    got = remote_hashes(transport, [(remote, None) for _, remote in pairs])
+    return [got.get(remote, ("missing", 0))[0] for _, remote in pairs]
+
+
+def _outcome(transport: Transport, item: _Planned, sha: str, before: tuple[str, int] | None,
+             arrived: str | None) -> TransferredFile:
+    """Classify one file; a copy that arrived damaged is uploaded once more, then the staging fails loudly."""
+    if arrived is None:
+        log.debug("skip %s: already at %s with the same sha256", item.local, item.remote)
+        return TransferredFile(str(item.local), item.remote, item.size, sha, "skipped")
+    action: Action = "copied" if before is None else "repaired"
+    if before is not None:
+        log.warning("%s: the remote copy %s was damaged or stale (sha256 %s); uploaded again", item.local,
+                    item.remote, before[0])
+    if arrived != sha:
+        log.warning("%s: sha256 mismatch after upload (expected %s, got %s); uploading again", item.remote, sha,
+                    arrived)
+        transport.put(item.local, item.remote)
+        again = transport.sha256(item.remote)
+        if again != sha:
+            raise StagingError(f"{item.local.name}: sha256 mismatch after upload to {item.remote} (expected {sha}, "
+                               f"got {again}) twice; check the cluster filesystem, then re-run to resume the transfer")
+        action = "repaired"
+    return TransferredFile(str(item.local), item.remote, item.size, sha, action)
 
 
 def plan_stage_in(sources: Iterable[Path], remote_dir: str) -> list[_Planned]:
@@ -109,40 +144,6 @@ def _files_under(source: Path) -> list[tuple[Path, str]]:
         return [(source, source.name)]
     return [(path, str(PurePosixPath(source.name, *path.relative_to(source).parts)))
             for path in sorted(source.rglob("*")) if path.is_file()]
-
-
-def _upload_one(transport: Transport, item: _Planned, local_hash: Future[str],
-                remote: tuple[str, int] | None) -> TransferredFile:
-    if remote is not None and remote[0] == local_hash.result():
-        log.debug("skip %s: already at %s with the same sha256", item.local, item.remote)
-        return TransferredFile(str(item.local), item.remote, item.size, remote[0], "skipped")
-    action: Action = "copied"
-    if remote is not None:
-        log.warning("%s: remote copy %s has another sha256 (damaged or stale); uploading again", item.local,
-                    item.remote)
-        action = "repaired"
-    transport.put(item.local, item.remote)
-    return TransferredFile(str(item.local), item.remote, item.size, local_hash.result(), action)
-
-
-def _verify_uploads(transport: Transport, plan: list[_Planned], files: list[TransferredFile]) -> list[TransferredFile]:
-    """Hash every uploaded file on the remote side; re-upload a mismatch once, then give up loudly."""
-    uploaded = [f for f in files if f.action != "skipped"]
-    got = remote_hashes(transport, [(f.target, None) for f in uploaded])
-    by_target = {p.remote: p for p in plan}
-    result = {f.target: f for f in files}
-    for f in uploaded:
-        if got.get(f.target, ("", 0))[0] == f.sha256:
-            continue
-        log.warning("%s: sha256 mismatch after upload (expected %s, got %s); uploading again", f.target, f.sha256,
-                    got.get(f.target, ("missing",))[0])
-        transport.put(by_target[f.target].local, f.target)
-        again = transport.sha256(f.target)
-        if again != f.sha256:
-            raise StagingError(f"{f.source}: sha256 mismatch after upload to {f.target} (expected {f.sha256}, got "
-                               f"{again}) twice; check the cluster filesystem, then re-run to resume the transfer")
-        result[f.target] = TransferredFile(f.source, f.target, f.size, f.sha256, "repaired")
-    return [result[f.target] for f in files]
 
 
 # -- fetch -----------------------------------------------------------------------------------------------------

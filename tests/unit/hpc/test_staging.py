@@ -46,15 +46,21 @@ class FlakyUploadDouble:
         self.inner, self.tmp, self.bad_puts = inner, tmp, bad_puts
         self.name = inner.name
 
+    def _maybe_damaged(self, local: Path) -> Path:
+        if self.bad_puts <= 0:
+            return local
+        self.bad_puts -= 1
+        damaged = self.tmp / f"damaged-{self.bad_puts}"
+        data = bytearray(local.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        return damaged
+
     def put(self, local: Path, remote: str) -> None:
-        if self.bad_puts > 0:
-            self.bad_puts -= 1
-            damaged = self.tmp / f"damaged-{self.bad_puts}"
-            data = bytearray(local.read_bytes())
-            data[len(data) // 2] ^= 0xFF
-            damaged.write_bytes(bytes(data))
-            local = damaged
-        self.inner.put(local, remote)
+        self.inner.put(self._maybe_damaged(local), remote)
+
+    def put_many(self, items: list[tuple[Path, str]]) -> list[str]:
+        return self.inner.put_many([(self._maybe_damaged(local), remote) for local, remote in items])  # type: ignore
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
