@@ -174,3 +174,20 @@ def test_put_many_uploads_in_one_go_with_remote_hashes(remote: Remote, tmp_path:
         [t for _, t in items if "/sub/" not in t] + [remote.path("bulk", "sub")]
     )
     assert remote.transport.put_many([]) == []
+
+
+def test_get_many_downloads_in_one_go(remote: Remote, tmp_path: Path) -> None:
+    from corpusbridge.hpc.transport import BulkDownload
+
+    assert isinstance(remote.transport, BulkDownload)
+    sources = []
+    for i, name in enumerate(ODD_NAMES):
+        (tmp_path / f"src{i}").write_bytes(name.encode() * (i + 1) * 777)
+        sources.append((tmp_path / f"src{i}", remote.path("many", name)))
+    remote.transport.put_many(sources)
+    items = [(target, tmp_path / "back" / f"copy {i}") for i, (_, target) in enumerate(sources)]
+    remote.transport.get_many(items)
+    assert all((tmp_path / "back" / f"copy {i}").read_bytes() == src.read_bytes() for i, (src, _) in enumerate(sources))
+    with pytest.raises(OSError):
+        remote.transport.get_many([(remote.path("many", "no such file"), tmp_path / "never")])
+    assert not (tmp_path / "never").exists()

@@ -26,6 +26,7 @@ _OWN_EXTRAS = frozenset(
      "partition", "account", "default_sbatch_options", "sbatch_options", "container_runtime", "slurm_conf",
      "conn_timeout", "cmd_timeout", "ciphers", "control_persist"}
 )
+_HOST = re.compile(r"^[A-Za-z0-9_.:%-]+$")
 _SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -77,7 +78,7 @@ class ClusterSettings:
             raise ClusterSettingsError("extra.private_key (inline key) is not supported: write it to a file "
                                        "(mode 0600) and set extra.key_file to its path")
         return cls(
-            host=_required_str(conn, "host"),
+            host=_host(conn),
             port=_port(conn.get("port")),
             login=_optional_str(conn.get("login"), "login"),
             scratch_root=_required_str(extra, "scratch_root", "extra.scratch_root", hint="a directory on the "
@@ -125,6 +126,14 @@ def _required_str(conn: Mapping[str, Any], key: str, label: str | None = None, h
         what = f" ({hint})" if hint else ""
         raise ClusterSettingsError(f"{label or key} is missing or empty: set it{what}")
     return value.strip()
+
+
+def _host(conn: Mapping[str, Any]) -> str:
+    host = _required_str(conn, "host")
+    # ssh would read a host starting with "-" as an option (e.g. -oProxyCommand=...): only name characters pass.
+    if host.startswith("-") or not _HOST.match(host):
+        raise ClusterSettingsError(f"host {host!r} is not a host name or IP address: give e.g. login.hpc.example")
+    return host
 
 
 def _optional_str(value: Any, label: str) -> str | None:

@@ -67,6 +67,11 @@ class LocalTransport:
             raise FileNotFoundError(f"local:{remote}: no such file to download")
         _copy(source, local)
 
+    def get_many(self, items: Sequence[tuple[str, Path]]) -> None:
+        """`BulkDownload`: one copy per file (no round trips to save locally)."""
+        for remote, local in items:
+            self.get(remote, local)
+
     def stat(self, remote: str) -> RemoteStat | None:
         try:
             st = self._path(remote).stat()

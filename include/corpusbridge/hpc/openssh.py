@@ -16,8 +16,10 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -274,6 +276,30 @@ class OpenSSHTransport:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def get_many(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Download many remote files as ONE tar stream; member i is written (via a temporary name) to target i."""
+        if not items:
+            return
+        self._ensure_master()
+        argv = ["tar", "-c", "-h", "-P", "--no-recursion", "-f", "-", "--", *(remote for remote, _ in items)]
+        with tempfile.TemporaryFile() as err:  # a pipe could fill up and stall tar while we read its output
+            proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err)
+            assert proc.stdout is not None
+            try:
+                written = _untar_in_order(proc.stdout, [target for _, target in items])
+            finally:
+                proc.stdout.close()
+                proc.wait()
+            err.seek(0)
+            message = _text(err.read()).strip()
+        if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(message) or not self.master_alive()):
+            self._master_ready = False
+            raise TransportError(f"ssh to {self.settings.destination} failed during download: {message}")
+        if proc.returncode != 0 or written != len(items):
+            raise OSError(f"download of {len(items)} files from {self.settings.host} failed after {written} "
+                          f"(rc {proc.returncode}): {message[-500:]}")
+
     def stat(self, remote: str) -> RemoteStat | None:
         proc = self._checked(["sh", "-c", _STAT, "sh", remote], remote, "stat")
         if proc is None:
@@ -330,6 +356,26 @@ class _TarWriter(threading.Thread):
                         tar.addfile(info, fh)
         except BaseException as exc:  # reported by put_many together with the remote side's message
             self.error = exc
+
+
+def _untar_in_order(stream: IO[bytes], targets: list[Path]) -> int:
+    """Write the regular-file members of a tar stream to `targets` in order; return how many were written."""
+    written = 0
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as tar:
+        for member, target in zip(tar, targets, strict=False):
+            source = tar.extractfile(member) if member.isfile() else None
+            if source is None:
+                raise OSError(f"{member.name}: not a regular file in the download stream")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name[:200]}.cb-part-{secrets.token_hex(4)}")
+            try:
+                with open(tmp, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            written += 1
+    return written
 
 
 def _private_dir(path: Path) -> None:

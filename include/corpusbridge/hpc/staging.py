@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkUpload, Transport
+from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkDownload, BulkUpload, Transport
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,12 @@ def fetch(transport: Transport, patterns: Sequence[str], local_dir: Path, *, req
     remote_files = _expand(transport, patterns, require_match)
     hashes = remote_hashes(transport, [(r, None) for r in remote_files])
     targets = _fetch_targets(remote_files, hashes, local_dir)
-    files = [_download_one(transport, remote, target, hashes[remote]) for remote, target in targets]
+    todo = {target: target.exists() for remote, target in targets if not _intact(target, hashes[remote])}
+    bulk = isinstance(transport, BulkDownload)
+    if bulk:
+        transport.get_many([(remote, target) for remote, target in targets if target in todo])
+    files = [_download_one(transport, remote, target, hashes[remote], todo.get(target), bulk)
+             for remote, target in targets]
     return _finish(files, started, f"fetched from {transport.name} into {local_dir}")
 
 
@@ -185,13 +190,21 @@ def _fetch_targets(remote_files: list[str], hashes: dict[str, tuple[str, int]], 
     return [(remote, target) for target, remote in targets.items()]
 
 
-def _download_one(transport: Transport, remote: str, target: Path, expected: tuple[str, int]) -> TransferredFile:
+def _intact(target: Path, expected: tuple[str, int]) -> bool:
+    return target.is_file() and target.stat().st_size == expected[1] and sha256_file(target) == expected[0]
+
+
+def _download_one(transport: Transport, remote: str, target: Path, expected: tuple[str, int],
+                  existed: bool | None, fetched: bool) -> TransferredFile:
+    """Classify one file after the (bulk) download; a damaged copy is downloaded once more, then it fails loudly.
+    `existed` is None when the local copy was already intact, True when a damaged one was replaced."""
     sha, size = expected
-    if target.is_file() and target.stat().st_size == size and sha256_file(target) == sha:
+    if existed is None:
         return TransferredFile(remote, str(target), size, sha, "skipped")
-    action: Action = "repaired" if target.exists() else "copied"
+    action: Action = "repaired" if existed else "copied"
     for attempt in (1, 2):
-        transport.get(remote, target)
+        if not fetched or attempt == 2:
+            transport.get(remote, target)
         got = sha256_file(target)
         if got == sha:
             return TransferredFile(remote, str(target), size, sha, action)
