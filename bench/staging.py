@@ -1,7 +1,7 @@
 """Staging throughput to the loopback sandbox's scratch over SSH: corpusbridge `stage_in` (sha256-verified on
 both sides) against `rsync -e ssh` and plain `scp` in the same run, plus the cost of a resume.
 
-    .venv/bin/python bench/staging.py [--files 16] [--mib 64] [--rounds 2]
+    .venv/bin/python bench/staging.py [--files 16] [--mib 64] [--rounds 4]
 
 Brings the sandbox up (scripts/hpc-sandbox.sh up). Files are random (incompressible), Parquet-shard-sized.
 Each method copies into a fresh remote folder; methods alternate within a round so that load on a shared machine
@@ -69,6 +69,9 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def run_round(t: OpenSSHTransport, s: ClusterSettings, inputs: list[Path], base: str, n: int) -> dict[str, float]:
+    """One copy per method into fresh folders; the order rotates with `n`, so that none always goes first (the
+    first 1 GiB written after a deletion pays for the page cache writeback of the previous one)."""
+
     def fresh(name: str) -> str:
         dest = f"{base}/{name}-{n}"
         t.run(["rm", "-rf", dest])
@@ -78,21 +81,33 @@ def run_round(t: OpenSSHTransport, s: ClusterSettings, inputs: list[Path], base:
     def sh(argv: list[str]) -> None:
         subprocess.run(argv, check=True, capture_output=True)
 
-    times = {}
-    dest = fresh("cb")
-    times["corpusbridge stage_in (verified)"] = timed(lambda: stage_in(t, inputs, dest))
-    times["resume, all present"] = timed(lambda: stage_in(t, inputs, dest))
-    half = fresh("half")
-    stage_in(t, inputs[: len(inputs) // 2], half)  # the interrupted first attempt
-    times["resume after interrupt at 50%"] = timed(lambda: stage_in(t, inputs, half))
-    dest = fresh("rsync")
-    rsync = ["rsync", "-a", "-e", shlex.join(plain_ssh(s)), *map(str, inputs), f"{s.login}@{s.host}:{dest}/"]
-    times["rsync -a -e ssh"] = timed(lambda: sh(rsync))
-    times["rsync re-run, all present"] = timed(lambda: sh(rsync))
-    dest = fresh("scp")
-    times["scp (default cipher)"] = timed(lambda: sh(scp_argv(s, inputs, dest, None)))
-    dest = fresh("scpgcm")
-    times["scp -c aes128-gcm"] = timed(lambda: sh(scp_argv(s, inputs, dest, "aes128-gcm@openssh.com")))
+    times: dict[str, float] = {}
+
+    def ours() -> None:
+        dest = fresh("cb")
+        times["corpusbridge stage_in (verified)"] = timed(lambda: stage_in(t, inputs, dest))
+        times["resume, all present"] = timed(lambda: stage_in(t, inputs, dest))
+        half = fresh("half")
+        stage_in(t, inputs[: len(inputs) // 2], half)  # the interrupted first attempt
+        times["resume after interrupt at 50%"] = timed(lambda: stage_in(t, inputs, half))
+
+    def rsync() -> None:
+        dest = fresh("rsync")
+        argv = ["rsync", "-a", "-e", shlex.join(plain_ssh(s)), *map(str, inputs), f"{s.login}@{s.host}:{dest}/"]
+        times["rsync -a -e ssh"] = timed(lambda: sh(argv))
+        times["rsync re-run, all present"] = timed(lambda: sh(argv))
+
+    def scp() -> None:
+        dest = fresh("scp")
+        times["scp (default cipher)"] = timed(lambda: sh(scp_argv(s, inputs, dest, None)))
+
+    def scp_gcm() -> None:
+        dest = fresh("scpgcm")
+        times["scp -c aes128-gcm"] = timed(lambda: sh(scp_argv(s, inputs, dest, "aes128-gcm@openssh.com")))
+
+    methods = [ours, rsync, scp, scp_gcm]
+    for method in methods[n % 4 :] + methods[: n % 4]:
+        method()
     t.run(["rm", "-rf", base])
     return times
 
@@ -101,7 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--mib", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "corpusbridge-bench-staging")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -125,7 +140,7 @@ def report(best: dict[str, float], total_mib: int, args: argparse.Namespace) -> 
     print(f"{args.files} files x {args.mib} MiB = {total_mib} MiB, best of {args.rounds} rounds, load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'method':36} {'seconds':>8} {'MiB/s':>8} {'vs ours':>8}")
-    for name, seconds in best.items():
+    for name, seconds in sorted(best.items()):
         print(f"{name:36} {seconds:8.2f} {total_mib / seconds:8.1f} {seconds / ours:8.2f}")
     print(f"stage_in throughput / best peer ({min(peers, key=peers.__getitem__)}): {fastest / ours:.2f}x "
           "(goal >= 0.8)")

@@ -335,7 +335,9 @@ class OpenSSHTransport:
 
 
 class _TarWriter(threading.Thread):
-    """Writes the files as tar members named 0..n-1 into a pipe; the remote side renames them."""
+    """Writes the files into a pipe as a tar stream with members named 0..n-1 (the remote side renames them).
+    Headers come from `tarfile`; file data goes by `os.sendfile`, so no byte is copied through Python (which
+    costs about a second per GiB and competes with ssh's encryption for the CPU)."""
 
     def __init__(self, fd: int, files: list[Path]) -> None:
         super().__init__(daemon=True)
@@ -344,18 +346,33 @@ class _TarWriter(threading.Thread):
 
     def run(self) -> None:
         try:
-            with open(self.fd, "wb", buffering=0) as raw, tarfile.open(
-                fileobj=raw, mode="w|", bufsize=1 << 20, format=tarfile.PAX_FORMAT, copybufsize=1 << 20
-            ) as tar:
-                for index, path in enumerate(self.files):
-                    info = tar.gettarinfo(str(path), arcname=str(index))
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    info.mode = 0o644
-                    with open(path, "rb") as fh:
-                        tar.addfile(info, fh)
+            for index, path in enumerate(self.files):
+                self._member(str(index), path)
+            _write_all(self.fd, b"\0" * 1024)  # end-of-archive marker
         except BaseException as exc:  # reported by put_many together with the remote side's message
             self.error = exc
+        finally:
+            os.close(self.fd)
+
+    def _member(self, name: str, path: Path) -> None:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
+            _write_all(self.fd, info.tobuf(format=tarfile.PAX_FORMAT))
+            offset = 0
+            while offset < st.st_size:  # a file that grows meanwhile is cut at the size in its header
+                sent = os.sendfile(self.fd, fh.fileno(), offset, min(st.st_size - offset, 1 << 30))
+                if sent == 0:
+                    raise OSError(f"{path} shrank while it was being uploaded")
+                offset += sent
+            _write_all(self.fd, b"\0" * (-st.st_size % 512))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _untar_in_order(stream: IO[bytes], targets: list[Path]) -> int:
