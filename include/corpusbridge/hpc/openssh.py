@@ -3,8 +3,9 @@
 Why the system client: it honours the user's keys and agent, speaks every cipher the cluster offers, and its
 ControlMaster lets every task, poll and file transfer of one machine share a single authenticated TCP connection
 (`ControlPath` is derived from host, port and user with `%C`, so separate processes find the same master).
-Files travel as `cat` streams over that connection: the same cipher cost as scp (measured in bench/staging.py),
-no second login, and paths are shell-quoted arguments instead of scp/sftp path strings, which glob-expand.
+Files travel over that connection as streams: one file as `cat`, many as ONE tar stream (`put_many`/`get_many`,
+no per-file ssh start); measured against scp and rsync in bench/staging.py. Remote paths are always shell-quoted
+arguments, never scp/sftp path strings (which glob-expand).
 
 The remote login shell must be POSIX-like (sh, bash, zsh): commands reach it as one `shlex.join`ed string.
 """
@@ -196,7 +197,7 @@ class OpenSSHTransport:
             return subprocess.run(
                 argv,
                 input=input,
-                stdin=stdin if input is None else None,
+                stdin=None if input is not None else (stdin or subprocess.DEVNULL),
                 stdout=stdout if stdout is not None else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 timeout=timeout,

@@ -23,7 +23,7 @@ from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkDownload, Bulk
 log = logging.getLogger(__name__)
 
 Action = Literal["copied", "skipped", "repaired"]
-_BATCH = 200  # paths per remote hashing command: far below ARG_MAX on any login node
+_BATCH = 200  # paths per remote command (hashing, bulk transfer): far below ARG_MAX on any login node
 # Prints, per (path, expected size) pair, "<sha256> <size>", or "~ <size>" when an expected size is given and
 # differs (known stale without hashing), or "-" when the path is not a regular file.
 _REMOTE_HASHES = POSIX_SHA256_FUNCTION + r"""
@@ -94,7 +94,8 @@ def _upload(transport: Transport, todo: list[_Planned]) -> list[str]:
     """Upload, then return each file's sha256 as read back on the remote side (one stream when possible)."""
     pairs = [(p.local, p.remote) for p in todo]
     if isinstance(transport, BulkUpload):
-        return transport.put_many(pairs)
+        batches = (pairs[start : start + _BATCH] for start in range(0, len(pairs), _BATCH))
+        return [sha for batch in batches for sha in transport.put_many(batch)]
     for local, remote in pairs:
         transport.put(local, remote)
     got = remote_hashes(transport, [(remote, None) for _, remote in pairs])
@@ -159,7 +160,9 @@ def fetch(transport: Transport, patterns: Sequence[str], local_dir: Path, *, req
     todo = {target: target.exists() for remote, target in targets if not _intact(target, hashes[remote])}
     bulk = isinstance(transport, BulkDownload)
     if bulk:
-        transport.get_many([(remote, target) for remote, target in targets if target in todo])
+        wanted = [(remote, target) for remote, target in targets if target in todo]
+        for start in range(0, len(wanted), _BATCH):
+            transport.get_many(wanted[start : start + _BATCH])
     files = [_download_one(transport, remote, target, hashes[remote], todo.get(target), bulk)
              for remote, target in targets]
     return _finish(files, started, f"fetched from {transport.name} into {local_dir}")
