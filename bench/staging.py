@@ -131,7 +131,8 @@ def main() -> int:
     while n < args.rounds:
         try:
             times = run_round(transport, settings, inputs, base, n)
-        except TransportError as exc:  # the sandbox is shared: another session may restart sshd mid-round
+        # The sandbox is shared: another session may restart sshd mid-round.
+        except (TransportError, subprocess.CalledProcessError) as exc:
             retries += 1
             print(f"round {n} lost its connection ({exc}); repeating it", file=sys.stderr)
             if retries > 3:
