@@ -17,9 +17,7 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -27,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from corpusbridge.hpc.cluster import ClusterSettings
+from corpusbridge.hpc.tarstream import TarWriter, untar_in_order
 from corpusbridge.hpc.transport import (
     POSIX_SHA256_FUNCTION,
     CommandResult,
@@ -165,7 +164,7 @@ class OpenSSHTransport:
                 return
             proc = self._spawn(self.ssh_argv("true"), timeout=self.settings.connect_timeout + 20)
             if proc.returncode != 0:
-                raise TransportError(f"ssh to {self.settings.destination} failed: {_text(proc.stderr).strip()}")
+                raise TransportError(f"ssh to {self.settings.destination} failed: {_why(proc.stderr)}")
             self._master_ready = True
 
     def master_alive(self) -> bool:
@@ -218,7 +217,7 @@ class OpenSSHTransport:
         proc = self._spawn(self.ssh_argv(line), timeout=timeout, **io)  # type: ignore[arg-type]
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(proc.stderr)) or not self.master_alive()):
             self._master_ready = False
-            raise TransportError(f"ssh to {self.settings.destination} failed: {_text(proc.stderr).strip()}")
+            raise TransportError(f"ssh to {self.settings.destination} failed: {_why(proc.stderr)}")
         return proc
 
     # -- Transport -------------------------------------------------------------------------------------------
@@ -250,13 +249,13 @@ class OpenSSHTransport:
                                     stderr=subprocess.PIPE)
         finally:
             os.close(read_end)  # or a dead ssh would leave the writer blocked on a full pipe for ever
-        writer = _TarWriter(write_end, [local for local, _ in items])
+        writer = TarWriter(write_end, [local for local, _ in items])
         writer.start()
         out, err = proc.communicate()
         writer.join()
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(err)) or not self.master_alive()):
             self._master_ready = False
-            raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_text(err).strip()}")
+            raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_why(err)}")
         hashes = _text(out).split()
         if writer.error is not None or proc.returncode != 0 or len(hashes) != len(items):
             raise OSError(f"upload of {len(items)} files to {self.settings.host}:{base} failed "
@@ -288,7 +287,7 @@ class OpenSSHTransport:
                                     stdout=subprocess.PIPE, stderr=err)
             assert proc.stdout is not None
             try:
-                written = _untar_in_order(proc.stdout, [target for _, target in items])
+                written = untar_in_order(proc.stdout, [target for _, target in items])
             finally:
                 proc.stdout.close()
                 proc.wait()
@@ -296,7 +295,7 @@ class OpenSSHTransport:
             message = _text(err.read()).strip()
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(message) or not self.master_alive()):
             self._master_ready = False
-            raise TransportError(f"ssh to {self.settings.destination} failed during download: {message}")
+            raise TransportError(f"ssh to {self.settings.destination} failed during download: {_why(message.encode())}")
         if proc.returncode != 0 or written != len(items):
             raise OSError(f"download of {len(items)} files from {self.settings.host} failed after {written} "
                           f"(rc {proc.returncode}): {message[-500:]}")
@@ -335,67 +334,6 @@ class OpenSSHTransport:
         return proc
 
 
-class _TarWriter(threading.Thread):
-    """Writes the files into a pipe as a tar stream with members named 0..n-1 (the remote side renames them).
-    Headers come from `tarfile`; file data goes by `os.sendfile`, so no byte is copied through Python (which
-    costs about a second per GiB and competes with ssh's encryption for the CPU)."""
-
-    def __init__(self, fd: int, files: list[Path]) -> None:
-        super().__init__(daemon=True)
-        self.fd, self.files = fd, files
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for index, path in enumerate(self.files):
-                self._member(str(index), path)
-            _write_all(self.fd, b"\0" * 1024)  # end-of-archive marker
-        except BaseException as exc:  # reported by put_many together with the remote side's message
-            self.error = exc
-        finally:
-            os.close(self.fd)
-
-    def _member(self, name: str, path: Path) -> None:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
-            _write_all(self.fd, info.tobuf(format=tarfile.PAX_FORMAT))
-            offset = 0
-            while offset < st.st_size:  # a file that grows meanwhile is cut at the size in its header
-                sent = os.sendfile(self.fd, fh.fileno(), offset, min(st.st_size - offset, 1 << 30))
-                if sent == 0:
-                    raise OSError(f"{path} shrank while it was being uploaded")
-                offset += sent
-            _write_all(self.fd, b"\0" * (-st.st_size % 512))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _untar_in_order(stream: IO[bytes], targets: list[Path]) -> int:
-    """Write the regular-file members of a tar stream to `targets` in order; return how many were written."""
-    written = 0
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as tar:
-        for member, target in zip(tar, targets, strict=False):
-            source = tar.extractfile(member) if member.isfile() else None
-            if source is None:
-                raise OSError(f"{member.name}: not a regular file in the download stream")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name[:200]}.cb-part-{secrets.token_hex(4)}")
-            try:
-                with open(tmp, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                tmp.replace(target)
-            finally:
-                tmp.unlink(missing_ok=True)
-            written += 1
-    return written
-
-
 def _private_dir(path: Path) -> None:
     """Another user able to write here could plant a socket and see our commands: refuse that."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -403,6 +341,10 @@ def _private_dir(path: Path) -> None:
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise TransportError(f"{path}: ssh control folder must be owned by uid {os.getuid()} with mode 0700 "
                              "(set CORPUSBRIDGE_SSH_CONTROL_DIR to a private folder)")
+
+
+def _why(stderr: bytes | None) -> str:
+    return _text(stderr).strip() or "connection lost (the shared ssh master ended, e.g. sshd restarted); retry"
 
 
 def _text(data: bytes | None) -> str:
