@@ -191,3 +191,10 @@ def test_get_many_downloads_in_one_go(remote: Remote, tmp_path: Path) -> None:
     with pytest.raises(OSError):
         remote.transport.get_many([(remote.path("many", "no such file"), tmp_path / "never")])
     assert not (tmp_path / "never").exists()
+
+
+def test_put_many_fails_loudly_when_a_target_cannot_be_written(remote: Remote, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    remote.transport.put(tmp_path / "f", remote.path("a-file"))
+    with pytest.raises(OSError):
+        remote.transport.put_many([(tmp_path / "f", remote.path("ok")), (tmp_path / "f", remote.path("a-file", "x"))])

@@ -50,15 +50,21 @@ _PUT = 'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap
        'cat > "$t"; mv -f -- "$t" "$1"'
 _GET = f'[ -f "$1" ] || exit {_MISSING}; exec cat -- "$1"'
 _SHA256 = f'{POSIX_SHA256_FUNCTION}; [ -f "$1" ] || exit {_MISSING}; x=$(h "$1"); echo "${{x:?hash failed}}"'
-# Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets, then each
-# member is renamed onto its target (named by an argument, so any characters are safe) and hashed from disk.
+# Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets; each member
+# is renamed onto its target (the next argument, so any characters are safe) and hashed from disk as soon as tar
+# names the member after it, i.e. while the rest of the stream still arrives. A short answer means a failure.
 _PUT_MANY = f'''{POSIX_SHA256_FUNCTION}
 set -e; t="$1/.cb-part-$2"; shift 2; mkdir -p -- "$t"; trap 'rm -rf -- "$t"' EXIT
-tar -x --no-same-owner -f - -C "$t"
-i=0
-for dst; do
-  mkdir -p -- "$(dirname -- "$dst")"; mv -f -- "$t/$i" "$dst"; x=$(h "$dst"); echo "${{x:-!}}"; i=$((i+1))
-done
+done1() {{ mkdir -p -- "$(dirname -- "$1")"; mv -f -- "$t/$2" "$1"; x=$(h "$1"); echo "${{x:-!}}"; }}
+{{ tar -x -v --no-same-owner -f - -C "$t" || echo /tar-failed; }} | {{
+  prev=
+  while IFS= read -r m; do
+    [ "$m" != /tar-failed ] || exit 1
+    if [ -n "$prev" ]; then done1 "$1" "$prev"; shift; fi
+    prev=$m
+  done
+  if [ -n "$prev" ]; then done1 "$1" "$prev"; fi
+}}
 '''
 _STAT = f'[ -e "$1" ] || exit {_MISSING}; exec stat -L -c "%s %Y %F" -- "$1"'
 
