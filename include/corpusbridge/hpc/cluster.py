@@ -100,16 +100,21 @@ class ClusterSettings:
 
 
 def _extras(raw: Any) -> dict[str, Any]:
-    if raw is None or raw == "":
+    return _json_object(raw, "extra", '{"scratch_root": "/scratch/me"}')
+
+
+def _json_object(value: Any, label: str, example: str) -> dict[str, Any]:
+    """A mapping given as a dict or as JSON text (Airflow stores extras as text); empty when absent."""
+    if value is None or value == "":
         return {}
-    if isinstance(raw, str):
+    if isinstance(value, str):
         try:
-            raw = json.loads(raw)
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ClusterSettingsError(f"extra is not valid JSON ({exc}): give a JSON object") from exc
-    if not isinstance(raw, Mapping):
-        raise ClusterSettingsError(f"extra must be a JSON object, got {type(raw).__name__}")
-    return dict(raw)
+            raise ClusterSettingsError(f"{label} is not valid JSON ({exc}): give an object like {example}") from exc
+    if not isinstance(value, Mapping):
+        raise ClusterSettingsError(f"{label} must be a JSON object like {example}, got {type(value).__name__}")
+    return dict(value)
 
 
 def _reject_unknown(extra: Mapping[str, Any]) -> None:
@@ -191,15 +196,7 @@ def _host_key(value: Any) -> str | None:
 
 
 def _sbatch_options(value: Any) -> dict[str, str]:
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ClusterSettingsError(f"extra.default_sbatch_options is not valid JSON ({exc})") from exc
-    if not isinstance(value, Mapping):
-        raise ClusterSettingsError("extra.default_sbatch_options must be an object like {\"time\": \"01:00:00\"}")
+    value = _json_object(value, "extra.default_sbatch_options", '{"time": "01:00:00"}')
     options: dict[str, str] = {}
     for key, item in value.items():
         name = str(key).removeprefix("--").replace("_", "-")
