@@ -253,6 +253,9 @@ class OpenSSHTransport:
         try:
             proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
+        except OSError as exc:
+            os.close(write_end)
+            raise TransportError(f"cannot run ssh ({exc}): install openssh-client") from exc
         finally:
             os.close(read_end)  # or a dead ssh would leave the writer blocked on a full pipe for ever
         writer = TarWriter(write_end, [local for local, _ in items])
