@@ -92,6 +92,15 @@ def run_round(t: OpenSSHTransport, s: ClusterSettings, inputs: list[Path], base:
         stage_in(t, inputs[: len(inputs) // 2], half)  # the interrupted first attempt
         times["resume after interrupt at 50%"] = timed(lambda: stage_in(t, inputs, half))
 
+    def stream_only() -> None:  # what stage_in's transport path costs without any hashing, same master & cipher
+        dest = fresh("stream")
+        pack = subprocess.Popen(["tar", "-c", "-f", "-", "-C", str(inputs[0].parent), *(p.name for p in inputs)],
+                                stdout=subprocess.PIPE)
+        unpack = t.ssh_argv(shlex.join(["tar", "-x", "-f", "-", "-C", dest]))
+        times["tar stream over the master, no hashing"] = timed(lambda: subprocess.run(unpack, stdin=pack.stdout,
+                                                                                         check=True))
+        pack.wait()
+
     def rsync() -> None:
         dest = fresh("rsync")
         argv = ["rsync", "-a", "-e", shlex.join(plain_ssh(s)), *map(str, inputs), f"{s.login}@{s.host}:{dest}/"]
@@ -106,8 +115,8 @@ def run_round(t: OpenSSHTransport, s: ClusterSettings, inputs: list[Path], base:
         dest = fresh("scpgcm")
         times["scp -c aes128-gcm"] = timed(lambda: sh(scp_argv(s, inputs, dest, "aes128-gcm@openssh.com")))
 
-    methods = [ours, rsync, scp, scp_gcm]
-    for method in methods[n % 4 :] + methods[: n % 4]:
+    methods = [ours, rsync, scp, scp_gcm, stream_only]
+    for method in methods[n % 5 :] + methods[: n % 5]:
         method()
     t.run(["rm", "-rf", base])
     return times
@@ -152,9 +161,9 @@ def report(best: dict[str, float], total_mib: int, args: argparse.Namespace) -> 
     fastest = min(peers.values())
     print(f"{args.files} files x {args.mib} MiB = {total_mib} MiB, best of {args.rounds} rounds, load "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'method':36} {'seconds':>8} {'MiB/s':>8} {'vs ours':>8}")
+    print(f"{'method':40} {'seconds':>8} {'MiB/s':>8} {'vs ours':>8}")
     for name, seconds in sorted(best.items()):
-        print(f"{name:36} {seconds:8.2f} {total_mib / seconds:8.1f} {seconds / ours:8.2f}")
+        print(f"{name:40} {seconds:8.2f} {total_mib / seconds:8.1f} {seconds / ours:8.2f}")
     print(f"stage_in throughput / best peer ({min(peers, key=peers.__getitem__)}): {fastest / ours:.2f}x "
           "(goal >= 0.8)")
     print(f"resume with everything present: {best['resume, all present'] / ours:.2f}x of a full staging")
