@@ -198,3 +198,15 @@ def test_put_many_fails_loudly_when_a_target_cannot_be_written(remote: Remote, t
     remote.transport.put(tmp_path / "f", remote.path("a-file"))
     with pytest.raises(OSError):
         remote.transport.put_many([(tmp_path / "f", remote.path("ok")), (tmp_path / "f", remote.path("a-file", "x"))])
+
+
+def test_relative_paths_start_in_the_login_directory(remote: Remote, tmp_path: Path) -> None:
+    folder = f"cb-contract-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "f").write_bytes(b"rel")
+    try:
+        remote.transport.put(tmp_path / "f", f"{folder}/a b.txt")
+        assert remote.transport.glob(f"{folder}/*.txt") == [f"{folder}/a b.txt"]
+        assert remote.transport.sha256(f"{folder}/a b.txt") == hashlib.sha256(b"rel").hexdigest()
+        assert remote.transport.run(["cat", f"{folder}/a b.txt"]).stdout == "rel"
+    finally:
+        remote.transport.run(["rm", "-rf", "--", folder])
