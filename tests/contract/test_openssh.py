@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.openssh import OpenSSHTransport, shell_glob_word
 from corpusbridge.hpc.transport import TransportError

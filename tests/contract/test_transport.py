@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from corpusbridge.hpc.local import LocalTransport
 from corpusbridge.hpc.transport import Transport, TransportError, TransportTimeout
 

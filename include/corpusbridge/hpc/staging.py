@@ -160,7 +160,7 @@ def fetch(transport: Transport, patterns: Sequence[str], local_dir: Path, *, req
     targets = _fetch_targets(remote_files, hashes, local_dir)
     todo = {target: target.exists() for remote, target in targets if not _intact(target, hashes[remote])}
     bulk = isinstance(transport, BulkDownload)
-    if bulk:
+    if isinstance(transport, BulkDownload):
         wanted = [(remote, target) for remote, target in targets if target in todo]
         for start in range(0, len(wanted), _BATCH):
             transport.get_many(wanted[start : start + _BATCH])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from corpusbridge.hpc.local import LocalTransport
 from corpusbridge.hpc.staging import StagingError, fetch, stage_in
 from corpusbridge.hpc.transport import Transport
