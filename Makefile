@@ -33,3 +33,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .corpusbridge .pytest_cache .ruff_cache
+
+# --- embeddings ---
+.PHONY: bench-embed
+bench-embed: install  ## docs/s of the numpy embedding runtime (+ torch/onnxruntime where installed)
+	$(BIN)/python bench/embed.py
