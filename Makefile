@@ -56,3 +56,8 @@ sandbox-down:
 
 sandbox-status:
 	scripts/hpc-sandbox.sh status
+
+# --- embeddings ---
+.PHONY: bench-embed
+bench-embed: install  ## docs/s of the numpy embedding runtime (+ torch/onnxruntime where installed)
+	$(BIN)/python bench/embed.py

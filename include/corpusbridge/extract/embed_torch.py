@@ -7,10 +7,14 @@ equal the numpy runtime's (cosine >= 0.9999), so both can feed one index.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from corpusbridge.extract.minilm import LAYER_NORM_EPS, BertConfig, read_safetensors
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class TorchMiniLM:
@@ -51,7 +55,7 @@ class TorchMiniLM:
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
 
-    def _forward(self, tokens, mask):
+    def _forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         f = self._torch.nn.functional
         w = self._w
         seq = tokens.shape[1]
@@ -66,11 +70,11 @@ class TorchMiniLM:
             x = self._norm(self._linear(h, p + "output.dense") + x, p + "output.LayerNorm")
         return x
 
-    def _attention(self, x, attn_mask, prefix: str):
+    def _attention(self, x: Tensor, attn_mask: Tensor, prefix: str) -> Tensor:
         batch, seq, hidden = x.shape
         heads = self.config.num_heads
 
-        def split(name: str):
+        def split(name: str) -> Tensor:
             projected = self._linear(x, f"{prefix}attention.self.{name}")
             return projected.view(batch, seq, heads, hidden // heads).transpose(1, 2)
 
@@ -79,10 +83,10 @@ class TorchMiniLM:
         )
         return self._linear(context.transpose(1, 2).reshape(batch, seq, hidden), prefix + "attention.output.dense")
 
-    def _linear(self, x, name: str):
+    def _linear(self, x: Tensor, name: str) -> Tensor:
         return self._torch.nn.functional.linear(x, self._w[name + ".weight"], self._w[name + ".bias"])
 
-    def _norm(self, x, name: str):
+    def _norm(self, x: Tensor, name: str) -> Tensor:
         return self._torch.nn.functional.layer_norm(
             x, (x.shape[-1],), self._w[name + ".weight"], self._w[name + ".bias"], eps=LAYER_NORM_EPS
         )
