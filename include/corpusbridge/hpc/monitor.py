@@ -106,11 +106,12 @@ def sacct_available(transport: Transport) -> bool:
 class JobTracker:
     """Last-seen state per (job, index) for the indices a task waits on.
 
-    Finished indices leave squeue after MinJobAge even while siblings still run, so the last state seen
-    is remembered rather than re-read.
+    `expected` maps a job id to its indices, or to None for a job submitted elsewhere (its indices are
+    learnt from squeue). Finished indices leave squeue after MinJobAge even while siblings still run, so
+    the last state seen is remembered rather than re-read.
     """
 
-    expected: dict[str, list[int]]
+    expected: dict[str, list[int] | None]
     seen: dict[tuple[str, int], IndexState] = field(default_factory=dict)
 
     def update(self, rows: Iterable[IndexState]) -> list[IndexState]:
@@ -118,7 +119,7 @@ class JobTracker:
         changed: list[IndexState] = []
         for row in rows:
             key = (row.job_id, row.index if row.index is not None else 0)
-            if row.job_id not in self.expected or key[1] not in self.expected[row.job_id]:
+            if not self._wanted(*key):
                 continue
             previous = self.seen.get(key)
             if previous is None or (previous.state, previous.exit_code) != (row.state, row.exit_code):
@@ -126,28 +127,38 @@ class JobTracker:
             self.seen[key] = row
         return changed
 
+    def _wanted(self, job: str, index: int) -> bool:
+        if job not in self.expected:
+            return False
+        indices = self.expected[job]
+        return indices is None or index in indices
+
+    def keys(self) -> list[tuple[str, int]]:
+        """Every (job, index) waited on: the expected ones, or those seen for jobs of unknown shape."""
+        keys = {(job, i) for job, indices in self.expected.items() if indices is not None for i in indices}
+        keys |= {k for k in self.seen if self.expected.get(k[0]) is None}
+        unseen_open = {(job, 0) for job, ind in self.expected.items() if ind is None and not self._seen_job(job)}
+        return sorted(keys | unseen_open)
+
+    def _seen_job(self, job: str) -> bool:
+        return any(k[0] == job for k in self.seen)
+
     def waiting(self) -> list[tuple[str, int]]:
-        """Expected indices without a terminal state yet."""
-        return [
-            (job, index)
-            for job, indices in self.expected.items()
-            for index in indices
-            if (job, index) not in self.seen or not classify(self.seen[(job, index)].state).terminal
-        ]
+        """Indices without a terminal state yet."""
+        return [k for k in self.keys() if k not in self.seen or not classify(self.seen[k].state).terminal]
 
     def active(self) -> list[tuple[str, int]]:
         return [k for k, row in self.seen.items() if classify(row.state).phase is Phase.ACTIVE]
 
     def outcomes(self) -> list[IndexOutcome]:
         out = []
-        for job, indices in self.expected.items():
-            for index in indices:
-                row = self.seen.get((job, index))
-                if row is None or not classify(row.state).terminal:
-                    out.append(IndexOutcome(index, job, LOST, reason="no longer known to the controller"))
-                else:
-                    out.append(IndexOutcome(index, job, row.state, row.exit_code, row.signal, row.reason))
-        return sorted(out, key=lambda o: o.index)
+        for job, index in self.keys():
+            row = self.seen.get((job, index))
+            if row is None or not classify(row.state).terminal:
+                out.append(IndexOutcome(index, job, LOST, reason="no longer known to the controller"))
+            else:
+                out.append(IndexOutcome(index, job, row.state, row.exit_code, row.signal, row.reason))
+        return sorted(out, key=lambda o: (o.index, o.job_id))
 
 
 def tail_logs(transport: Transport, offsets: Mapping[str, int], limit: int = LOG_CHUNK) -> dict[str, tuple[int, str]]:

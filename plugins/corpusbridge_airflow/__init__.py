@@ -1,0 +1,1 @@
+"""Airflow adapters for corpusbridge: hooks, operators, sensors, triggers."""
