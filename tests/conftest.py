@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["fixtures_hpc"]  # the HPC sandbox and transports (tests/fixtures_hpc.py)
+
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="corpusbridge-airflow-"))
 _REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
