@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
+from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.transport import Transport
 
 DEFAULT_CONN_ID = "corpusbridge_hpc"
@@ -18,8 +19,8 @@ DEFAULT_CONN_ID = "corpusbridge_hpc"
 class SlurmHook(BaseHook):
     """Resolve an `ssh` Connection (host, port, login, key file, host key, extras) for the SLURM layer.
 
-    Extras read: `scratch_root`, `partition`, `account`, `sbatch_options`, `container_runtime`, `key_file`,
-    `host_key` / `known_hosts`, and `transport: "local"` for prototype mode on this machine.
+    Extras read (see corpusbridge.hpc.cluster): `scratch_root`, `partition`, `account`,
+    `default_sbatch_options`, `container_runtime`, `key_file`, `host_key` / `known_hosts`, `slurm_conf`.
     """
 
     conn_name_attr = "slurm_conn_id"
@@ -32,24 +33,25 @@ class SlurmHook(BaseHook):
         self.slurm_conn_id = slurm_conn_id
 
     @cached_property
-    def settings(self):  # -> corpusbridge.hpc.cluster.ClusterSettings
-        from corpusbridge.hpc.cluster import ClusterSettings
-
+    def settings(self) -> ClusterSettings:
+        """Validated settings; a bad field fails here with a message naming it."""
         conn = self.get_connection(self.slurm_conn_id)
-        return ClusterSettings.from_connection(
-            conn_id=self.slurm_conn_id,
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extra=conn.extra_dejson,
+        return ClusterSettings.from_mapping(
+            {
+                "conn_type": conn.conn_type,
+                "host": conn.host,
+                "port": conn.port,
+                "login": conn.login,
+                "password": conn.password,
+                "extra": conn.extra_dejson,
+            }
         )
 
     def get_transport(self) -> Transport:
-        """A new transport for this cluster; the caller closes it (one ControlMaster per transport)."""
-        from corpusbridge.hpc.cluster import transport_for
+        """A new OpenSSH transport (its own ControlMaster); the caller closes it."""
+        from corpusbridge.hpc.openssh import OpenSSHTransport
 
-        return transport_for(self.settings)
+        return OpenSSHTransport(self.settings)
 
     @cached_property
     def transport(self) -> Transport:
@@ -58,3 +60,13 @@ class SlurmHook(BaseHook):
     def close(self) -> None:
         if "transport" in self.__dict__:
             self.__dict__.pop("transport").close()
+
+
+def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
+    """The connection's partition, account and default options; the operator's sbatch_options override them."""
+    defaults: dict[str, object] = dict(settings.default_sbatch_options)
+    if settings.partition:
+        defaults["partition"] = settings.partition
+    if settings.account:
+        defaults["account"] = settings.account
+    return defaults

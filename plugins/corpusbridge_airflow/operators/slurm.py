@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 from corpusbridge.hpc import jobs, naming, script
 from corpusbridge.hpc.transport import Transport
 
-from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook
+from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
 from corpusbridge_airflow.operators.slurm_outcome import Outcome, fail_message, resolve_outcomes
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
 
@@ -121,14 +121,14 @@ class SlurmOperator(BaseOperator):
         ti = context["ti"]
         digest = naming.input_hash(self._parameters())
         key = naming.WorkKey(ti.dag_id, ti.task_id, context["run_id"], getattr(ti, "map_index", -1), digest)
-        container = script.Container(self.container, settings.container_runtime) if self.container else None
+        container = script.Container(self.container, settings.container_runtime or "apptainer") if self.container else None
         return jobs.JobSpec(
             command=self.command,
             scratch=naming.scratch_dir(settings.scratch_root, key),
             job_name=naming.job_name(key),
             array_size=self.array_size,
             parallelism=self.array_parallelism,
-            options={**settings.sbatch_defaults(), **self.sbatch_options},
+            options={**sbatch_defaults(settings), **self.sbatch_options},
             container=container,
         )
 
