@@ -161,14 +161,16 @@ write_ssh_files() {
   [[ -s $SSHDIR/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C sandbox-host -f "$SSHDIR/ssh_host_ed25519_key"
   [[ -s $SSHDIR/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C sandbox-client -f "$SSHDIR/id_ed25519"
   cp "$SSHDIR/id_ed25519.pub" "$SSHDIR/authorized_keys"
+  # Tests append throw-away client keys here to count their own logins in sshd.log; `up` leaves it alone.
+  touch "$SSHDIR/authorized_keys_tests"
   # Written from the host key itself: nothing is learned from the network (no trust on first use).
   echo "[$HOST]:$PORT $(cut -d' ' -f1,2 "$SSHDIR/ssh_host_ed25519_key.pub")" > "$SSHDIR/known_hosts"
-  cat > "$SSHDIR/sshd_config" <<EOF
+  cat > "$SSHDIR/sshd_config.new" <<EOF
 ListenAddress $HOST
 Port $PORT
 HostKey $SSHDIR/ssh_host_ed25519_key
 PidFile $RUN/sshd.pid
-AuthorizedKeysFile $SSHDIR/authorized_keys
+AuthorizedKeysFile $SSHDIR/authorized_keys $SSHDIR/authorized_keys_tests
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -183,6 +185,12 @@ SetEnv SLURM_CONF=$CONF
 Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel INFO
 EOF
+  if ! cmp -s "$SSHDIR/sshd_config.new" "$SSHDIR/sshd_config"; then
+    mv "$SSHDIR/sshd_config.new" "$SSHDIR/sshd_config"
+    # sshd re-executes itself with the new config on HUP; open sessions (ControlMasters) are not touched.
+    if alive "$RUN/sshd.pid" sshd; then kill -HUP "$(<"$RUN/sshd.pid")"; sleep 0.3; fi
+  fi
+  rm -f "$SSHDIR/sshd_config.new"
   cat > "$SSHDIR/ssh_config" <<EOF
 Host sandbox
   HostName $HOST

@@ -35,6 +35,10 @@ class TransportError(RuntimeError):
     """The transport itself failed (connection refused, timeout, auth): never a statement about a job."""
 
 
+class TransportTimeout(TransportError):
+    """A command did not finish within its timeout; it may still be running on the other side."""
+
+
 @runtime_checkable
 class Transport(Protocol):
     """What the SLURM layer needs from a connection to a cluster (or to this machine)."""
