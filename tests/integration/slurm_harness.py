@@ -37,7 +37,8 @@ class DagRunProcess:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{self.dag_id} did not finish in {timeout}s; log tail:\n{self.log()[-3000:]}")
+            tail = self.log()[-3000:]
+            raise AssertionError(f"{self.dag_id} did not finish in {timeout}s; log tail:\n{tail}") from None
         if not self.result_path.exists():
             raise AssertionError(f"{self.dag_id} runner crashed (rc {self.proc.returncode}):\n{self.log()[-3000:]}")
         result = json.loads(self.result_path.read_text())

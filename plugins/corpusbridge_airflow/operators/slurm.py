@@ -16,7 +16,7 @@ from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_
 from corpusbridge_airflow.operators.slurm_outcome import Outcome, fail_message, resolve_outcomes
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
 
-EVENT_KEYS = frozenset({"status", "jobs"})
+EVENT_KEYS = frozenset({"status", "jobs", "scratch_dir"})
 
 
 class SlurmOperator(BaseOperator):
@@ -121,7 +121,8 @@ class SlurmOperator(BaseOperator):
         ti = context["ti"]
         digest = naming.input_hash(self._parameters())
         key = naming.WorkKey(ti.dag_id, ti.task_id, context["run_id"], getattr(ti, "map_index", -1), digest)
-        container = script.Container(self.container, settings.container_runtime or "apptainer") if self.container else None
+        runtime = settings.container_runtime or "apptainer"
+        container = script.Container(self.container, runtime) if self.container else None
         return jobs.JobSpec(
             command=self.command,
             scratch=naming.scratch_dir(settings.scratch_root, key),
@@ -146,24 +147,21 @@ class SlurmOperator(BaseOperator):
         submission = jobs.submit_or_reattach(transport, spec)
         self._log_submission(submission)
         self._job_ids = sorted(submission.jobs)
-        resume = {"scratch_dir": spec.scratch, "done": submission.done, "is_array": spec.is_array}
         if not submission.jobs:
-            return self._complete(hook, {"status": "done", "jobs": {}, "outcomes": []}, **resume)
-        trigger = self._trigger(submission.jobs, spec)
+            event = {"status": "done", "jobs": {}, "outcomes": [], "scratch_dir": spec.scratch,
+                     "is_array": spec.is_array, "done": submission.done}
+            return self._complete(hook, event)
+        trigger = self._trigger(submission, spec)
         if self.deferrable:
             hook.close()
-            self.defer(trigger=trigger, method_name="execute_complete", kwargs=resume)
-        event = asyncio.run(_first_event(trigger))
-        return self._complete(hook, event, **resume)
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self._complete(hook, asyncio.run(_first_event(trigger)))
 
-    def execute_complete(
-        self, context: Any, event: dict[str, Any] | None = None, *, scratch_dir: str, done: list[int], is_array: bool
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event or not set(event) >= EVENT_KEYS:
             raise AirflowException(f"{self.task_id}: the SLURM trigger returned an unexpected event {event!r}")
         self._job_ids = sorted(event["jobs"])
-        return self._complete(SlurmHook(self.slurm_conn_id), event, scratch_dir=scratch_dir, done=done,
-                              is_array=is_array)
+        return self._complete(SlurmHook(self.slurm_conn_id), event)
 
     def on_kill(self) -> None:
         """Worker-side kill (non-deferrable wait): cancel what this try submitted or attached to."""
@@ -173,10 +171,11 @@ class SlurmOperator(BaseOperator):
 
     # --- pieces -----------------------------------------------------------------------------------------
 
-    def _trigger(self, job_map: dict[str, list[int]], spec: jobs.JobSpec) -> SlurmJobTrigger:
+    def _trigger(self, submission: jobs.Submission, spec: jobs.JobSpec) -> SlurmJobTrigger:
         return SlurmJobTrigger(
             slurm_conn_id=self.slurm_conn_id,
-            jobs=dict(job_map),
+            jobs=dict(submission.jobs),
+            done=submission.done,
             scratch_dir=spec.scratch,
             is_array=spec.is_array,
             poll_interval=self.poll_interval,
@@ -207,17 +206,17 @@ class SlurmOperator(BaseOperator):
         fetched = staging.stage_out(transport, scratch, list(self.stage_out), Path(str(self.local_output_dir)))
         return [str(p) for p in fetched]
 
-    def _complete(
-        self, hook: SlurmHook, event: dict[str, Any], *, scratch_dir: str, done: list[int], is_array: bool
-    ) -> dict[str, Any]:
+    def _complete(self, hook: SlurmHook, event: dict[str, Any]) -> dict[str, Any]:
         if event["status"] != "done":
             raise AirflowException(f"{self.task_id}: {event.get('message', event)}")
+        scratch_dir = event["scratch_dir"]
         transport = hook.transport
         try:
-            outcomes = resolve_outcomes(transport, event, scratch_dir, done)
+            outcomes = resolve_outcomes(transport, event, scratch_dir, event.get("done", []))
             failed = [o for o in outcomes if not o.ok]
             if failed:
-                raise AirflowException(fail_message(self.task_id, transport, failed, scratch_dir, is_array))
+                message = fail_message(self.task_id, transport, failed, scratch_dir, event.get("is_array", True))
+                raise AirflowException(message)
             outputs = self._stage_out(transport, scratch_dir)
         finally:
             hook.close()

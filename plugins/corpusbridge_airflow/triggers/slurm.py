@@ -46,6 +46,7 @@ class SlurmJobTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         unreachable_budget: float = 600.0,
         stream_logs: bool = True,
+        done: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.slurm_conn_id = slurm_conn_id
@@ -55,6 +56,8 @@ class SlurmJobTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.unreachable_budget = float(unreachable_budget)
         self.stream_logs = stream_logs
+        # Indices an earlier try completed: carried through to the event, because `dag.test()` drops defer kwargs.
+        self.done = list(done or [])
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,6 +70,7 @@ class SlurmJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "unreachable_budget": self.unreachable_budget,
                 "stream_logs": self.stream_logs,
+                "done": self.done,
             },
         )
 
@@ -78,6 +82,7 @@ class SlurmJobTrigger(BaseTrigger):
         token = poller.register(self.jobs, self.poll_interval)
         try:
             event = await _Watch(self, poller).until_done()
+            event.update(scratch_dir=self.scratch_dir, is_array=self.is_array, done=self.done)
         finally:
             poller.unregister(token)
         yield TriggerEvent(event)
@@ -134,7 +139,8 @@ class _Watch:
         """Record a snapshot, stream logs; True when every index is terminal (or its job vanished)."""
         changed = self.tracker.update(snap.result.rows)
         for row in changed:
-            self.t.log.info("SLURM job %s index %s: %s (%s)", row.job_id, row.index, row.state, row.reason)
+            label = row.job_id if row.index is None else f"{row.job_id}_{row.index}"
+            self.t.log.info("SLURM job %s: %s (reason: %s)", label, row.state, row.reason)
         await self._stream([(r.job_id, r.index if r.index is not None else 0) for r in changed])
         present = {row.job_id for row in snap.result.rows}
         for job in self.t.jobs:
