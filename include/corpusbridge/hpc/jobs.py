@@ -47,7 +47,7 @@ class JobSpec:
 class Plan:
     """What submit_or_reattach found before acting."""
 
-    done: list[int]
+    done: dict[int, str]  # index -> id of the job that completed it
     attached: dict[str, list[int]]  # job id -> indices still queued/running in it
     todo: list[int]
 
@@ -59,7 +59,7 @@ class Submission:
     jobs: dict[str, list[int]]
     submitted: dict[str, list[int]]
     reattached: dict[str, list[int]]
-    done: list[int]
+    done: dict[int, str]
     preflight: str = ""
 
 
@@ -75,13 +75,25 @@ def find_jobs(transport: Transport, name: str) -> list[IndexState]:
     return [row for row in parsing.parse_squeue_named(result.stdout) if row.name == name]
 
 
-def completed_indices(transport: Transport, scratch: str) -> set[int]:
-    """Indices whose completion marker exists: they exited 0 in an earlier attempt."""
-    found = transport.glob(posixpath.join(scratch, script.MARKER_DIR, "*"))
-    return {int(posixpath.basename(p)) for p in found if posixpath.basename(p).isdigit()}
+# Prints "<index> <job id>" per completion marker, in one remote command.
+_LIST_MARKERS = 'cd -- "$1" 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && echo "$f $(cat -- "$f")"; done; exit 0'
 
 
-def plan(spec: JobSpec, existing: Sequence[IndexState], done: set[int]) -> Plan:
+def completed_indices(transport: Transport, scratch: str) -> dict[int, str]:
+    """`{index: job id}` for indices whose completion marker exists: they exited 0 in an earlier attempt."""
+    folder = posixpath.join(scratch, script.MARKER_DIR)
+    result = transport.run(["sh", "-c", _LIST_MARKERS, "sh", folder], timeout=SBATCH_TIMEOUT)
+    if not result.ok:
+        raise TransportError(f"listing completion markers in {folder} failed: {result.stderr.strip()}")
+    markers: dict[int, str] = {}
+    for line in result.stdout.splitlines():
+        name, _, job_id = line.partition(" ")
+        if name.isdigit():
+            markers[int(name)] = job_id.strip()
+    return markers
+
+
+def plan(spec: JobSpec, existing: Sequence[IndexState], done: Mapping[int, str]) -> Plan:
     """Split the spec's indices into done / attached (queued or running) / todo."""
     attached: dict[str, list[int]] = {}
     for row in existing:
@@ -91,7 +103,8 @@ def plan(spec: JobSpec, existing: Sequence[IndexState], done: set[int]) -> Plan:
         attached.setdefault(row.job_id, []).append(index)
     busy = {i for indices in attached.values() for i in indices}
     todo = [i for i in spec.indices if i not in done and i not in busy]
-    return Plan(sorted(done & set(spec.indices)), {j: sorted(v) for j, v in attached.items()}, todo)
+    finished = {i: done[i] for i in spec.indices if i in done}
+    return Plan(finished, {j: sorted(v) for j, v in attached.items()}, todo)
 
 
 def upload_script(transport: Transport, spec: JobSpec) -> str:

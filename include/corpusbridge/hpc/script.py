@@ -18,6 +18,7 @@ from dataclasses import dataclass
 MARKER_DIR = ".corpusbridge/done"
 SCRIPT_NAME = ".corpusbridge/job.sh"
 LOG_DIR = ".corpusbridge/logs"
+_JOB_ID = "${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}"
 _RUNTIME = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
@@ -85,7 +86,7 @@ def batch_script(
             command_line(command, scratch, container),
             "rc=$?",
             f'if [ "$rc" -eq 0 ]; then mkdir -p {shlex.quote(MARKER_DIR)} && '
-            f': > {shlex.quote(MARKER_DIR)}/"$CORPUSBRIDGE_INDEX"; fi',
+            f'echo "{_JOB_ID}" > {shlex.quote(MARKER_DIR)}/"$CORPUSBRIDGE_INDEX"; fi',
             'exit "$rc"',
             "",
         ]

@@ -149,7 +149,7 @@ class SlurmOperator(BaseOperator):
         self._job_ids = sorted(submission.jobs)
         if not submission.jobs:
             event = {"status": "done", "jobs": {}, "outcomes": [], "scratch_dir": spec.scratch,
-                     "is_array": spec.is_array, "done": submission.done}
+                     "is_array": spec.is_array, "done": {str(k): v for k, v in submission.done.items()}}
             return self._complete(hook, event)
         trigger = self._trigger(submission, spec)
         if self.deferrable:
@@ -185,7 +185,7 @@ class SlurmOperator(BaseOperator):
 
     def _log_submission(self, sub: jobs.Submission) -> None:
         if sub.done:
-            self.log.info("indices already completed by an earlier try (skipped): %s", sub.done)
+            self.log.info("indices already completed by an earlier try (skipped): %s", sorted(sub.done))
         for job_id, indices in sub.reattached.items():
             self.log.info("re-attached to SLURM job %s (indices %s), not resubmitting", job_id, indices)
         for job_id, indices in sub.submitted.items():
@@ -212,7 +212,7 @@ class SlurmOperator(BaseOperator):
         scratch_dir = event["scratch_dir"]
         transport = hook.transport
         try:
-            outcomes = resolve_outcomes(transport, event, scratch_dir, event.get("done", []))
+            outcomes = resolve_outcomes(transport, event, scratch_dir, event.get("done", {}))
             failed = [o for o in outcomes if not o.ok]
             if failed:
                 message = fail_message(self.task_id, transport, failed, scratch_dir, event.get("is_array", True))

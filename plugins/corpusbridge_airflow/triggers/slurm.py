@@ -46,7 +46,7 @@ class SlurmJobTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         unreachable_budget: float = 600.0,
         stream_logs: bool = True,
-        done: list[int] | None = None,
+        done: dict[int, str] | None = None,
     ) -> None:
         super().__init__()
         self.slurm_conn_id = slurm_conn_id
@@ -57,7 +57,7 @@ class SlurmJobTrigger(BaseTrigger):
         self.unreachable_budget = float(unreachable_budget)
         self.stream_logs = stream_logs
         # Indices an earlier try completed: carried through to the event, because `dag.test()` drops defer kwargs.
-        self.done = list(done or [])
+        self.done = {int(k): str(v) for k, v in (done or {}).items()}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,7 +70,7 @@ class SlurmJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "unreachable_budget": self.unreachable_budget,
                 "stream_logs": self.stream_logs,
-                "done": self.done,
+                "done": {str(k): v for k, v in self.done.items()},
             },
         )
 
@@ -82,7 +82,8 @@ class SlurmJobTrigger(BaseTrigger):
         token = poller.register(self.jobs, self.poll_interval)
         try:
             event = await _Watch(self, poller).until_done()
-            event.update(scratch_dir=self.scratch_dir, is_array=self.is_array, done=self.done)
+            done = {str(k): v for k, v in self.done.items()}
+            event.update(scratch_dir=self.scratch_dir, is_array=self.is_array, done=done)
         finally:
             poller.unregister(token)
         yield TriggerEvent(event)
