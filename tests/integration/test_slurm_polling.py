@@ -18,7 +18,8 @@ CONN = "corpusbridge_hpc_polltest"
 def submit_held(transport, count: int) -> list[str]:
     """`count` held jobs (never start, cost nothing) in one remote command."""
     name = f"cb-polltest-{uuid.uuid4().hex[:8]}"
-    loop = f'for i in $(seq {count}); do sbatch --parsable --hold --job-name={name} --output=/dev/null --wrap true; done'
+    submit = f"sbatch --parsable --hold --job-name={name} --output=/dev/null --wrap true"
+    loop = f"for i in $(seq {count}); do {submit}; done"
     result = transport.run(["sh", "-c", loop], timeout=120)
     ids = result.stdout.split()
     assert result.ok and len(ids) == count, result.stderr
