@@ -28,6 +28,12 @@ SANDBOX_SCRIPT = REPO_ROOT / "scripts" / "hpc-sandbox.sh"
 
 
 @dataclass(frozen=True)
+class ClientKey:
+    path: Path
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class HpcSandbox:
     """Where the running sandbox is and how to log in to it."""
 
@@ -52,6 +58,22 @@ class HpcSandbox:
         from corpusbridge.hpc.cluster import ClusterSettings
 
         return ClusterSettings.from_mapping({**self.connection, **overrides})
+
+    def add_client_key(self, folder: Path) -> ClientKey:
+        """A new client key allowed to log in (via authorized_keys_tests), so that a test can count its own logins
+        in the shared sshd log while other sessions use the sandbox too."""
+        key = folder / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(key)], check=True)
+        pub = key.with_suffix(".pub").read_text()
+        with open(self.root / "ssh" / "authorized_keys_tests", "a", encoding="utf-8") as fh:
+            fh.write(pub)
+        out = subprocess.run(["ssh-keygen", "-l", "-f", str(key)], capture_output=True, text=True, check=True).stdout
+        return ClientKey(path=key, fingerprint=out.split()[1])
+
+    def count_logins(self, key: ClientKey) -> int:
+        """Successful SSH authentications (TCP logins) made with `key` so far."""
+        log = self.sshd_log.read_text(encoding="utf-8", errors="replace")
+        return sum(1 for line in log.splitlines() if "Accepted publickey" in line and key.fingerprint in line)
 
     def ssh_argv(self, *remote: str) -> list[str]:
         """`ssh` through the sandbox's own client config (shares its ControlMaster)."""

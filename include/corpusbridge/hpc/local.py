@@ -53,6 +53,14 @@ class LocalTransport:
     def put(self, local: Path, remote: str) -> None:
         _copy(local, self._path(remote))
 
+    def put_many(self, items: Sequence[tuple[Path, str]]) -> list[str]:
+        """`BulkUpload`: copy each file, then hash the copy (what a remote side would report)."""
+        hashes = []
+        for local, remote in items:
+            self.put(local, remote)
+            hashes.append(self.sha256(remote) or "missing")
+        return hashes
+
     def get(self, remote: str, local: Path) -> None:
         source = self._path(remote)
         if not source.is_file():

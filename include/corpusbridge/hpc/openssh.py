@@ -17,13 +17,20 @@ import re
 import secrets
 import shlex
 import subprocess
+import tarfile
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from corpusbridge.hpc.cluster import ClusterSettings
-from corpusbridge.hpc.transport import CommandResult, RemoteStat, TransportError, TransportTimeout
+from corpusbridge.hpc.transport import (
+    POSIX_SHA256_FUNCTION,
+    CommandResult,
+    RemoteStat,
+    TransportError,
+    TransportTimeout,
+)
 
 # Exit status a helper script uses for "no such path"; anything but 255, which ssh keeps for its own failures.
 _MISSING = 44
@@ -40,7 +47,17 @@ _BRACKET = re.compile(r"[!^]?[A-Za-z0-9_.,+-]+")
 _PUT = 'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap \'rm -f -- "$t"\' EXIT; ' \
        'cat > "$t"; mv -f -- "$t" "$1"'
 _GET = f'[ -f "$1" ] || exit {_MISSING}; exec cat -- "$1"'
-_SHA256 = f'[ -f "$1" ] || exit {_MISSING}; sha256sum < "$1"'
+_SHA256 = f'{POSIX_SHA256_FUNCTION}; [ -f "$1" ] || exit {_MISSING}; x=$(h "$1"); echo "${{x:?hash failed}}"'
+# Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets, then each
+# member is renamed onto its target (named by an argument, so any characters are safe) and hashed from disk.
+_PUT_MANY = f'''{POSIX_SHA256_FUNCTION}
+set -e; t="$1/.cb-part-$2"; shift 2; mkdir -p -- "$t"; trap 'rm -rf -- "$t"' EXIT
+tar -x --no-same-owner -f - -C "$t"
+i=0
+for dst; do
+  mkdir -p -- "$(dirname -- "$dst")"; mv -f -- "$t/$i" "$dst"; x=$(h "$dst"); echo "${{x:-!}}"; i=$((i+1))
+done
+'''
 _STAT = f'[ -e "$1" ] || exit {_MISSING}; exec stat -L -c "%s %Y %F" -- "$1"'
 
 
@@ -216,6 +233,33 @@ class OpenSSHTransport:
         if proc.returncode != 0:
             raise OSError(f"{local} -> {self.settings.host}:{remote}: upload failed: {_text(proc.stderr).strip()}")
 
+    def put_many(self, items: Sequence[tuple[Path, str]]) -> list[str]:
+        """Upload many files as ONE tar stream (one round trip, no per-file ssh start); return the remote sha256 of
+        each target, read back from disk after it was renamed into place."""
+        if not items:
+            return []
+        base = os.path.commonpath([str(PurePosixPath(remote).parent) for _, remote in items])
+        self._ensure_master()
+        argv = ["sh", "-c", _PUT_MANY, "sh", base, secrets.token_hex(6), *(remote for _, remote in items)]
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        finally:
+            os.close(read_end)  # or a dead ssh would leave the writer blocked on a full pipe for ever
+        writer = _TarWriter(write_end, [local for local, _ in items])
+        writer.start()
+        out, err = proc.communicate()
+        writer.join()
+        if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(err)) or not self.master_alive()):
+            self._master_ready = False
+            raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_text(err).strip()}")
+        hashes = _text(out).split()
+        if writer.error is not None or proc.returncode != 0 or len(hashes) != len(items):
+            raise OSError(f"upload of {len(items)} files to {self.settings.host}:{base} failed "
+                          f"(rc {proc.returncode}): {writer.error or _text(err).strip()[-500:]}")
+        return hashes
+
     def get(self, remote: str, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name[:200]}.cb-part-{secrets.token_hex(4)}")
@@ -262,6 +306,30 @@ class OpenSSHTransport:
         if proc.returncode != 0:
             raise OSError(f"{self.settings.host}:{remote}: {what} failed: {_text(proc.stderr).strip()}")
         return proc
+
+
+class _TarWriter(threading.Thread):
+    """Writes the files as tar members named 0..n-1 into a pipe; the remote side renames them."""
+
+    def __init__(self, fd: int, files: list[Path]) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.files = fd, files
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with open(self.fd, "wb", buffering=0) as raw, tarfile.open(
+                fileobj=raw, mode="w|", bufsize=1 << 20, format=tarfile.PAX_FORMAT, copybufsize=1 << 20
+            ) as tar:
+                for index, path in enumerate(self.files):
+                    info = tar.gettarinfo(str(path), arcname=str(index))
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mode = 0o644
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+        except BaseException as exc:  # reported by put_many together with the remote side's message
+            self.error = exc
 
 
 def _private_dir(path: Path) -> None:

@@ -74,3 +74,21 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BulkUpload(Protocol):
+    """Optional: many files in one stream (one round trip) instead of one command per file. Staging uses it when a
+    transport offers it, and falls back to `put` per file otherwise."""
+
+    def put_many(self, items: Sequence[tuple[Path, str]]) -> list[str]:
+        """Upload (local, remote) pairs; return the sha256 of each remote file as read back on the remote side."""
+        ...
+
+
+# A POSIX shell function `h FILE` printing FILE's sha256: openssl uses the CPU's SHA instructions (about 3x
+# sha256sum here); sha256sum where openssl is missing. For transports and callers that run `sh` on the far side.
+POSIX_SHA256_FUNCTION = (
+    'h() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r < "$1"; '
+    'else sha256sum < "$1"; fi | cut -c1-64; }'
+)

@@ -1,0 +1,83 @@
+"""Connection settings: what an Airflow `ssh` Connection may hold, and the message a user gets when it is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpusbridge.hpc.cluster import ClusterSettings, ClusterSettingsError
+
+SANDBOX_CONN = {
+    "conn_type": "ssh",
+    "host": "127.0.0.1",
+    "port": 2222,
+    "login": "root",
+    "extra": {
+        "key_file": "/tmp/corpusbridge-sandbox/ssh/id_ed25519",
+        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICQaW9C/AgZi/1uJmrVJ9HjodHNWzxQzkjBL40X81fln",
+        "known_hosts": "/tmp/corpusbridge-sandbox/ssh/known_hosts",
+        "scratch_root": "/tmp/corpusbridge-sandbox/scratch",
+        "partition": "debug",
+        "slurm_conf": "/tmp/corpusbridge-sandbox/etc/slurm.conf",
+    },
+}
+
+
+def _with(**extra: Any) -> dict[str, Any]:
+    return {**SANDBOX_CONN, "extra": {**SANDBOX_CONN["extra"], **extra}}
+
+
+def test_the_sandbox_connection_parses() -> None:
+    s = ClusterSettings.from_mapping(SANDBOX_CONN)
+    assert (s.host, s.port, s.login, s.partition) == ("127.0.0.1", 2222, "root", "debug")
+    assert s.key_file == Path("/tmp/corpusbridge-sandbox/ssh/id_ed25519")
+    assert s.strict_host_key_checking is True
+    assert s.env == {"SLURM_CONF": "/tmp/corpusbridge-sandbox/etc/slurm.conf"}
+    assert s.scratch_root == "/tmp/corpusbridge-sandbox/scratch"
+
+
+def test_extra_may_be_a_json_string_as_airflow_stores_it() -> None:
+    conn = {**SANDBOX_CONN, "extra": json.dumps(SANDBOX_CONN["extra"]), "port": "2222"}
+    assert ClusterSettings.from_mapping(conn) == ClusterSettings.from_mapping(SANDBOX_CONN)
+
+
+def test_defaults_for_a_minimal_connection() -> None:
+    s = ClusterSettings.from_mapping({"host": "login.hpc.example", "extra": {"scratch_root": "/scratch/me"}})
+    assert (s.port, s.login, s.key_file, s.default_sbatch_options, s.env) == (22, None, None, {}, {})
+
+
+def test_sbatch_options_are_normalised_to_long_option_names() -> None:
+    s = ClusterSettings.from_mapping(_with(default_sbatch_options={"--time": "01:00:00", "cpus_per_task": 4}))
+    assert s.default_sbatch_options == {"time": "01:00:00", "cpus-per-task": "4"}
+    s = ClusterSettings.from_mapping(_with(default_sbatch_options='{"mem": "4G"}'))
+    assert s.default_sbatch_options == {"mem": "4G"}
+
+
+def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
+    assert ClusterSettings.from_mapping(_with(no_host_key_check="true")).strict_host_key_checking is False
+    assert ClusterSettings.from_mapping(_with(no_host_key_check=False)).strict_host_key_checking is True
+
+
+@pytest.mark.parametrize(
+    ("conn", "message"),
+    [
+        ({"extra": {"scratch_root": "/s"}}, "host is missing"),
+        ({"host": "h"}, "extra.scratch_root is missing"),
+        ({**SANDBOX_CONN, "port": "ssh"}, "port 'ssh' is not a number"),
+        ({**SANDBOX_CONN, "port": 70000}, "out of range"),
+        ({**SANDBOX_CONN, "extra": "{not json"}, "extra is not valid JSON"),
+        (_with(scratch="/s"), r"unknown connection extras \['scratch'\]"),
+        (_with(host_key="AAAAC3Nza"), "must be '<type> <base64>'"),
+        (_with(container_runtime="docker"), "container_runtime 'docker' is not one of"),
+        (_with(default_sbatch_options={"time; rm": "1"}), "not an sbatch long option"),
+        (_with(strict_host_key_checking="maybe"), "must be true or false"),
+        (_with(private_key="-----BEGIN"), "write it to a file"),
+        ({**SANDBOX_CONN, "password": "x", "extra": {"scratch_root": "/s"}}, "password logins are not supported"),
+        (_with(conn_timeout=0), "conn_timeout must be > 0"),
+    ],
+)
+def test_bad_settings_name_the_field(conn: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClusterSettingsError, match=message):
+        ClusterSettings.from_mapping(conn)
