@@ -57,9 +57,17 @@ class DagRunProcess:
             self.proc.wait(timeout=30)
 
 
+def make_db_template(tmp: Path) -> Path:
+    """A migrated Airflow metadata DB that every run copies (instead of migrating its own)."""
+    path = tmp / "airflow-template.db"
+    subprocess.run([sys.executable, str(RUNNER), "--init-db", str(path)], check=True, capture_output=True,
+                   timeout=DAG_RUN_TIMEOUT)
+    return path
+
+
 def launch(
     dag_id: str, connection_json: str, tmp: Path, conf: dict[str, Any] | None = None, *, nonce: str | None = None,
-    run_after: str | None = None,
+    run_after: str | None = None, db_template: Path | None = None,
 ) -> DagRunProcess:
     nonce = nonce or uuid.uuid4().hex[:12]
     outdir = tmp / f"{dag_id}-{nonce}-{uuid.uuid4().hex[:4]}"
@@ -69,6 +77,7 @@ def launch(
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "include"), str(REPO / "plugins"), env.get("PYTHONPATH", "")])
     argv = [sys.executable, str(RUNNER), dag_id, str(outdir / "run.json"), "--conf", json.dumps(conf)]
     argv += ["--run-after", run_after] if run_after else []
+    argv += ["--db-template", str(db_template)] if db_template else []
     log_path = outdir / "worker.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

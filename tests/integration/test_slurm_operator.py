@@ -1,8 +1,8 @@
 """SlurmOperator end to end: Airflow `dag.test()` runs (child processes) against the real sandbox.
 
-The slow scenarios (TIMEOUT needs ~90 s of wall time, cancellation, the basic array, retry, hostile input)
-start together when this module starts and are checked by the tests below; the disruption tests (killed
-worker, sshd and slurmctld restarts) run one after another meanwhile, each with its own sleeping job.
+Every scenario starts when this module starts (one child process each), so that the slow ones overlap:
+TIMEOUT alone needs ~90 s of wall time. The tests then act on their own run (restart sshd or slurmctld,
+kill a worker, scancel) and check its outcome.
 """
 
 from __future__ import annotations
@@ -12,47 +12,76 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from slurm_harness import REPO, DagRunProcess, jobs_with_comment, launch, remote, wait_for_state
+from slurm_harness import REPO, DagRunProcess, jobs_with_comment, launch, make_db_template, remote, wait_for_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.airflow]
 
 
+@dataclass
+class Scenarios:
+    runs: dict[str, DagRunProcess]
+    conn: str
+    tmp: Path
+    db_template: Path
+    hostile: str
+    canary: str
+    reattach_when: str
+
+    def relaunch(self, name: str, conf: dict) -> DagRunProcess:
+        """The same DAG run again (same nonce and run id): what a rerun after a worker crash looks like."""
+        first = self.runs[name]
+        return launch(first.dag_id, self.conn, self.tmp, conf, nonce=first.nonce, run_after=self.reattach_when,
+                      db_template=self.db_template)
+
+
 @pytest.fixture(scope="module")
-def background(hpc_sandbox, tmp_path_factory) -> dict[str, DagRunProcess]:
-    """Start the long-running scenarios at once, so that they overlap."""
+def scenarios(hpc_sandbox, tmp_path_factory) -> Iterator[Scenarios]:
+    """Start every scenario at once, so that the slow ones (TIMEOUT ~90 s) overlap with the rest."""
     tmp = tmp_path_factory.mktemp("slurm-runs")
     conn = hpc_sandbox.connection_json()
+    template = make_db_template(tmp)
     indir = tmp / "inputs"
     indir.mkdir()
     for i in range(4):
         (indir / f"in {i}.txt").write_bytes(b"x" * (10 + i))
     canary = f"{hpc_sandbox.scratch_root}/pwned-{uuid.uuid4().hex[:8]}"
     hostile = f"a; touch {canary}; $(touch {canary}) `touch {canary}` 'q\" \\ end"
+    when = "2026-03-04T05:06:07+00:00"
+
+    def start(dag_id: str, conf: dict | None = None, **kwargs) -> DagRunProcess:
+        return launch(dag_id, conn, tmp, conf, db_template=template, **kwargs)
+
     runs = {
-        "timeout": launch("cb_slurm_sleep", conn, tmp, {"seconds": 300, "time": "00:00:01"}),
-        "cancel": launch("cb_slurm_sleep", conn, tmp, {"seconds": 300}),
-        "array": launch("cb_slurm_array", conn, tmp, {"indir": str(indir)}),
-        "retry": launch("cb_slurm_retry", conn, tmp),
-        "hostile": launch("cb_slurm_hostile", conn, tmp, {"value": hostile}),
+        "timeout": start("cb_slurm_sleep", {"seconds": 300, "time": "00:00:01"}),
+        "sshd": start("cb_slurm_sleep", {"seconds": SLEEP}),
+        "slurmctld": start("cb_slurm_sleep", {"seconds": SLEEP}),
+        "killed": start("cb_slurm_sleep", {"seconds": SLEEP}, run_after=when),
+        "cancel": start("cb_slurm_sleep", {"seconds": 300}),
+        "array": start("cb_slurm_array", {"indir": str(indir)}),
+        "retry": start("cb_slurm_retry"),
+        "hostile": start("cb_slurm_hostile", {"value": hostile}),
     }
-    runs["hostile"].value = hostile  # type: ignore[attr-defined]
-    runs["hostile"].canary = canary  # type: ignore[attr-defined]
-    yield runs
+    yield Scenarios(runs, conn, tmp, template, hostile, canary, when)
     for run in runs.values():
         run.kill()
 
 
-def sleeper_running(sandbox, tmp: Path, seconds: int, **kwargs) -> DagRunProcess:
-    """A sleeping job whose task is deferred (the trigger is polling) by the time this returns."""
-    run = launch("cb_slurm_sleep", sandbox.connection_json(), tmp, {"seconds": seconds}, **kwargs)
+# Long enough that the job still runs when a disruption test gets to it on a busy 2-core box.
+SLEEP = 50
+
+
+def deferred(sandbox, run: DagRunProcess) -> None:
+    """Return once the job runs and the task waits in its trigger."""
     wait_for_state(sandbox, run.nonce, "RUNNING")
-    deadline = time.monotonic() + 60
-    while "running trigger in line" not in run.log() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 90
+    while "running trigger in line" not in run.log():
+        assert time.monotonic() < deadline, f"{run.dag_id} never deferred:\n{run.log()[-2000:]}"
         time.sleep(0.3)
-    return run
 
 
 def restart_sandbox() -> None:
@@ -64,56 +93,56 @@ def pid_from(path: Path) -> int:
     return int(path.read_text().strip())
 
 
-# --- disruptions (run while the background scenarios proceed) ---------------------------------------------
+# --- disruptions ---------------------------------------------------------------------------------------------
 
 
-def test_worker_killed_mid_wait_then_rerun_reattaches(hpc_sandbox, background, tmp_path) -> None:
-    nonce, when = uuid.uuid4().hex[:12], "2026-03-04T05:06:07+00:00"
-    # Long enough to be still running when the second worker (a cold Airflow process on a busy box) gets there.
-    first = sleeper_running(hpc_sandbox, tmp_path, 45, nonce=nonce, run_after=when)
-    first.kill()
-    (job_id,) = jobs_with_comment(hpc_sandbox, nonce)
-    second = launch("cb_slurm_sleep", hpc_sandbox.connection_json(), tmp_path, {"seconds": 45}, nonce=nonce,
-                    run_after=when)
-    result = second.wait()
-    assert result["state"] == "success", result["log"][-3000:]
-    assert f"re-attached to SLURM job {job_id}" in result["log"]
-    assert list(jobs_with_comment(hpc_sandbox, nonce)) == [job_id]  # still one job: nothing was resubmitted
-    assert result["xcom"]["job_ids"] == [job_id]
-
-
-def test_sshd_restarted_mid_poll(hpc_sandbox, background, tmp_path) -> None:
-    run = sleeper_running(hpc_sandbox, tmp_path, 15)
+def test_sshd_restarted_mid_poll(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["sshd"]
+    deferred(hpc_sandbox, run)
     listener = pid_from(hpc_sandbox.root / "run" / "sshd.pid")
     sessions = subprocess.run(["ps", "-o", "pid=", "--ppid", str(listener)], capture_output=True, text=True,
                               check=False).stdout.split()
     for pid in [listener, *map(int, sessions)]:  # the listener and every session, ControlMasters' included
         os.kill(pid, signal.SIGTERM)
-    time.sleep(4)
+    time.sleep(5)
     restart_sandbox()
     result = run.wait()
     assert result["state"] == "success", result["log"][-3000:]
     assert "SLURM unreachable" in result["log"]  # the outage was seen, and was not read as "finished"
     assert result["xcom"]["states"] == {"0": "COMPLETED"}
-    assert "finished" in result["log"]  # the job's own stdout was streamed, before and after the outage
+    assert "finished" in result["log"]  # the job's own stdout, streamed after the outage
 
 
-def test_slurmctld_restarted_mid_job(hpc_sandbox, background, tmp_path) -> None:
-    run = sleeper_running(hpc_sandbox, tmp_path, 15)
+def test_slurmctld_restarted_mid_job(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["slurmctld"]
+    deferred(hpc_sandbox, run)
     os.kill(pid_from(hpc_sandbox.root / "run" / "slurmctld.pid"), signal.SIGTERM)
-    time.sleep(4)
+    time.sleep(25)  # longer than squeue's own retries (~15-20 s), so polls really fail
+    assert run.proc.poll() is None, "the task ended while the controller was down"
     restart_sandbox()
     result = run.wait()
     assert result["state"] == "success", result["log"][-3000:]
-    assert "SLURM unreachable" in result["log"] and "Unable to contact slurm controller" in result["log"]
+    assert "Unable to contact slurm controller" in result["log"]
     assert result["xcom"]["states"] == {"0": "COMPLETED"}
+
+
+def test_worker_killed_mid_wait_then_rerun_reattaches(hpc_sandbox, scenarios) -> None:
+    first = scenarios.runs["killed"]
+    deferred(hpc_sandbox, first)
+    first.kill()
+    (job_id,) = jobs_with_comment(hpc_sandbox, first.nonce)
+    result = scenarios.relaunch("killed", {"seconds": SLEEP}).wait()
+    assert result["state"] == "success", result["log"][-3000:]
+    assert f"re-attached to SLURM job {job_id}" in result["log"]
+    assert list(jobs_with_comment(hpc_sandbox, first.nonce)) == [job_id]  # still one job: nothing resubmitted
+    assert result["xcom"]["job_ids"] == [job_id]
 
 
 # --- the background scenarios -------------------------------------------------------------------------------
 
 
-def test_array_stages_in_computes_and_stages_out(background) -> None:
-    run = background["array"]
+def test_array_stages_in_computes_and_stages_out(scenarios) -> None:
+    run = scenarios.runs["array"]
     result = run.wait()
     assert result["state"] == "success", result["log"][-3000:]
     xcom = result["xcom"]
@@ -125,8 +154,8 @@ def test_array_stages_in_computes_and_stages_out(background) -> None:
         assert f"index {i} counted" in result["log"] and f"note from {i}" in result["log"]
 
 
-def test_failing_index_then_retry_reruns_only_that_index(hpc_sandbox, background) -> None:
-    run = background["retry"]
+def test_failing_index_then_retry_reruns_only_that_index(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["retry"]
     result = run.wait()
     assert result["state"] == "success", result["log"][-3000:]
     assert result["tis"]["compute"] == ["success", 2]
@@ -140,17 +169,17 @@ def test_failing_index_then_retry_reruns_only_that_index(hpc_sandbox, background
     assert result["xcom"]["states"] == {str(i): "COMPLETED" for i in range(4)}
 
 
-def test_hostile_parameter_arrives_literally(hpc_sandbox, background) -> None:
-    run = background["hostile"]
+def test_hostile_parameter_arrives_literally(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["hostile"]
     result = run.wait()
     assert result["state"] == "success", result["log"][-3000:]
     (value_file,) = result["xcom"]["outputs"]
-    assert Path(value_file).read_text() == run.value  # type: ignore[attr-defined]
-    assert remote(hpc_sandbox, f"ls {run.canary} 2>/dev/null || true").strip() == ""  # type: ignore[attr-defined]
+    assert Path(value_file).read_text() == scenarios.hostile
+    assert remote(hpc_sandbox, f"ls {scenarios.canary} 2>/dev/null || true").strip() == ""
 
 
-def test_cancelled_job_fails_the_task_naming_the_state(hpc_sandbox, background) -> None:
-    run = background["cancel"]
+def test_cancelled_job_fails_the_task_naming_the_state(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["cancel"]
     found = wait_for_state(hpc_sandbox, run.nonce, "RUNNING")
     remote(hpc_sandbox, "scancel " + " ".join(found))
     result = run.wait()
@@ -158,8 +187,8 @@ def test_cancelled_job_fails_the_task_naming_the_state(hpc_sandbox, background) 
     assert "did not complete: [0]" in result["log"] and "CANCELLED" in result["log"]
 
 
-def test_timeout_names_the_state_and_what_to_change(hpc_sandbox, background) -> None:
-    run = background["timeout"]
+def test_timeout_names_the_state_and_what_to_change(hpc_sandbox, scenarios) -> None:
+    run = scenarios.runs["timeout"]
     result = run.wait(timeout=240)
     assert result["state"] == "failed"
     assert "TIMEOUT" in result["log"] and "raise sbatch_options['time']" in result["log"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -192,19 +193,28 @@ class SlurmOperator(BaseOperator):
             self.log.info("submitted SLURM job %s for indices %s; pre-flight: %s", job_id, indices, sub.preflight)
 
     def _stage_in(self, transport: Transport, scratch: str) -> None:
-        if self.stage_in:
-            from corpusbridge.hpc import staging
+        if not self.stage_in:
+            return
+        from corpusbridge.hpc import staging
 
-            report = staging.stage_in(transport, [Path(p) for p in self.stage_in], scratch)
-            self.log.info("staged in: %s", report)
+        result = staging.stage_in(transport, [Path(p) for p in self.stage_in], scratch)
+        self.log.info(
+            "staged in %d file(s): %d copied, %d skipped (already there, hash verified), %d repaired; "
+            "%.1f MB at %.1f MB/s",
+            len(result.files), len(result.files) - result.skipped - result.repaired, result.skipped,
+            result.repaired, result.bytes / 1e6, result.mb_per_s,
+        )
 
     def _stage_out(self, transport: Transport, scratch: str) -> list[str]:
         if not self.stage_out:
             return []
         from corpusbridge.hpc import staging
 
-        fetched = staging.stage_out(transport, scratch, list(self.stage_out), Path(str(self.local_output_dir)))
-        return [str(p) for p in fetched]
+        patterns = [p if posixpath.isabs(p) else posixpath.join(scratch, p) for p in self.stage_out]
+        result = staging.fetch(transport, patterns, Path(str(self.local_output_dir)))
+        self.log.info("fetched %d file(s) into %s: %.1f MB at %.1f MB/s (%d already there)", len(result.files),
+                      self.local_output_dir, result.bytes / 1e6, result.mb_per_s, result.skipped)
+        return [f.target for f in result.files]
 
     def _complete(self, hook: SlurmHook, event: dict[str, Any]) -> dict[str, Any]:
         if event["status"] != "done":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class PollerStats:
     squeue_calls: int = 0
     max_jobs_per_call: int = 0
     errors: int = 0
+    tick_seconds: list[float] = field(default_factory=list)  # wall time of each squeue, newest last (bounded)
 
 
 @dataclass
@@ -91,10 +93,12 @@ class SlurmPoller:
 
     async def _tick(self) -> None:
         ids = frozenset().union(*self._watchers.values())
+        started = time.monotonic()
         try:
             result = await self.call(monitor.poll, sorted(ids))
         except Exception as exc:  # a transport that cannot even be built is "unreachable", not "finished"
             result = monitor.PollResult([], f"{type(exc).__name__}: {exc}")
+        self.stats.tick_seconds = [*self.stats.tick_seconds[-999:], time.monotonic() - started]
         self.stats.ticks += 1
         self.stats.squeue_calls += 1
         self.stats.max_jobs_per_call = max(self.stats.max_jobs_per_call, len(ids))

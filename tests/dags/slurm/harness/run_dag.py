@@ -2,7 +2,8 @@
 
 Used by the SLURM integration tests so that slow scenarios (TIMEOUT, restarts) run side by side, and so
 that a worker can be SIGKILLed mid-wait. Usage:
-    python run_dag.py DAG_ID RESULT_JSON [--conf JSON] [--run-after ISO]
+    python run_dag.py DAG_ID RESULT_JSON [--conf JSON] [--run-after ISO] [--db-template FILE]
+    python run_dag.py --init-db FILE          (a migrated metadata DB that runs copy instead of migrating)
 Writes {"state": ..., "tis": {task: [state, try]}, "run_id": ...} to RESULT_JSON; task logs go to stdout.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,19 +40,35 @@ def prepare_airflow_env() -> None:
             sys.path.insert(0, str(path))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("dag_id")
-    parser.add_argument("result")
-    parser.add_argument("--conf", default="{}")
-    parser.add_argument("--run-after", default=None)
-    args = parser.parse_args()
-    prepare_airflow_env()
-    import pendulum
-    from airflow.dag_processing.dagbag import DagBag
+def init_db(template: str | None) -> None:
+    """Copy the template DB when given (saves ~2 s of CPU per run on a busy box), else create one."""
+    target = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    if template and Path(template).exists():
+        shutil.copyfile(template, target)
+        return
     from airflow.utils import db
 
     db.resetdb()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dag_id", nargs="?")
+    parser.add_argument("result", nargs="?")
+    parser.add_argument("--conf", default="{}")
+    parser.add_argument("--run-after", default=None)
+    parser.add_argument("--db-template", default=None)
+    parser.add_argument("--init-db", default=None, help="write a migrated metadata DB to this file and exit")
+    args = parser.parse_args()
+    prepare_airflow_env()
+    if args.init_db:
+        init_db(None)
+        shutil.copyfile(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", args.init_db)
+        return 0
+    init_db(args.db_template)
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
     bag = DagBag(dag_folder=str(DAGS))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
