@@ -63,6 +63,9 @@ def main() -> int:
     prepare_airflow_env()
     if args.init_db:
         init_db(None)
+        from airflow import settings
+
+        settings.engine.dispose()  # checkpoints SQLite's WAL into the file; a copy before it is an empty DB
         shutil.copyfile(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", args.init_db)
         return 0
     init_db(args.db_template)
