@@ -189,5 +189,8 @@ def tail_logs(transport: Transport, offsets: Mapping[str, int], limit: int = LOG
 
 def file_tail(transport: Transport, path: str, nbytes: int = 2000) -> str:
     """The last `nbytes` of a remote file ('' when it does not exist): the stderr shown on failure."""
-    result = transport.run(["tail", "-c", str(nbytes), "--", path], timeout=QUERY_TIMEOUT)
+    try:
+        result = transport.run(["tail", "-c", str(nbytes), "--", path], timeout=QUERY_TIMEOUT)
+    except TransportError:  # a failure message must not be lost because its decoration could not be fetched
+        return ""
     return result.stdout if result.ok else ""

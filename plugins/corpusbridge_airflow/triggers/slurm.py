@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from corpusbridge.hpc import jobs, monitor, script
-from corpusbridge.hpc.transport import Transport
+from corpusbridge.hpc.transport import Transport, TransportError
 
 from corpusbridge_airflow.triggers.slurm_poller import SlurmPoller, Snapshot, poller_for
 
@@ -113,27 +113,31 @@ class _Watch:
             tick = snap.tick
             if not set(self.t.jobs) <= snap.job_ids:
                 continue  # a snapshot taken before we registered says nothing about our jobs
-            if snap.result.unreachable:
-                if (event := self._unreachable(snap)) is not None:
-                    return event
-                continue
-            self.down_since = None
-            if await self._observe(snap):
-                return await self._finish()
+            problem = snap.result.unreachable
+            if not problem:
+                self.down_since = None
+                if not await self._observe(snap):
+                    continue
+                try:
+                    return await self._finish()
+                except TransportError as exc:  # e.g. sshd restarting right as the job ended: ask again next tick
+                    problem = f"reading final states: {exc}"
+            if (event := self._unreachable(problem)) is not None:
+                return event
 
-    def _unreachable(self, snap: Snapshot) -> dict[str, Any] | None:
+    def _unreachable(self, problem: str) -> dict[str, Any] | None:
         now = time.monotonic()
         self.down_since = self.down_since or now
         waited = now - self.down_since
         self.t.log.warning("SLURM unreachable for %.0fs (budget %.0fs): %s", waited, self.t.unreachable_budget,
-                           snap.result.unreachable)
+                           problem)
         if waited < self.t.unreachable_budget:
             return None
         return {
             "status": "error",
             "jobs": self.t.jobs,
             "message": f"SLURM controller unreachable for {waited:.0f}s (budget {self.t.unreachable_budget:.0f}s): "
-            f"{snap.result.unreachable}. Jobs {sorted(self.t.jobs)} may still be running; a retry re-attaches.",
+            f"{problem}. Jobs {sorted(self.t.jobs)} may still be running; a retry re-attaches.",
         }
 
     async def _observe(self, snap: Snapshot) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 from corpusbridge_airflow.operators.slurm import SlurmOperator
+from corpusbridge_airflow.sensors.slurm import SlurmJobSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON = {"nonce": Param("n0", type="string"), "outdir": Param("/tmp", type="string")}
@@ -83,3 +84,8 @@ with DAG(
         **FAST,
     )
     record(sleeper.output)
+
+# Jobs submitted elsewhere (by the test, with plain sbatch): the sensor waits for them.
+with DAG("cb_slurm_sensor", schedule=None, start_date=START, params={**COMMON, "job_ids": Param("0", type="string")}):
+    watch = SlurmJobSensor(task_id="watch", job_ids="{{ params.job_ids }}", poll_interval=1.0)
+    record(watch.output)
