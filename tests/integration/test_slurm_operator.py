@@ -8,8 +8,10 @@ in order, after the quick scenarios are done; the tests then check each run's ou
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,9 +43,10 @@ class Scenarios:
 
 
 @pytest.fixture(scope="module")
-def scenarios(hpc_sandbox, tmp_path_factory) -> Iterator[Scenarios]:
+def scenarios(hpc_sandbox) -> Iterator[Scenarios]:
     """Start every scenario at once, so that the slow ones (TIMEOUT ~90 s) overlap with the rest."""
-    tmp = tmp_path_factory.mktemp("slurm-runs")
+    # Not tmp_path: pytest prunes old basetemps, and another pytest session on this box could prune ours mid-run.
+    tmp = Path(tempfile.mkdtemp(prefix="cb-slurm-runs-"))
     conn = hpc_sandbox.connection_json()
     template = make_db_template(tmp)
     indir = tmp / "inputs"
@@ -71,6 +74,7 @@ def scenarios(hpc_sandbox, tmp_path_factory) -> Iterator[Scenarios]:
     yield Scenarios(runs, conn, tmp, template, hostile, canary, foreign, when)
     for run in runs.values():
         run.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 # Long enough that the sleeping jobs outlast the quick scenarios and both outages on a busy 2-core box.
@@ -93,6 +97,15 @@ def restart_sandbox() -> None:
 
 def pid_from(path: Path) -> int:
     return int(path.read_text().strip())
+
+
+def wait_for_log(run: DagRunProcess, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while text not in run.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def stop_slurmctld(sandbox) -> None:
@@ -130,13 +143,15 @@ def disruptions(hpc_sandbox, scenarios) -> Disruptions:
     killed.kill()
     (job_id,) = jobs_with_comment(hpc_sandbox, killed.nonce)
     stop_slurmctld(hpc_sandbox)
-    time.sleep(25)  # longer than squeue's own retries (~15-20 s), so polls really fail
+    # Restart only once the waiting task has seen the outage (squeue retries for ~10-20 s before it fails).
+    seen_ctld = wait_for_log(outage, "Unable to contact slurm controller", timeout=90)
     alive = outage.proc.poll() is None
     restart_sandbox()
     stop_sshd(hpc_sandbox)
-    time.sleep(5)
+    seen_sshd = wait_for_log(outage, "Connection refused", timeout=60)
     alive = alive and outage.proc.poll() is None
     restart_sandbox()
+    assert seen_ctld and seen_sshd, f"outages not observed (slurmctld {seen_ctld}, sshd {seen_sshd})"
     return Disruptions(job_id, scenarios.relaunch("killed", {"seconds": SLEEP}), alive)
 
 
