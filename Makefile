@@ -44,3 +44,8 @@ sandbox-down:
 
 sandbox-status:
 	scripts/hpc-sandbox.sh status
+
+# --- SLURM operator (issue 3) ---
+# Shared-poller cost vs job count against the loopback sandbox (bench/RESULTS.md, "## SLURM polling").
+bench-polling: install sandbox-up
+	$(BIN)/python bench/polling.py
