@@ -132,7 +132,12 @@ def sacct_argv(job_ids: Iterable[str]) -> list[str]:
 
 
 def scancel_argv(job_ids: Iterable[str]) -> list[str]:
-    return ["scancel", *_id_list(job_ids).split(",")]
+    return ["scancel", *checked_job_ids(job_ids)]
+
+
+def checked_job_ids(job_ids: Iterable[str]) -> list[str]:
+    """Job ids, validated (digits, or <array job>_<index>) and sorted: safe to pass as arguments."""
+    return _id_list(job_ids).split(",")
 
 
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")

@@ -79,19 +79,25 @@ def poll(transport: Transport, job_ids: Iterable[str]) -> PollResult:
 
 
 def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: bool) -> list[IndexState]:
-    """Exit codes for finished jobs: sacct when accounting exists (one call), else scontrol per job."""
+    """Exit codes for finished jobs in ONE remote command: sacct when accounting exists, else scontrol per job.
+
+    scontrol takes one job per call, so the calls run in a remote loop; a job the controller no longer knows
+    just has no rows.
+    """
+    if not job_ids:
+        return []
     if use_sacct:
         result = transport.run(commands.sacct_argv(job_ids), timeout=QUERY_TIMEOUT)
         if result.ok:
             return parsing.parse_sacct(result.stdout)
-    rows: list[IndexState] = []
-    for job_id in job_ids:
-        result = transport.run(commands.scontrol_show_job_argv(job_id), timeout=QUERY_TIMEOUT)
-        if result.ok:
-            rows.extend(parsing.parse_scontrol(result.stdout))
-        elif parsing.controller_unreachable(result.stderr):
-            raise TransportError(f"scontrol show job {job_id}: {result.stderr.strip()}")
-    return rows
+    one = shlex.join(commands.scontrol_show_job_argv(job_ids[0])[:-1])
+    loop = f'for j in "$@"; do {one} "$j" 2>&1 || true; done'
+    argv = ["sh", "-c", loop, "sh", *commands.checked_job_ids(job_ids)]
+    result = transport.run(argv, timeout=QUERY_TIMEOUT)
+    if parsing.controller_unreachable(result.stdout):
+        raise TransportError(f"scontrol show job: {result.stdout.strip()[-300:]}")
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("JobId=")]
+    return parsing.parse_scontrol("\n".join(lines))
 
 
 def sacct_available(transport: Transport) -> bool:

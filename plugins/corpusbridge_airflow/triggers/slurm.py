@@ -155,9 +155,7 @@ class _Watch:
         return all(job in vanished for job, _ in waiting)
 
     async def _finish(self) -> dict[str, Any]:
-        use_sacct = await self.poller.call(monitor.sacct_available)
-        details = await self.poller.call(monitor.exit_details, sorted(self.t.jobs), use_sacct=use_sacct)
-        self.tracker.update(details)
+        self.tracker.update(await self.poller.final_states(self.t.jobs))
         await self._stream(list(self.tracker.seen), final=True)
         outcomes = [o.as_dict() for o in self.tracker.outcomes()]
         return {"status": "done", "jobs": self.t.jobs, "outcomes": outcomes}

@@ -18,6 +18,11 @@ from corpusbridge.hpc import monitor
 from corpusbridge.hpc.transport import Transport
 
 MAX_BACKOFF = 60.0
+# sshd allows MaxSessions (default 10) sessions per connection; past it, `ssh` with ControlMaster=auto quietly
+# opens a NEW login. Staying below keeps every command of the triggerer on the one master.
+MAX_CONCURRENT_COMMANDS = 6
+# Triggers whose jobs end in the same tick ask for exit codes within this window: one command answers all.
+FINAL_BATCH_WINDOW = 0.2
 
 
 @dataclass
@@ -53,6 +58,9 @@ class SlurmPoller:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
+        self._batch: tuple[set[str], asyncio.Future[list[Any]]] | None = None
+        self._use_sacct: bool | None = None
 
     async def transport(self) -> Transport:
         """The connection's one transport (one ControlMaster), created off the event loop on first use."""
@@ -63,7 +71,29 @@ class SlurmPoller:
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a blocking library call with this poller's transport in a worker thread."""
         transport = await self.transport()
-        return await asyncio.to_thread(fn, transport, *args, **kwargs)
+        async with self._slots:
+            return await asyncio.to_thread(fn, transport, *args, **kwargs)
+
+    async def final_states(self, job_ids: Iterable[str]) -> list[Any]:
+        """Exit codes of finished jobs; requests arriving within FINAL_BATCH_WINDOW share one remote command."""
+        wanted = set(job_ids)
+        if self._batch is None:
+            self._batch = (set(), asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_later(FINAL_BATCH_WINDOW, lambda: asyncio.ensure_future(self._flush()))
+        ids, future = self._batch
+        ids.update(wanted)
+        rows = await asyncio.shield(future)
+        return [row for row in rows if row.job_id in wanted]
+
+    async def _flush(self) -> None:
+        assert self._batch is not None
+        (ids, future), self._batch = self._batch, None
+        try:
+            if self._use_sacct is None:
+                self._use_sacct = await self.call(monitor.sacct_available)
+            future.set_result(await self.call(monitor.exit_details, sorted(ids), use_sacct=self._use_sacct))
+        except Exception as exc:  # every waiter sees the failure and retries on its next tick
+            future.set_exception(exc)
 
     def register(self, job_ids: Iterable[str], interval: float) -> int:
         token = next(self._tokens)
