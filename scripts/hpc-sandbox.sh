@@ -46,6 +46,16 @@ wait_for() {  # wait_for SECONDS CMD... : poll every 0.2 s
   done
 }
 
+# install_file PATH < content: replace PATH atomically, and only when the content changed (return 0 then, else 1),
+# so that an `up` next to running tests never shows them a half-written config.
+install_file() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+  chmod 0644 "$tmp"; mv -f "$tmp" "$1"
+}
+
 ensure_installed() {
   local missing=0 bin
   for bin in /usr/sbin/sshd /usr/bin/ssh /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch /usr/sbin/munged \
@@ -160,12 +170,12 @@ write_ssh_files() {
   chmod 0700 "$SSHDIR"; chmod 0755 /run/sshd
   [[ -s $SSHDIR/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C sandbox-host -f "$SSHDIR/ssh_host_ed25519_key"
   [[ -s $SSHDIR/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C sandbox-client -f "$SSHDIR/id_ed25519"
-  cp "$SSHDIR/id_ed25519.pub" "$SSHDIR/authorized_keys"
+  install_file "$SSHDIR/authorized_keys" < "$SSHDIR/id_ed25519.pub" || true
   # Tests append throw-away client keys here to count their own logins in sshd.log; `up` leaves it alone.
   touch "$SSHDIR/authorized_keys_tests"
   # Written from the host key itself: nothing is learned from the network (no trust on first use).
-  echo "[$HOST]:$PORT $(cut -d' ' -f1,2 "$SSHDIR/ssh_host_ed25519_key.pub")" > "$SSHDIR/known_hosts"
-  cat > "$SSHDIR/sshd_config.new" <<EOF
+  echo "[$HOST]:$PORT $(cut -d' ' -f1,2 "$SSHDIR/ssh_host_ed25519_key.pub")" | install_file "$SSHDIR/known_hosts" || true
+  if install_file "$SSHDIR/sshd_config" <<EOF
 ListenAddress $HOST
 Port $PORT
 HostKey $SSHDIR/ssh_host_ed25519_key
@@ -185,13 +195,11 @@ SetEnv SLURM_CONF=$CONF
 Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel INFO
 EOF
-  if ! cmp -s "$SSHDIR/sshd_config.new" "$SSHDIR/sshd_config"; then
-    mv "$SSHDIR/sshd_config.new" "$SSHDIR/sshd_config"
+  then
     # sshd re-executes itself with the new config on HUP; open sessions (ControlMasters) are not touched.
     if alive "$RUN/sshd.pid" sshd; then kill -HUP "$(<"$RUN/sshd.pid")"; sleep 0.3; fi
   fi
-  rm -f "$SSHDIR/sshd_config.new"
-  cat > "$SSHDIR/ssh_config" <<EOF
+  install_file "$SSHDIR/ssh_config" <<EOF || true
 Host sandbox
   HostName $HOST
   Port $PORT

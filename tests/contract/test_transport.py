@@ -174,3 +174,39 @@ def test_put_many_uploads_in_one_go_with_remote_hashes(remote: Remote, tmp_path:
         [t for _, t in items if "/sub/" not in t] + [remote.path("bulk", "sub")]
     )
     assert remote.transport.put_many([]) == []
+
+
+def test_get_many_downloads_in_one_go(remote: Remote, tmp_path: Path) -> None:
+    from corpusbridge.hpc.transport import BulkDownload
+
+    assert isinstance(remote.transport, BulkDownload)
+    sources = []
+    for i, name in enumerate(ODD_NAMES):
+        (tmp_path / f"src{i}").write_bytes(name.encode() * (i + 1) * 777)
+        sources.append((tmp_path / f"src{i}", remote.path("many", name)))
+    remote.transport.put_many(sources)
+    items = [(target, tmp_path / "back" / f"copy {i}") for i, (_, target) in enumerate(sources)]
+    remote.transport.get_many(items)
+    assert all((tmp_path / "back" / f"copy {i}").read_bytes() == src.read_bytes() for i, (src, _) in enumerate(sources))
+    with pytest.raises(OSError):
+        remote.transport.get_many([(remote.path("many", "no such file"), tmp_path / "never")])
+    assert not (tmp_path / "never").exists()
+
+
+def test_put_many_fails_loudly_when_a_target_cannot_be_written(remote: Remote, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    remote.transport.put(tmp_path / "f", remote.path("a-file"))
+    with pytest.raises(OSError):
+        remote.transport.put_many([(tmp_path / "f", remote.path("ok")), (tmp_path / "f", remote.path("a-file", "x"))])
+
+
+def test_relative_paths_start_in_the_login_directory(remote: Remote, tmp_path: Path) -> None:
+    folder = f"cb-contract-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "f").write_bytes(b"rel")
+    try:
+        remote.transport.put(tmp_path / "f", f"{folder}/a b.txt")
+        assert remote.transport.glob(f"{folder}/*.txt") == [f"{folder}/a b.txt"]
+        assert remote.transport.sha256(f"{folder}/a b.txt") == hashlib.sha256(b"rel").hexdigest()
+        assert remote.transport.run(["cat", f"{folder}/a b.txt"]).stdout == "rel"
+    finally:
+        remote.transport.run(["rm", "-rf", "--", folder])

@@ -26,6 +26,7 @@ _OWN_EXTRAS = frozenset(
      "partition", "account", "default_sbatch_options", "sbatch_options", "container_runtime", "slurm_conf",
      "conn_timeout", "cmd_timeout", "ciphers", "control_persist"}
 )
+_HOST = re.compile(r"^[A-Za-z0-9_.:%-]+$")
 _SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -77,7 +78,7 @@ class ClusterSettings:
             raise ClusterSettingsError("extra.private_key (inline key) is not supported: write it to a file "
                                        "(mode 0600) and set extra.key_file to its path")
         return cls(
-            host=_required_str(conn, "host"),
+            host=_host(conn),
             port=_port(conn.get("port")),
             login=_optional_str(conn.get("login"), "login"),
             scratch_root=_required_str(extra, "scratch_root", "extra.scratch_root", hint="a directory on the "
@@ -99,16 +100,21 @@ class ClusterSettings:
 
 
 def _extras(raw: Any) -> dict[str, Any]:
-    if raw is None or raw == "":
+    return _json_object(raw, "extra", '{"scratch_root": "/scratch/me"}')
+
+
+def _json_object(value: Any, label: str, example: str) -> dict[str, Any]:
+    """A mapping given as a dict or as JSON text (Airflow stores extras as text); empty when absent."""
+    if value is None or value == "":
         return {}
-    if isinstance(raw, str):
+    if isinstance(value, str):
         try:
-            raw = json.loads(raw)
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ClusterSettingsError(f"extra is not valid JSON ({exc}): give a JSON object") from exc
-    if not isinstance(raw, Mapping):
-        raise ClusterSettingsError(f"extra must be a JSON object, got {type(raw).__name__}")
-    return dict(raw)
+            raise ClusterSettingsError(f"{label} is not valid JSON ({exc}): give an object like {example}") from exc
+    if not isinstance(value, Mapping):
+        raise ClusterSettingsError(f"{label} must be a JSON object like {example}, got {type(value).__name__}")
+    return dict(value)
 
 
 def _reject_unknown(extra: Mapping[str, Any]) -> None:
@@ -125,6 +131,14 @@ def _required_str(conn: Mapping[str, Any], key: str, label: str | None = None, h
         what = f" ({hint})" if hint else ""
         raise ClusterSettingsError(f"{label or key} is missing or empty: set it{what}")
     return value.strip()
+
+
+def _host(conn: Mapping[str, Any]) -> str:
+    host = _required_str(conn, "host")
+    # ssh would read a host starting with "-" as an option (e.g. -oProxyCommand=...): only name characters pass.
+    if host.startswith("-") or not _HOST.match(host):
+        raise ClusterSettingsError(f"host {host!r} is not a host name or IP address: give e.g. login.hpc.example")
+    return host
 
 
 def _optional_str(value: Any, label: str) -> str | None:
@@ -182,15 +196,7 @@ def _host_key(value: Any) -> str | None:
 
 
 def _sbatch_options(value: Any) -> dict[str, str]:
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ClusterSettingsError(f"extra.default_sbatch_options is not valid JSON ({exc})") from exc
-    if not isinstance(value, Mapping):
-        raise ClusterSettingsError("extra.default_sbatch_options must be an object like {\"time\": \"01:00:00\"}")
+    value = _json_object(value, "extra.default_sbatch_options", '{"time": "01:00:00"}')
     options: dict[str, str] = {}
     for key, item in value.items():
         name = str(key).removeprefix("--").replace("_", "-")

@@ -67,6 +67,11 @@ class LocalTransport:
             raise FileNotFoundError(f"local:{remote}: no such file to download")
         _copy(source, local)
 
+    def get_many(self, items: Sequence[tuple[str, Path]]) -> None:
+        """`BulkDownload`: one copy per file (no round trips to save locally)."""
+        for remote, local in items:
+            self.get(remote, local)
+
     def stat(self, remote: str) -> RemoteStat | None:
         try:
             st = self._path(remote).stat()
@@ -85,7 +90,11 @@ class LocalTransport:
         self._path(remote).mkdir(parents=True, exist_ok=True)
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(globbing.glob(str(self._path(pattern))))
+        """Matches in the form the pattern was given: relative patterns give paths relative to `root`, as a remote
+        shell gives paths relative to the login directory."""
+        if Path(pattern).is_absolute():
+            return sorted(globbing.glob(pattern))
+        return sorted(globbing.glob(pattern, root_dir=self.root))
 
     def close(self) -> None:
         """Nothing to release."""

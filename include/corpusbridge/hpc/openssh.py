@@ -3,8 +3,9 @@
 Why the system client: it honours the user's keys and agent, speaks every cipher the cluster offers, and its
 ControlMaster lets every task, poll and file transfer of one machine share a single authenticated TCP connection
 (`ControlPath` is derived from host, port and user with `%C`, so separate processes find the same master).
-Files travel as `cat` streams over that connection: the same cipher cost as scp (measured in bench/staging.py),
-no second login, and paths are shell-quoted arguments instead of scp/sftp path strings, which glob-expand.
+Files travel over that connection as streams: one file as `cat`, many as ONE tar stream (`put_many`/`get_many`,
+no per-file ssh start); measured against scp and rsync in bench/staging.py. Remote paths are always shell-quoted
+arguments, never scp/sftp path strings (which glob-expand).
 
 The remote login shell must be POSIX-like (sh, bash, zsh): commands reach it as one `shlex.join`ed string.
 """
@@ -17,13 +18,14 @@ import re
 import secrets
 import shlex
 import subprocess
-import tarfile
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from corpusbridge.hpc.cluster import ClusterSettings
+from corpusbridge.hpc.tarstream import TarWriter, untar_in_order
 from corpusbridge.hpc.transport import (
     POSIX_SHA256_FUNCTION,
     CommandResult,
@@ -48,15 +50,21 @@ _PUT = 'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap
        'cat > "$t"; mv -f -- "$t" "$1"'
 _GET = f'[ -f "$1" ] || exit {_MISSING}; exec cat -- "$1"'
 _SHA256 = f'{POSIX_SHA256_FUNCTION}; [ -f "$1" ] || exit {_MISSING}; x=$(h "$1"); echo "${{x:?hash failed}}"'
-# Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets, then each
-# member is renamed onto its target (named by an argument, so any characters are safe) and hashed from disk.
+# Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets; each member
+# is renamed onto its target (the next argument, so any characters are safe) and hashed from disk as soon as tar
+# names the member after it, i.e. while the rest of the stream still arrives. A short answer means a failure.
 _PUT_MANY = f'''{POSIX_SHA256_FUNCTION}
 set -e; t="$1/.cb-part-$2"; shift 2; mkdir -p -- "$t"; trap 'rm -rf -- "$t"' EXIT
-tar -x --no-same-owner -f - -C "$t"
-i=0
-for dst; do
-  mkdir -p -- "$(dirname -- "$dst")"; mv -f -- "$t/$i" "$dst"; x=$(h "$dst"); echo "${{x:-!}}"; i=$((i+1))
-done
+done1() {{ mkdir -p -- "$(dirname -- "$1")"; mv -f -- "$t/$2" "$1"; x=$(h "$1"); echo "${{x:-!}}"; }}
+{{ tar -x -v --no-same-owner -f - -C "$t" || echo /tar-failed; }} | {{
+  prev=
+  while IFS= read -r m; do
+    [ "$m" != /tar-failed ] || exit 1
+    if [ -n "$prev" ]; then done1 "$1" "$prev"; shift; fi
+    prev=$m
+  done
+  if [ -n "$prev" ]; then done1 "$1" "$prev"; fi
+}}
 '''
 _STAT = f'[ -e "$1" ] || exit {_MISSING}; exec stat -L -c "%s %Y %F" -- "$1"'
 
@@ -162,7 +170,7 @@ class OpenSSHTransport:
                 return
             proc = self._spawn(self.ssh_argv("true"), timeout=self.settings.connect_timeout + 20)
             if proc.returncode != 0:
-                raise TransportError(f"ssh to {self.settings.destination} failed: {_text(proc.stderr).strip()}")
+                raise TransportError(f"ssh to {self.settings.destination} failed: {_why(proc.stderr)}")
             self._master_ready = True
 
     def master_alive(self) -> bool:
@@ -194,7 +202,7 @@ class OpenSSHTransport:
             return subprocess.run(
                 argv,
                 input=input,
-                stdin=stdin if input is None else None,
+                stdin=None if input is not None else (stdin or subprocess.DEVNULL),
                 stdout=stdout if stdout is not None else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 timeout=timeout,
@@ -215,7 +223,7 @@ class OpenSSHTransport:
         proc = self._spawn(self.ssh_argv(line), timeout=timeout, **io)  # type: ignore[arg-type]
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(proc.stderr)) or not self.master_alive()):
             self._master_ready = False
-            raise TransportError(f"ssh to {self.settings.destination} failed: {_text(proc.stderr).strip()}")
+            raise TransportError(f"ssh to {self.settings.destination} failed: {_why(proc.stderr)}")
         return proc
 
     # -- Transport -------------------------------------------------------------------------------------------
@@ -245,15 +253,18 @@ class OpenSSHTransport:
         try:
             proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
+        except OSError as exc:
+            os.close(write_end)
+            raise TransportError(f"cannot run ssh ({exc}): install openssh-client") from exc
         finally:
             os.close(read_end)  # or a dead ssh would leave the writer blocked on a full pipe for ever
-        writer = _TarWriter(write_end, [local for local, _ in items])
+        writer = TarWriter(write_end, [local for local, _ in items])
         writer.start()
         out, err = proc.communicate()
         writer.join()
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(err)) or not self.master_alive()):
             self._master_ready = False
-            raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_text(err).strip()}")
+            raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_why(err)}")
         hashes = _text(out).split()
         if writer.error is not None or proc.returncode != 0 or len(hashes) != len(items):
             raise OSError(f"upload of {len(items)} files to {self.settings.host}:{base} failed "
@@ -273,6 +284,30 @@ class OpenSSHTransport:
             tmp.replace(local)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def get_many(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Download many remote files as ONE tar stream; member i is written (via a temporary name) to target i."""
+        if not items:
+            return
+        self._ensure_master()
+        argv = ["tar", "-c", "-h", "-P", "--no-recursion", "-f", "-", "--", *(remote for remote, _ in items)]
+        with tempfile.TemporaryFile() as err:  # a pipe could fill up and stall tar while we read its output
+            proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err)
+            assert proc.stdout is not None
+            try:
+                written = untar_in_order(proc.stdout, [target for _, target in items])
+            finally:
+                proc.stdout.close()
+                proc.wait()
+            err.seek(0)
+            message = _text(err.read()).strip()
+        if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(message) or not self.master_alive()):
+            self._master_ready = False
+            raise TransportError(f"ssh to {self.settings.destination} failed during download: {_why(message.encode())}")
+        if proc.returncode != 0 or written != len(items):
+            raise OSError(f"download of {len(items)} files from {self.settings.host} failed after {written} "
+                          f"(rc {proc.returncode}): {message[-500:]}")
 
     def stat(self, remote: str) -> RemoteStat | None:
         proc = self._checked(["sh", "-c", _STAT, "sh", remote], remote, "stat")
@@ -308,30 +343,6 @@ class OpenSSHTransport:
         return proc
 
 
-class _TarWriter(threading.Thread):
-    """Writes the files as tar members named 0..n-1 into a pipe; the remote side renames them."""
-
-    def __init__(self, fd: int, files: list[Path]) -> None:
-        super().__init__(daemon=True)
-        self.fd, self.files = fd, files
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with open(self.fd, "wb", buffering=0) as raw, tarfile.open(
-                fileobj=raw, mode="w|", bufsize=1 << 20, format=tarfile.PAX_FORMAT, copybufsize=1 << 20
-            ) as tar:
-                for index, path in enumerate(self.files):
-                    info = tar.gettarinfo(str(path), arcname=str(index))
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    info.mode = 0o644
-                    with open(path, "rb") as fh:
-                        tar.addfile(info, fh)
-        except BaseException as exc:  # reported by put_many together with the remote side's message
-            self.error = exc
-
-
 def _private_dir(path: Path) -> None:
     """Another user able to write here could plant a socket and see our commands: refuse that."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -339,6 +350,10 @@ def _private_dir(path: Path) -> None:
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise TransportError(f"{path}: ssh control folder must be owned by uid {os.getuid()} with mode 0700 "
                              "(set CORPUSBRIDGE_SSH_CONTROL_DIR to a private folder)")
+
+
+def _why(stderr: bytes | None) -> str:
+    return _text(stderr).strip() or "connection lost (the shared ssh master ended, e.g. sshd restarted); retry"
 
 
 def _text(data: bytes | None) -> str:

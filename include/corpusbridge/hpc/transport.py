@@ -86,6 +86,15 @@ class BulkUpload(Protocol):
         ...
 
 
+@runtime_checkable
+class BulkDownload(Protocol):
+    """Optional: many remote files in one stream; fetch falls back to `get` per file without it."""
+
+    def get_many(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Download (remote, local) pairs of regular files, each written under a temporary name then renamed."""
+        ...
+
+
 # A POSIX shell function `h FILE` printing FILE's sha256: openssl uses the CPU's SHA instructions (about 3x
 # sha256sum here); sha256sum where openssl is missing. For transports and callers that run `sh` on the far side.
 POSIX_SHA256_FUNCTION = (

@@ -65,6 +65,8 @@ def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
     [
         ({"extra": {"scratch_root": "/s"}}, "host is missing"),
         ({"host": "h"}, "extra.scratch_root is missing"),
+        ({**SANDBOX_CONN, "host": "-oProxyCommand=touch /tmp/x"}, "is not a host name"),
+        ({**SANDBOX_CONN, "host": "a b"}, "is not a host name"),
         ({**SANDBOX_CONN, "port": "ssh"}, "port 'ssh' is not a number"),
         ({**SANDBOX_CONN, "port": 70000}, "out of range"),
         ({**SANDBOX_CONN, "extra": "{not json"}, "extra is not valid JSON"),
