@@ -70,6 +70,7 @@ def scenarios(hpc_sandbox) -> Iterator[Scenarios]:
         "retry": start("cb_slurm_retry"),
         "hostile": start("cb_slurm_hostile", {"value": hostile}),
         "sensor": start("cb_slurm_sensor", {"job_ids": foreign}),
+        "blocking": start("cb_slurm_blocking"),
     }
     yield Scenarios(runs, conn, tmp, template, hostile, canary, foreign, when)
     for run in runs.values():
@@ -135,7 +136,7 @@ def disruptions(hpc_sandbox, scenarios) -> Disruptions:
     The quick scenarios finish first: an outage during a task's submission or stage-out fails that try (an
     Airflow retry re-attaches), which is a different story from the one tested here.
     """
-    for name in ("array", "retry", "hostile", "sensor"):
+    for name in ("array", "retry", "hostile", "sensor", "blocking"):
         scenarios.runs[name].proc.wait(timeout=300)
     outage, killed = scenarios.runs["outage"], scenarios.runs["killed"]
     deferred(hpc_sandbox, outage)
@@ -237,3 +238,11 @@ def test_sensor_waits_for_jobs_submitted_elsewhere(scenarios) -> None:
     assert result["state"] == "success", result["log"][-3000:]
     job = scenarios.foreign
     assert result["xcom"]["states"] == {f"{job}_0": "COMPLETED", f"{job}_1": "COMPLETED"}
+
+
+def test_non_deferrable_waits_in_the_worker(scenarios) -> None:
+    result = scenarios.runs["blocking"].wait()
+    assert result["state"] == "success", result["log"][-3000:]
+    assert "running trigger in line" not in result["log"]  # never deferred
+    assert result["xcom"]["states"] == {"0": "COMPLETED", "1": "COMPLETED"}
+    assert "blocking index 1" in result["log"]

@@ -89,3 +89,14 @@ with DAG(
 with DAG("cb_slurm_sensor", schedule=None, start_date=START, params={**COMMON, "job_ids": Param("0", type="string")}):
     watch = SlurmJobSensor(task_id="watch", job_ids="{{ params.job_ids }}", poll_interval=1.0)
     record(watch.output)
+
+# The same wait, in the worker instead of the triggerer (deferrable=False).
+with DAG("cb_slurm_blocking", schedule=None, start_date=START, params=COMMON):
+    blocking = SlurmOperator(
+        task_id="compute",
+        command='# {{ params.nonce }}\necho "blocking index $CORPUSBRIDGE_INDEX"',
+        array_size=2,
+        deferrable=False,
+        **FAST,
+    )
+    record(blocking.output)
