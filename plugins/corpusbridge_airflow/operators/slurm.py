@@ -35,11 +35,12 @@ class SlurmOperator(BaseOperator):
     TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...) and the tail of its stderr. A retry resubmits only those
     indices. Marking the task failed or clearing it cancels the job (`scancel`).
 
-    :param command: what each index runs in the scratch dir. A list is an argv (every element quoted, so
-        templated values stay literal arguments); a string is bash code. `$SLURM_ARRAY_TASK_ID` (arrays)
-        and `$CORPUSBRIDGE_INDEX` (always; 0 for a single job) say which index runs. Templated.
-    :param slurm_conn_id: an `ssh` Connection; extras `scratch_root`, `partition`, `account`,
-        `sbatch_options`, `container_runtime`. Default `corpusbridge_hpc`.
+    :param command: what each index runs in the scratch dir. A list is an argv: every element is quoted, so a
+        templated value stays one literal argument and `$VARS` are NOT expanded (the program reads them from
+        its environment). A string is bash code and may use them: `$SLURM_ARRAY_TASK_ID` (arrays) and
+        `$CORPUSBRIDGE_INDEX` (always set; 0 for a single job) say which index runs. Templated.
+    :param slurm_conn_id: an `ssh` Connection; extras `scratch_root` (required), `partition`, `account`,
+        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`. Default `corpusbridge_hpc`.
     :param array_size: run indices 0..array_size-1 (`--array=0-N`); None submits a single job.
     :param array_parallelism: at most this many indices at once (`%K`).
     :param stage_in: local files or folders copied into the scratch dir before submission. Templated.
