@@ -92,6 +92,7 @@ def test_scontrol_fields_keep_values_with_spaces() -> None:
 
 
 def test_sacct_rows() -> None:
+    # A constructed sample, not captured: the sandbox has no slurmdbd (see sacct-disabled-22.05.8.txt).
     text = "8_0|cb-x|COMPLETED|0:0|None\n8_[1-2]|cb-x|PENDING|0:0|Priority\n9|cb-y|CANCELLED by 0|0:15|None\n"
     rows = {row.key: row for row in parsing.parse_sacct(text)}
     assert rows[("8", 2)].state == "PENDING"
