@@ -61,3 +61,8 @@ sandbox-status:
 .PHONY: bench-embed
 bench-embed: install  ## docs/s of the numpy embedding runtime (+ torch/onnxruntime where installed)
 	$(BIN)/python bench/embed.py
+
+# --- SLURM operator (issue 3) ---
+# Shared-poller cost vs job count against the loopback sandbox (bench/RESULTS.md, "## SLURM polling").
+bench-polling: install sandbox-up
+	$(BIN)/python bench/polling.py

@@ -1,0 +1,93 @@
+"""The batch script each array index runs: cd to scratch, run the command (optionally in a container),
+leave a completion marker.
+
+Everything that comes from a DAG is quoted with `shlex.quote`. A command given as an argument list is
+quoted element by element, so a parameter holding `; rm -rf ~` reaches the program as one literal
+argument. A command given as a string is the author's own shell code and is run as such, in a subshell
+so that a top-level `exit 3` still reaches the marker logic below it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MARKER_DIR = ".corpusbridge/done"
+SCRIPT_NAME = ".corpusbridge/job.sh"
+LOG_DIR = ".corpusbridge/logs"
+_JOB_ID = "${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}"
+_RUNTIME = re.compile(r"^[A-Za-z0-9_./-]+$")
+
+
+@dataclass(frozen=True)
+class Container:
+    """An Apptainer/Singularity image; the scratch dir is bound at the same path inside."""
+
+    image: str
+    runtime: str = "apptainer"
+    binds: tuple[str, ...] = ()
+
+    def prefix(self, scratch: str) -> list[str]:
+        if not _RUNTIME.match(self.runtime):
+            raise ValueError(f"container runtime {self.runtime!r} is not a program name (apptainer, singularity)")
+        argv = [self.runtime, "exec", "--bind", f"{scratch}:{scratch}", "--pwd", scratch]
+        for bind in self.binds:
+            argv += ["--bind", bind]
+        return [*argv, self.image]
+
+
+def marker_path(scratch: str, index: int) -> str:
+    """Written by the script when index `index` exited 0: a retry skips indices that have one."""
+    return posixpath.join(scratch, MARKER_DIR, str(index))
+
+
+def log_paths(scratch: str, *, array: bool) -> tuple[str, str]:
+    """sbatch --output/--error patterns: one pair of files per array index (%A_%a) or per job (%j)."""
+    stem = "%A_%a" if array else "%j"
+    base = posixpath.join(scratch, LOG_DIR, stem)
+    return base + ".out", base + ".err"
+
+
+def log_file(scratch: str, job_id: str, index: int | None, stream: str) -> str:
+    """The concrete file a pattern from log_paths() expands to, for tailing."""
+    stem = f"{job_id}_{index}" if index is not None else job_id
+    return posixpath.join(scratch, LOG_DIR, f"{stem}.{stream}")
+
+
+def command_line(command: str | Sequence[str], scratch: str, container: Container | None = None) -> str:
+    """The one line of shell that runs the user's command."""
+    prefix = container.prefix(scratch) if container else []
+    if isinstance(command, str):
+        if not command.strip():
+            raise ValueError("command is empty; give a program and its arguments")
+        if container:
+            return shlex.join([*prefix, "/bin/bash", "-c", command])
+        return f"(\n{command}\n)"
+    if not command:
+        raise ValueError("command is an empty list; give a program and its arguments")
+    return shlex.join([*prefix, *map(str, command)])
+
+
+def batch_script(
+    command: str | Sequence[str], scratch: str, *, job_name: str, container: Container | None = None
+) -> str:
+    """The full batch script text (bash)."""
+    q_scratch = shlex.quote(scratch)
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# corpusbridge job {job_name}: generated, do not edit (a retry rewrites it)",
+            f'cd -- {q_scratch} || {{ echo "corpusbridge: cannot enter scratch dir "{q_scratch} >&2; exit 97; }}',
+            'export CORPUSBRIDGE_INDEX="${SLURM_ARRAY_TASK_ID:-0}"',
+            f"export CORPUSBRIDGE_SCRATCH={q_scratch}",
+            command_line(command, scratch, container),
+            "rc=$?",
+            f'if [ "$rc" -eq 0 ]; then mkdir -p {shlex.quote(MARKER_DIR)} && '
+            f'echo "{_JOB_ID}" > {shlex.quote(MARKER_DIR)}/"$CORPUSBRIDGE_INDEX"; fi',
+            'exit "$rc"',
+            "",
+        ]
+    )

@@ -1,0 +1,252 @@
+"""SlurmOperator: stage in, submit (or re-attach), wait deferrably, report per index, stage out."""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+from corpusbridge.hpc import jobs, naming, script
+from corpusbridge.hpc.transport import Transport
+
+from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
+from corpusbridge_airflow.operators.slurm_outcome import Outcome, fail_message, resolve_outcomes
+from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
+
+EVENT_KEYS = frozenset({"status", "jobs", "scratch_dir"})
+
+
+class SlurmOperator(BaseOperator):
+    """Run `command` on a SLURM cluster over SSH, as one job or an array, without holding a worker slot.
+
+    Each run gets a scratch dir on the cluster, derived from (dag, task, run, map index, parameters) and
+    stable across retries. `stage_in` files land there under their base names (sha256-verified, resumable)
+    and it is the command's working directory. The job is pre-flighted with `sbatch --test-only` (a bad
+    partition or time limit fails at once with the scheduler's message), then submitted under a
+    deterministic name: a retry or a crashed worker re-attaches to the job already queued or running
+    instead of submitting it twice. While it runs, the task is deferred (one shared `squeue` per tick for
+    all jobs of the connection) and remote stdout/stderr are streamed into the task log.
+
+    The task fails if any index did not COMPLETE, naming each failed index, its state (FAILED + exit code,
+    TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...) and the tail of its stderr. A retry resubmits only those
+    indices. Marking the task failed or clearing it cancels the job (`scancel`).
+
+    :param command: what each index runs in the scratch dir. A list is an argv: every element is quoted, so a
+        templated value stays one literal argument and `$VARS` are NOT expanded (the program reads them from
+        its environment). A string is bash code and may use them: `$SLURM_ARRAY_TASK_ID` (arrays) and
+        `$CORPUSBRIDGE_INDEX` (always set; 0 for a single job) say which index runs. Templated.
+    :param slurm_conn_id: an `ssh` Connection; extras `scratch_root` (required), `partition`, `account`,
+        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`. Default `corpusbridge_hpc`.
+    :param array_size: run indices 0..array_size-1 (`--array=0-N`); None submits a single job.
+    :param array_parallelism: at most this many indices at once (`%K`).
+    :param stage_in: local files or folders copied into the scratch dir before submission. Templated.
+    :param stage_out: remote paths or globs, relative to the scratch dir, fetched (sha256-verified) into
+        `local_output_dir` after success. Templated.
+    :param sbatch_options: e.g. `{"time": "00:30:00", "mem": "4G", "cpus": 4, "partition": "gpu"}`;
+        overrides the connection's defaults. Templated.
+    :param local_output_dir: where stage_out files go (required when stage_out is set). Templated.
+    :param container: an Apptainer/Singularity image on the cluster; the command runs through
+        `apptainer exec --bind <scratch>`. Templated.
+    :param deferrable: wait in the triggerer (default) or in the worker.
+    :param poll_interval: seconds between polls.
+    :param unreachable_budget: how long the controller or SSH may stay unreachable before the task fails
+        (the job is not cancelled; a retry re-attaches).
+    :return (XCom): `{"job_ids", "states" {index: state}, "outcomes", "scratch_dir", "outputs"}`.
+    """
+
+    template_fields: Sequence[str] = (
+        "command",
+        "stage_in",
+        "stage_out",
+        "sbatch_options",
+        "local_output_dir",
+        "container",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sbatch_options": "json", "command": "bash"}
+    ui_color = "#d6e9f8"
+
+    def __init__(
+        self,
+        *,
+        command: str | Sequence[str],
+        slurm_conn_id: str = DEFAULT_CONN_ID,
+        array_size: int | None = None,
+        array_parallelism: int | None = None,
+        stage_in: Sequence[str] = (),
+        stage_out: Sequence[str] = (),
+        sbatch_options: dict[str, Any] | None = None,
+        local_output_dir: str | None = None,
+        container: str | None = None,
+        deferrable: bool = True,
+        poll_interval: float = 10.0,
+        unreachable_budget: float = 600.0,
+        stream_logs: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.command = command
+        self.slurm_conn_id = slurm_conn_id
+        self.array_size = array_size
+        self.array_parallelism = array_parallelism
+        self.stage_in = list(stage_in)
+        self.stage_out = list(stage_out)
+        self.sbatch_options = dict(sbatch_options or {})
+        self.local_output_dir = local_output_dir
+        self.container = container
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.unreachable_budget = unreachable_budget
+        self.stream_logs = stream_logs
+        self._job_ids: list[str] = []
+        if array_size is not None and array_size < 1:
+            raise ValueError(f"{self.task_id}: array_size must be >= 1 (or None for a single job), got {array_size}")
+
+    # --- building the job -------------------------------------------------------------------------------
+
+    def _parameters(self) -> dict[str, Any]:
+        """What defines the work: part of the job name, so changing any of it never re-attaches."""
+        return {
+            "command": self.command,
+            "array_size": self.array_size,
+            "array_parallelism": self.array_parallelism,
+            "stage_in": [Path(p).name for p in self.stage_in],
+            "stage_out": self.stage_out,
+            "sbatch_options": self.sbatch_options,
+            "container": self.container,
+        }
+
+    def job_spec(self, context: Any, settings: Any) -> jobs.JobSpec:
+        ti = context["ti"]
+        digest = naming.input_hash(self._parameters())
+        key = naming.WorkKey(ti.dag_id, ti.task_id, context["run_id"], getattr(ti, "map_index", -1), digest)
+        runtime = settings.container_runtime or "apptainer"
+        container = script.Container(self.container, runtime) if self.container else None
+        return jobs.JobSpec(
+            command=self.command,
+            scratch=naming.scratch_dir(settings.scratch_root, key),
+            job_name=naming.job_name(key),
+            array_size=self.array_size,
+            parallelism=self.array_parallelism,
+            options={**sbatch_defaults(settings), **self.sbatch_options},
+            container=container,
+        )
+
+    # --- the task ---------------------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.stage_out and not self.local_output_dir:
+            raise AirflowException(f"{self.task_id}: stage_out is set but local_output_dir is not; say where to put "
+                                   "the fetched files")
+        hook = SlurmHook(self.slurm_conn_id)
+        spec = self.job_spec(context, hook.settings)
+        transport = hook.transport
+        self.log.info("SLURM job %s, scratch dir %s", spec.job_name, spec.scratch)
+        self._stage_in(transport, spec.scratch)
+        submission = jobs.submit_or_reattach(transport, spec)
+        self._log_submission(submission)
+        self._job_ids = sorted(submission.jobs)
+        if not submission.jobs:
+            event = {"status": "done", "jobs": {}, "outcomes": [], "scratch_dir": spec.scratch,
+                     "is_array": spec.is_array, "done": {str(k): v for k, v in submission.done.items()}}
+            return self._complete(hook, event)
+        trigger = self._trigger(submission, spec)
+        if self.deferrable:
+            hook.close()
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self._complete(hook, asyncio.run(_first_event(trigger)))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not event or not set(event) >= EVENT_KEYS:
+            raise AirflowException(f"{self.task_id}: the SLURM trigger returned an unexpected event {event!r}")
+        self._job_ids = sorted(event["jobs"])
+        return self._complete(SlurmHook(self.slurm_conn_id), event)
+
+    def on_kill(self) -> None:
+        """Worker-side kill (non-deferrable wait): cancel what this try submitted or attached to."""
+        if self._job_ids:
+            self.log.warning("task killed: scancel %s", ", ".join(self._job_ids))
+            jobs.cancel(SlurmHook(self.slurm_conn_id).transport, self._job_ids)
+
+    # --- pieces -----------------------------------------------------------------------------------------
+
+    def _trigger(self, submission: jobs.Submission, spec: jobs.JobSpec) -> SlurmJobTrigger:
+        return SlurmJobTrigger(
+            slurm_conn_id=self.slurm_conn_id,
+            jobs=dict(submission.jobs),
+            done=submission.done,
+            scratch_dir=spec.scratch,
+            is_array=spec.is_array,
+            poll_interval=self.poll_interval,
+            unreachable_budget=self.unreachable_budget,
+            stream_logs=self.stream_logs,
+        )
+
+    def _log_submission(self, sub: jobs.Submission) -> None:
+        if sub.done:
+            self.log.info("indices already completed by an earlier try (skipped): %s", sorted(sub.done))
+        for job_id, indices in sub.reattached.items():
+            self.log.info("re-attached to SLURM job %s (indices %s), not resubmitting", job_id, indices)
+        for job_id, indices in sub.submitted.items():
+            self.log.info("submitted SLURM job %s for indices %s; pre-flight: %s", job_id, indices, sub.preflight)
+
+    def _stage_in(self, transport: Transport, scratch: str) -> None:
+        if not self.stage_in:
+            return
+        from corpusbridge.hpc import staging
+
+        result = staging.stage_in(transport, [Path(p) for p in self.stage_in], scratch)
+        self.log.info(
+            "staged in %d file(s): %d copied, %d skipped (already there, hash verified), %d repaired; "
+            "%.1f MB at %.1f MB/s",
+            len(result.files), len(result.files) - result.skipped - result.repaired, result.skipped,
+            result.repaired, result.bytes / 1e6, result.mb_per_s,
+        )
+
+    def _stage_out(self, transport: Transport, scratch: str) -> list[str]:
+        if not self.stage_out:
+            return []
+        from corpusbridge.hpc import staging
+
+        patterns = [p if posixpath.isabs(p) else posixpath.join(scratch, p) for p in self.stage_out]
+        result = staging.fetch(transport, patterns, Path(str(self.local_output_dir)))
+        self.log.info("fetched %d file(s) into %s: %.1f MB at %.1f MB/s (%d already there)", len(result.files),
+                      self.local_output_dir, result.bytes / 1e6, result.mb_per_s, result.skipped)
+        return [f.target for f in result.files]
+
+    def _complete(self, hook: SlurmHook, event: dict[str, Any]) -> dict[str, Any]:
+        if event["status"] != "done":
+            raise AirflowException(f"{self.task_id}: {event.get('message', event)}")
+        scratch_dir = event["scratch_dir"]
+        transport = hook.transport
+        try:
+            outcomes = resolve_outcomes(transport, event, scratch_dir, event.get("done", {}))
+            failed = [o for o in outcomes if not o.ok]
+            if failed:
+                message = fail_message(self.task_id, transport, failed, scratch_dir, event.get("is_array", True))
+                raise AirflowException(message)
+            outputs = self._stage_out(transport, scratch_dir)
+        finally:
+            hook.close()
+        return _xcom(outcomes, scratch_dir, outputs)
+
+
+def _xcom(outcomes: list[Outcome], scratch_dir: str, outputs: list[str]) -> dict[str, Any]:
+    return {
+        "job_ids": sorted({o.job_id for o in outcomes if o.job_id}),
+        "states": {str(o.index): o.state for o in outcomes},
+        "outcomes": [o.as_dict() for o in outcomes],
+        "scratch_dir": scratch_dir,
+        "outputs": outputs,
+    }
+
+
+async def _first_event(trigger: SlurmJobTrigger) -> dict[str, Any]:
+    """Non-deferrable mode: the same wait as the triggerer's, run in this worker."""
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AirflowException("the SLURM trigger ended without an event")
+

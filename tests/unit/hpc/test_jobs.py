@@ -1,0 +1,41 @@
+"""The submit-or-reattach decision, over rows as squeue reports them."""
+
+from __future__ import annotations
+
+from corpusbridge.hpc import jobs
+from corpusbridge.hpc.parsing import IndexState
+
+SPEC = jobs.JobSpec(command=["true"], scratch="/s", job_name="cb-x", array_size=4)
+
+
+def row(job: str, index: int | None, state: str) -> IndexState:
+    return IndexState(job, index, state, name="cb-x")
+
+
+def test_fresh_work_submits_everything() -> None:
+    plan = jobs.plan(SPEC, [], {})
+    assert (plan.done, plan.attached, plan.todo) == ({}, {}, [0, 1, 2, 3])
+
+
+def test_retry_resubmits_only_failed_indices() -> None:
+    existing = [row("7", 0, "COMPLETED"), row("7", 1, "COMPLETED"), row("7", 2, "FAILED"), row("7", 3, "COMPLETED")]
+    plan = jobs.plan(SPEC, existing, {0: "7", 1: "7", 3: "7"})
+    assert plan.todo == [2] and plan.attached == {} and plan.done == {0: "7", 1: "7", 3: "7"}
+
+
+def test_live_indices_are_reattached_not_resubmitted() -> None:
+    existing = [row("7", 0, "RUNNING"), row("7", 1, "PENDING"), row("7", 2, "TIMEOUT"), row("7", 3, "COMPLETED")]
+    plan = jobs.plan(SPEC, existing, {3: "7"})
+    assert plan.attached == {"7": [0, 1]} and plan.todo == [2]
+
+
+def test_completed_without_marker_is_rerun() -> None:
+    """COMPLETED in squeue but no marker: the marker write failed (disk full?), so the output is not trusted."""
+    plan = jobs.plan(SPEC, [row("7", i, "COMPLETED") for i in range(4)], {})
+    assert plan.todo == [0, 1, 2, 3]
+
+
+def test_single_job_is_index_zero() -> None:
+    single = jobs.JobSpec(command="true", scratch="/s", job_name="cb-x")
+    assert jobs.plan(single, [row("9", None, "RUNNING")], {}).attached == {"9": [0]}
+    assert jobs.plan(single, [], {0: "9"}).todo == []

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from corpusbridge.hpc import script
+
+
+def run_script(tmp_path: Path, command, index: str = "2") -> subprocess.CompletedProcess[str]:
+    text = script.batch_script(command, str(tmp_path), job_name="cb-test")
+    path = tmp_path / "job.sh"
+    path.write_text(text)
+    return subprocess.run(["bash", str(path)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": index}, check=False)
+
+
+def test_argv_command_keeps_hostile_values_literal(tmp_path: Path) -> None:
+    done = run_script(tmp_path, ["printf", "%s|", "a; touch pwned", "$(touch pwned2)", "it's"])
+    assert done.stdout == "a; touch pwned|$(touch pwned2)|it's|"
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_success_leaves_a_marker_for_that_index(tmp_path: Path) -> None:
+    done = run_script(tmp_path, 'echo "index $SLURM_ARRAY_TASK_ID in $PWD"')
+    assert done.returncode == 0 and done.stdout.strip() == f"index 2 in {tmp_path}"
+    assert (tmp_path / script.MARKER_DIR / "2").exists()
+
+
+def test_top_level_exit_still_reports_and_leaves_no_marker(tmp_path: Path) -> None:
+    done = run_script(tmp_path, "echo before; exit 3")
+    assert done.returncode == 3 and done.stdout == "before\n"
+    assert not (tmp_path / script.MARKER_DIR / "2").exists()
+
+
+def test_scratch_with_odd_characters(tmp_path: Path) -> None:
+    odd = tmp_path / "it's a $dir"
+    odd.mkdir()
+    done = run_script(odd, ["pwd"])
+    assert done.stdout.strip() == str(odd)
+
+
+def test_container_prefix_binds_scratch() -> None:
+    line = script.command_line(["python", "-m", "x"], "/s", script.Container("/img/a b.sif"))
+    assert line == "apptainer exec --bind /s:/s --pwd /s '/img/a b.sif' python -m x"
+    shell = script.command_line("echo $X", "/s", script.Container("i.sif", runtime="singularity"))
+    assert shell == "singularity exec --bind /s:/s --pwd /s i.sif /bin/bash -c 'echo $X'"
+
+
+def test_container_runtime_must_be_a_program() -> None:
+    with pytest.raises(ValueError, match="runtime"):
+        script.command_line(["x"], "/s", script.Container("i", runtime="apptainer; reboot"))
+
+
+def test_empty_command_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        script.command_line([], "/s")
+
+
+def test_log_paths_match_what_sbatch_expands() -> None:
+    assert script.log_paths("/s", array=True) == ("/s/.corpusbridge/logs/%A_%a.out", "/s/.corpusbridge/logs/%A_%a.err")
+    assert script.log_file("/s", "8", 2, "err") == "/s/.corpusbridge/logs/8_2.err"
+    assert script.log_paths("/s", array=False)[0] == "/s/.corpusbridge/logs/%j.out"
+    assert script.log_file("/s", "9", None, "out") == "/s/.corpusbridge/logs/9.out"
