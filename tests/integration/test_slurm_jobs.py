@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from corpusbridge.hpc import jobs, monitor, naming
 from corpusbridge.hpc.parsing import parse_scontrol, scontrol_fields
 

@@ -6,10 +6,11 @@ import asyncio
 import uuid
 
 import pytest
+from slurm_harness import sshd_logins
+
 from corpusbridge.hpc import jobs
 from corpusbridge_airflow.triggers import slurm_poller
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
-from slurm_harness import sshd_logins
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 CONN = "corpusbridge_hpc_polltest"

@@ -7,6 +7,7 @@ import logging
 import uuid
 
 import pytest
+
 from corpusbridge.hpc import jobs, naming
 from corpusbridge_airflow.triggers import slurm_poller
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
+
 from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.transport import Transport
 

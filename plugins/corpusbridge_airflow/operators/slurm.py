@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
+
 from corpusbridge.hpc import jobs, naming, script
 from corpusbridge.hpc.transport import Transport
-
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
 from corpusbridge_airflow.operators.slurm_outcome import Outcome, fail_message, resolve_outcomes
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger

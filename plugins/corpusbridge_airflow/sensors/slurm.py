@@ -8,8 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
-from corpusbridge.hpc import monitor
 
+from corpusbridge.hpc import monitor
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
 

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from corpusbridge.hpc import jobs, monitor, script
 from corpusbridge.hpc.transport import Transport, TransportError
-
 from corpusbridge_airflow.triggers.slurm_poller import SlurmPoller, Snapshot, poller_for
 
 CLASSPATH = "corpusbridge_airflow.triggers.slurm.SlurmJobTrigger"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
+
 from corpusbridge_airflow.operators.slurm import SlurmOperator
 from corpusbridge_airflow.sensors.slurm import SlurmJobSensor
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from corpusbridge.hpc import naming
 
 KEY = naming.WorkKey("my dag", "extract/concepts", "manual__2026-01-01T00:00:00+00:00", 3, "abc")

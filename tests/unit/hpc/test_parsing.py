@@ -6,6 +6,7 @@ import re
 
 import pytest
 from conftest import FIXTURES
+
 from corpusbridge.hpc import parsing
 from corpusbridge.hpc.states import UnknownSlurmState
 

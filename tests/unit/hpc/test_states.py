@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from corpusbridge.hpc.states import STATES, Phase, UnknownSlurmState, classify
 
 TERMINAL_FAILURES = ["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL",
