@@ -15,6 +15,8 @@ import sys
 COMMAND_MODULES = (
     "corpusbridge.cli.ingest",
     "corpusbridge.cli.quarantine",
+    "corpusbridge.cli.dictionary",
+    "corpusbridge.cli.extract",
 )
 
 

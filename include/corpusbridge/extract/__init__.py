@@ -1,0 +1,1 @@
+"""The cluster payload: dictionary concept extraction (Aho-Corasick), sentence indices, document embeddings."""

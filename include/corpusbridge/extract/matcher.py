@@ -1,0 +1,89 @@
+"""Whole-word, leftmost-longest, non-overlapping dictionary matching with offsets into the original text.
+
+Every key is anchored at both ends (`' ' + term + ' '`) and the text is scanned as `' ' + mapped + ' '` (non-word
+characters mapped 1:1 to spaces), so every raw hit of the overlapping scan is already a whole-word occurrence.
+Taking the leftmost-longest among ALL such hits (not filtering a leftmost-longest scan afterwards) is what makes
+"lung cancers" with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell line" yield "cell":
+the longer key never matches, so it can never hide the shorter one.
+
+Between the words of a term, the text must have whitespace or a hyphen, or the very punctuation the term has
+("t(9;22)"); "lung, cancer" is not "lung cancer".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corpusbridge.extract.dictionary import PUNCTUATED, SINGLE_WORD, Dictionary
+from corpusbridge.extract.normalize import GAP_MAP, WORD_MAP, NormalizedText, normalize_text
+
+
+@dataclass(frozen=True)
+class Match:
+    """One concept found: offsets are Python string indices (end exclusive) into the original text."""
+
+    concept_id: str
+    start: int
+    end: int
+    matched: str
+
+
+class Matcher:
+    """Finds concepts of one loaded dictionary in texts; cheap to share across forked workers."""
+
+    def __init__(self, dictionary: Dictionary) -> None:
+        self.dictionary = dictionary
+        self._iter = dictionary.automaton.iter
+        self._infos = dictionary.infos
+        self._entry_groups = dictionary.entry_groups
+        self._groups = dictionary.groups
+        self._punctuated = dictionary.punctuated
+
+    def find(self, text: str) -> list[Match]:
+        """All concepts in `text`, ordered by start; ambiguous terms give one Match per concept, same span."""
+        if not text:
+            return []
+        normalized = normalize_text(text)
+        spans = self.spans(normalized)
+        return [
+            Match(concept, start, end, text[start:end])
+            for start, end, group in (self._original(normalized, s, e, g) for s, e, g in spans)
+            for concept in self._groups[group]
+        ]
+
+    @staticmethod
+    def _original(normalized: NormalizedText, start: int, end: int, group: int) -> tuple[int, int, int]:
+        start, end = normalized.original_span(start, end)
+        return start, end, group
+
+    def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
+        """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
+        folded = normalized.folded
+        mapped = " " + folded.translate(WORD_MAP) + " "
+        candidates = []
+        infos, entry_groups = self._infos, self._entry_groups
+        for last, entry in self._iter(mapped):
+            info = infos[entry]
+            # The padded key is mapped[last-len+1 : last+1]; the term inside it is folded[start : last-1].
+            start = last - (info >> 2) + 1
+            if info & 3 == SINGLE_WORD:
+                group = entry_groups[entry]
+            else:
+                group = self._gap_group(folded, mapped, start, last, entry)
+            if group >= 0:
+                candidates.append((start, start + 1 - last, group))
+        candidates.sort()
+        chosen: list[tuple[int, int, int]] = []
+        reached = -1
+        for start, negative_length, group in candidates:
+            if start >= reached:
+                reached = start - negative_length
+                chosen.append((start, reached, group))
+        return chosen
+
+    def _gap_group(self, folded: str, mapped: str, start: int, last: int, entry: int) -> int:
+        """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
+        gaps = folded[start : last - 1].translate(GAP_MAP)
+        if self._infos[entry] & 3 == PUNCTUATED:
+            return self._punctuated[mapped[start + 1 : last]].get(gaps, -1)
+        return self._entry_groups[entry] if gaps == mapped[start + 1 : last] else -1

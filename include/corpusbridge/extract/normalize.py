@@ -1,0 +1,177 @@
+"""One normalization for dictionary terms and document text, with offsets back into the original text.
+
+Folding is Unicode NFKC + case folding (NFKC(casefold(NFKC(x))), the compatibility caseless form) and whitespace
+runs -> one space. Folding can change lengths ('ß' -> 'ss', 'ﬁ' -> 'fi', 'e'+U+0301 -> 'é'), so a text whose
+folding is not char-for-char carries an offset map: every folded character knows the original span it came from,
+and a match is always reported as Python string offsets into the ORIGINAL text.
+
+Matching then works on a 1:1 "mapped" copy of the folded text in which every non-word character is a space, so
+dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word characters are those of `\\w`
+(alphanumerics, underscore) plus combining marks, so an accent never splits a word.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Changing any rule here changes every dictionary version: the version hash includes this number.
+NORMALIZATION_VERSION = 1
+
+HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"
+_WS_RUN = re.compile(r"\s{2,}")
+_ASCII_FOLD = {ord(c): ord(c.lower()) for c in string.ascii_uppercase}
+_ASCII_FOLD.update({ord(c): 32 for c in string.whitespace})
+
+
+def is_word_char(char: str) -> bool:
+    """The word-boundary rule shared by terms and text."""
+    return char.isalnum() or char == "_" or unicodedata.category(char).startswith("M")
+
+
+class _WordMap(dict):
+    """str.translate table, filled lazily: word characters map to themselves, all others to a space."""
+
+    def __missing__(self, code: int) -> int:
+        value = code if is_word_char(chr(code)) else 32
+        self[code] = value
+        return value
+
+
+class _GapMap(dict):
+    """str.translate table: whitespace and hyphens become a space, everything else stays (for gap checks)."""
+
+    def __missing__(self, code: int) -> int:
+        char = chr(code)
+        value = 32 if char.isspace() or char in HYPHENS else code
+        self[code] = value
+        return value
+
+
+WORD_MAP = _WordMap()
+GAP_MAP = _GapMap()
+
+
+def fold(text: str) -> str:
+    """NFKC case fold of a piece of text (no whitespace handling)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+@lru_cache(maxsize=65536)
+def _simple_fold(char: str) -> str | None:
+    """The one-character fold of `char`, or None when folding it is not a 1:1 character map."""
+    if unicodedata.combining(char) or unicodedata.category(char).startswith("M") or "\u1100" <= char <= "\u11ff":
+        return None
+    folded = fold(char)
+    if len(folded) != 1:
+        return None
+    return " " if folded.isspace() else folded
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """Folded text plus the way back: `starts[i]`/`ends[i]` are the original span of folded char i (None = 1:1)."""
+
+    original: str
+    folded: str
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Original offsets of folded[start:end]; a partial expansion ('ﬁ' -> 'fi') snaps out to the whole char."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def normalize_text(text: str) -> NormalizedText:
+    """Fold a document, keeping offsets; ASCII text without whitespace runs takes a C-speed path."""
+    if text.isascii():
+        if not _WS_RUN.search(text):
+            return NormalizedText(text, text.translate(_ASCII_FOLD))
+        return _fold_mapped(text)
+    if not _WS_RUN.search(text):
+        table = _char_table(text)
+        if table is not None:
+            return NormalizedText(text, text.translate(table))
+    return _fold_mapped(text)
+
+
+def _char_table(text: str) -> dict[int, str] | None:
+    """A 1:1 translate table for every distinct char of `text`, or None if one of them does not fold 1:1."""
+    table: dict[int, str] = {}
+    for char in set(text):
+        if char.isascii():
+            table[ord(char)] = " " if char.isspace() else char.lower()
+            continue
+        folded = _simple_fold(char)
+        if folded is None:
+            return None
+        table[ord(char)] = folded
+    return table
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` folded as one unit: a whitespace run, or a base character with its combining marks."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        if text[i].isspace():
+            while j < n and text[j].isspace():
+                j += 1
+        else:
+            while j < n and unicodedata.combining(text[j]):
+                j += 1
+        spans.append((i, j))
+        i = j
+    return spans
+
+
+def _fold_mapped(text: str) -> NormalizedText:
+    """The general path: fold segment by segment and record, per folded char, the original span."""
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, j in _segments(text):
+        piece = " " if text[i].isspace() else fold(text[i:j])
+        pieces.append(piece)
+        starts.extend([i] * len(piece))
+        ends.extend([j] * len(piece))
+    return NormalizedText(text, "".join(pieces), starts, ends)
+
+
+def normalize_term(term: str) -> str:
+    """Fold a dictionary term the way text is folded, then trim it to its first and last word characters."""
+    folded = " ".join(fold(term).split())
+    mapped = folded.translate(WORD_MAP)
+    words = mapped.split()
+    if not words:
+        return ""
+    first = mapped.index(words[0])
+    last = mapped.rindex(words[-1]) + len(words[-1])
+    return folded[first:last]
+
+
+def term_variants(term: str, hyphens: bool = False, plurals: bool = False) -> list[str]:
+    """The normalized term plus optional variants: hyphen-joined ('non-small' -> 'nonsmall'), English plurals."""
+    base = normalize_term(term)
+    if not base:
+        return []
+    variants = [base]
+    if hyphens and any(h in base for h in HYPHENS):
+        variants.append(base.translate({ord(h): None for h in HYPHENS}))
+    if plurals:
+        variants.extend(_plural(v) for v in list(variants))
+    return list(dict.fromkeys(variants))
+
+
+def _plural(term: str) -> str:
+    if term.endswith(("s", "x", "z", "ch", "sh")):
+        return term + "es"
+    if term.endswith("y") and len(term) > 1 and term[-2] not in "aeiou":
+        return term[:-1] + "ies"
+    return term + "s"

@@ -1,0 +1,133 @@
+"""Sentence indices for matches: spaCy's `blank("en")` + `sentencizer`, without running spaCy over every word.
+
+Measured (bench/extract.py, bench/RESULTS.md): spaCy's tokenizer runs at a few MB/s, several times slower than the
+automaton scan, so it cannot sit on the hot path. The sentencizer's rule, though, only looks at tokens in and right
+after chunks holding sentence punctuation, and spaCy tokenizes each whitespace-delimited chunk on its own. So
+`SentenceSplitter` runs the sentencizer's exact state machine, asking spaCy's own tokenizer (cached per distinct
+chunk) only about the chunks that can end a sentence and those right after them. Its boundaries are checked against
+the full pipeline in tests/unit/extract/test_sentences.py; `spacy_sentence_starts` is the full pipeline
+(`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers who want spaCy objects.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol
+
+import spacy
+from spacy.pipeline import Sentencizer
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc, Span
+
+PUNCT, OTHER_PUNCT, WORD = 0, 1, 2
+_CACHE_LIMIT = 200_000
+_WHITESPACE = re.compile(r"\s+")
+_CHUNK = re.compile(r"\S+")
+
+
+class _Located(Protocol):
+    start: int
+    end: int
+    concept_id: str
+
+
+@lru_cache(maxsize=1)
+def blank_pipeline() -> Language:
+    """`spacy.blank("en")` with the rule-based sentencizer: needs no model download."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+class SentenceSplitter:
+    """The sentencizer's boundaries at near string-scan speed (see module docstring)."""
+
+    def __init__(self, nlp: Language | None = None) -> None:
+        nlp = nlp or blank_pipeline()
+        self._tokenizer = nlp.tokenizer
+        sentencizer = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else Sentencizer(nlp.vocab)
+        self._punct = frozenset(sentencizer.punct_chars)
+        klass = "".join(re.escape(c) for c in sorted(self._punct))
+        self._candidate = re.compile(rf"(?<!\S)[^\s{klass}]*[{klass}]\S*")
+        self._kinds: dict[str, tuple[tuple[int, int], ...]] = {}
+
+    def starts(self, text: str) -> list[int]:
+        """Character offsets where the 2nd, 3rd, ... sentence begins."""
+        starts: list[int] = []
+        done = 0
+        for found in self._candidate.finditer(text):
+            if found.start() < done:
+                continue
+            seen = self._run(found.group(), found.start(), False, starts)
+            done = found.end()
+            while seen and done < len(text):
+                done, seen = self._resume(text, done, starts)
+        return starts
+
+    def indices(self, text: str, offsets: Sequence[int]) -> list[int]:
+        """Sentence index of each character offset."""
+        if not offsets:
+            return []
+        starts = self.starts(text)
+        return [bisect_right(starts, offset) for offset in offsets]
+
+    def _token_kinds(self, chunk: str) -> tuple[tuple[int, int], ...]:
+        kinds = self._kinds.get(chunk)
+        if kinds is None:
+            if len(self._kinds) > _CACHE_LIMIT:
+                self._kinds.clear()
+            kinds = tuple(
+                (t.idx, PUNCT if t.text in self._punct else OTHER_PUNCT if t.is_punct else WORD)
+                for t in self._tokenizer(chunk)
+            )
+            self._kinds[chunk] = kinds
+        return kinds
+
+    def _run(self, chunk: str, offset: int, seen: bool, starts: list[int]) -> bool:
+        """The sentencizer's loop over one chunk's tokens; returns whether a period is pending."""
+        for idx, kind in self._token_kinds(chunk):
+            if seen and kind == WORD:
+                starts.append(offset + idx)
+                seen = False
+            elif kind == PUNCT:
+                seen = True
+        return seen
+
+    def _resume(self, text: str, position: int, starts: list[int]) -> tuple[int, bool]:
+        """After a pending period: the whitespace run, then the next chunk, as spaCy's tokenizer sees them."""
+        space = _WHITESPACE.match(text, position)
+        if space:
+            # spaCy attaches ONE following ' ' to the previous token; any other whitespace is a token of its own.
+            token_start = position + 1 if text[position] == " " else position
+            if token_start < space.end():
+                starts.append(token_start)
+                return space.end(), False
+            position = space.end()
+        chunk = _CHUNK.match(text, position)
+        if chunk is None:
+            return len(text), False
+        return chunk.end(), self._run(chunk.group(), chunk.start(), True, starts)
+
+
+def spacy_sentence_starts(
+    texts: Iterable[str], nlp: Language | None = None, batch_size: int = 256
+) -> Iterator[list[int]]:
+    """The reference: the full spaCy pipeline over each text (`nlp.pipe`, batched)."""
+    nlp = nlp or blank_pipeline()
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        yield [sent.start_char for sent in doc.sents][1:]
+
+
+def as_spans(doc: Doc, matches: Iterable[_Located]) -> list[Span]:
+    """spaCy `Span`s for matches (label = concept id), expanded to whole tokens when a match splits one."""
+    spans = []
+    for match in matches:
+        span = doc.char_span(match.start, match.end, label=match.concept_id, alignment_mode="expand")
+        if span is not None:
+            spans.append(span)
+    return spans
