@@ -152,7 +152,7 @@ def test_no_embeddings_writes_concepts_only(batch) -> None:
 
 def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
     big = batch["root"] / "big.parquet"
-    _write_shard(big, 30_000, seed=2, row_group_rows=500)
+    _write_shard(big, 12_000, seed=2, row_group_rows=500)
     out = batch["root"] / "killed"
     command = [
         sys.executable,

@@ -12,15 +12,17 @@ Between the words of a term, the text must have whitespace or a hyphen, or the v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from corpusbridge.extract.dictionary import PUNCTUATED, SINGLE_WORD, Dictionary
-from corpusbridge.extract.normalize import GAP_MAP, WORD_MAP, NormalizedText, normalize_text
+from corpusbridge.extract.normalize import GAP_MAP, NormalizedText, normalize_text
 
 
-@dataclass(frozen=True)
-class Match:
-    """One concept found: offsets are Python string indices (end exclusive) into the original text."""
+class Match(NamedTuple):
+    """One concept found: offsets are Python string indices (end exclusive) into the original text.
+
+    A NamedTuple, not a dataclass: millions are made per shard, and tuple construction is several times cheaper.
+    """
 
     concept_id: str
     start: int
@@ -44,22 +46,19 @@ class Matcher:
         if not text:
             return []
         normalized = normalize_text(text)
-        spans = self.spans(normalized)
-        return [
-            Match(concept, start, end, text[start:end])
-            for start, end, group in (self._original(normalized, s, e, g) for s, e, g in spans)
-            for concept in self._groups[group]
-        ]
-
-    @staticmethod
-    def _original(normalized: NormalizedText, start: int, end: int, group: int) -> tuple[int, int, int]:
-        start, end = normalized.original_span(start, end)
-        return start, end, group
+        groups = self._groups
+        if normalized.starts is None:
+            return [Match(c, s, e, text[s:e]) for s, e, g in self.spans(normalized) for c in groups[g]]
+        found = []
+        for start, end, group in self.spans(normalized):
+            start, end = normalized.original_span(start, end)
+            found.extend(Match(concept, start, end, text[start:end]) for concept in groups[group])
+        return found
 
     def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
         """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
         folded = normalized.folded
-        mapped = " " + folded.translate(WORD_MAP) + " "
+        mapped = " " + normalized.mapped + " "
         candidates = []
         infos, entry_groups = self._infos, self._entry_groups
         for last, entry in self._iter(mapped):
@@ -83,7 +82,9 @@ class Matcher:
 
     def _gap_group(self, folded: str, mapped: str, start: int, last: int, entry: int) -> int:
         """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
-        gaps = folded[start : last - 1].translate(GAP_MAP)
+        term = mapped[start + 1 : last]
+        text = folded[start : last - 1]
         if self._infos[entry] & 3 == PUNCTUATED:
-            return self._punctuated[mapped[start + 1 : last]].get(gaps, -1)
-        return self._entry_groups[entry] if gaps == mapped[start + 1 : last] else -1
+            return self._punctuated[term].get(text.translate(GAP_MAP), -1)
+        # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+        return self._entry_groups[entry] if text == term or text.translate(GAP_MAP) == term else -1

@@ -13,7 +13,6 @@ dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word ch
 from __future__ import annotations
 
 import re
-import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,9 +21,13 @@ from functools import lru_cache
 NORMALIZATION_VERSION = 1
 
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"
-_WS_RUN = re.compile(r"\s{2,}")
-_ASCII_FOLD = {ord(c): ord(c.lower()) for c in string.ascii_uppercase}
-_ASCII_FOLD.update({ord(c): 32 for c in string.whitespace})
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Byte tables for the ASCII part of UTF-8 text (bytes >= 0x80 pass through, so UTF-8 stays valid): bytes.translate
+# runs at memory speed where str.translate with a dict would look every character up.
+_FOLD_BYTES = bytes(32 if chr(i).isspace() else ord(chr(i).lower()) for i in range(128)) + bytes(range(128, 256))
+_FOLD_MAP_BYTES = bytes(ord(chr(i).lower()) if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(128)) + bytes(
+    range(128, 256)
+)
 
 
 def is_word_char(char: str) -> bool:
@@ -73,10 +76,14 @@ def _simple_fold(char: str) -> str | None:
 
 @dataclass(frozen=True)
 class NormalizedText:
-    """Folded text plus the way back: `starts[i]`/`ends[i]` are the original span of folded char i (None = 1:1)."""
+    """Folded text, its 1:1 mapped copy, and the way back to the original.
+
+    `starts[i]`/`ends[i]` are the original span of folded char i; None means folded and original are 1:1.
+    """
 
     original: str
     folded: str
+    mapped: str
     starts: list[int] | None = None
     ends: list[int] | None = None
 
@@ -88,30 +95,33 @@ class NormalizedText:
 
 
 def normalize_text(text: str) -> NormalizedText:
-    """Fold a document, keeping offsets; ASCII text without whitespace runs takes a C-speed path."""
+    """Fold a document, keeping offsets.
+
+    Fast path (nearly all text): the ASCII part is folded and mapped with byte tables, then each distinct
+    non-ASCII character that folds to one character is replaced with `str.replace`. Anything else (an expansion
+    like 'ß', combining marks, whitespace runs) takes the general path with an offset map.
+    """
     if text.isascii():
-        if not _WS_RUN.search(text):
-            return NormalizedText(text, text.translate(_ASCII_FOLD))
+        raw = text.encode("ascii")
+        folded_bytes = raw.translate(_FOLD_BYTES)
+        if b"  " in folded_bytes:
+            return _fold_mapped(text)
+        return NormalizedText(text, folded_bytes.decode("ascii"), raw.translate(_FOLD_MAP_BYTES).decode("ascii"))
+    raw = text.encode("utf-8")
+    folded = raw.translate(_FOLD_BYTES).decode("utf-8")
+    mapped = raw.translate(_FOLD_MAP_BYTES).decode("utf-8")
+    for char in set(_NON_ASCII.findall(text)):
+        single = _simple_fold(char)
+        if single is None:
+            return _fold_mapped(text)
+        if single != char:
+            folded = folded.replace(char, single)
+        mapped_char = single if is_word_char(single) else " "
+        if mapped_char != char:
+            mapped = mapped.replace(char, mapped_char)
+    if "  " in folded:
         return _fold_mapped(text)
-    if not _WS_RUN.search(text):
-        table = _char_table(text)
-        if table is not None:
-            return NormalizedText(text, text.translate(table))
-    return _fold_mapped(text)
-
-
-def _char_table(text: str) -> dict[int, str] | None:
-    """A 1:1 translate table for every distinct char of `text`, or None if one of them does not fold 1:1."""
-    table: dict[int, str] = {}
-    for char in set(text):
-        if char.isascii():
-            table[ord(char)] = " " if char.isspace() else char.lower()
-            continue
-        folded = _simple_fold(char)
-        if folded is None:
-            return None
-        table[ord(char)] = folded
-    return table
+    return NormalizedText(text, folded, mapped)
 
 
 def _segments(text: str) -> list[tuple[int, int]]:
@@ -141,7 +151,8 @@ def _fold_mapped(text: str) -> NormalizedText:
         pieces.append(piece)
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))
-    return NormalizedText(text, "".join(pieces), starts, ends)
+    folded = "".join(pieces)
+    return NormalizedText(text, folded, folded.translate(WORD_MAP), starts, ends)
 
 
 def normalize_term(term: str) -> str:

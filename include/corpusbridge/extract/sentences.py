@@ -28,6 +28,7 @@ PUNCT, OTHER_PUNCT, WORD = 0, 1, 2
 _CACHE_LIMIT = 200_000
 _WHITESPACE = re.compile(r"\s+")
 _CHUNK = re.compile(r"\S+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 class _Located(Protocol):
@@ -52,22 +53,33 @@ class SentenceSplitter:
         self._tokenizer = nlp.tokenizer
         sentencizer = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else Sentencizer(nlp.vocab)
         self._punct = frozenset(sentencizer.punct_chars)
-        klass = "".join(re.escape(c) for c in sorted(self._punct))
-        self._candidate = re.compile(rf"(?<!\S)[^\s{klass}]*[{klass}]\S*")
-        self._kinds: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._ascii_punct = "".join(sorted(c for c in self._punct if c.isascii()))
+        self._outcomes: dict[str, tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]] = {}
+        self._searches: dict[frozenset[str], re.Pattern[str]] = {}
 
     def starts(self, text: str) -> list[int]:
         """Character offsets where the 2nd, 3rd, ... sentence begins."""
         starts: list[int] = []
         done = 0
-        for found in self._candidate.finditer(text):
-            if found.start() < done:
+        for found in self._punct_search(text).finditer(text):
+            position = found.start()
+            if position < done:
                 continue
-            seen = self._run(found.group(), found.start(), False, starts)
-            done = found.end()
+            while position > done and not text[position - 1].isspace():
+                position -= 1
+            done, seen = self._chunk(text, position, False, starts)
             while seen and done < len(text):
                 done, seen = self._resume(text, done, starts)
         return starts
+
+    def _punct_search(self, text: str) -> re.Pattern[str]:
+        """A pattern for the sentence punctuation this text can hold: a small class is what keeps `re` fast."""
+        extra = frozenset() if text.isascii() else frozenset(_NON_ASCII.findall(text)) & self._punct
+        pattern = self._searches.get(extra)
+        if pattern is None:
+            pattern = re.compile("[" + re.escape(self._ascii_punct + "".join(sorted(extra))) + "]")
+            self._searches[extra] = pattern
+        return pattern
 
     def indices(self, text: str, offsets: Sequence[int]) -> list[int]:
         """Sentence index of each character offset."""
@@ -76,27 +88,39 @@ class SentenceSplitter:
         starts = self.starts(text)
         return [bisect_right(starts, offset) for offset in offsets]
 
-    def _token_kinds(self, chunk: str) -> tuple[tuple[int, int], ...]:
-        kinds = self._kinds.get(chunk)
-        if kinds is None:
-            if len(self._kinds) > _CACHE_LIMIT:
-                self._kinds.clear()
-            kinds = tuple(
-                (t.idx, PUNCT if t.text in self._punct else OTHER_PUNCT if t.is_punct else WORD)
-                for t in self._tokenizer(chunk)
-            )
-            self._kinds[chunk] = kinds
-        return kinds
+    def _outcome(self, chunk: str) -> tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]:
+        """The sentencizer's loop over one chunk's tokens, for both incoming states: (start offsets, period
+        pending after the chunk). Cached per distinct chunk, which is what makes the splitter cheap."""
+        outcome = self._outcomes.get(chunk)
+        if outcome is None:
+            if len(self._outcomes) > _CACHE_LIMIT:
+                self._outcomes.clear()
+            tokens = self._tokenizer(chunk)
+            kinds = [PUNCT if t.text in self._punct else OTHER_PUNCT if t.is_punct else WORD for t in tokens]
+            offsets = [t.idx for t in tokens]
+            outcome = (self._loop(kinds, offsets, False), self._loop(kinds, offsets, True))
+            self._outcomes[chunk] = outcome
+        return outcome
 
-    def _run(self, chunk: str, offset: int, seen: bool, starts: list[int]) -> bool:
-        """The sentencizer's loop over one chunk's tokens; returns whether a period is pending."""
-        for idx, kind in self._token_kinds(chunk):
+    @staticmethod
+    def _loop(kinds: list[int], offsets: list[int], seen: bool) -> tuple[tuple[int, ...], bool]:
+        found = []
+        for kind, offset in zip(kinds, offsets, strict=True):
             if seen and kind == WORD:
-                starts.append(offset + idx)
+                found.append(offset)
                 seen = False
             elif kind == PUNCT:
                 seen = True
-        return seen
+        return tuple(found), seen
+
+    def _chunk(self, text: str, position: int, seen: bool, starts: list[int]) -> tuple[int, bool]:
+        """Apply the chunk starting at `position`; returns where it ends and whether a period is pending."""
+        chunk = _CHUNK.match(text, position)
+        if chunk is None:
+            return len(text), False
+        offsets, pending = self._outcome(chunk.group())[seen]
+        starts.extend(position + offset for offset in offsets)
+        return chunk.end(), pending
 
     def _resume(self, text: str, position: int, starts: list[int]) -> tuple[int, bool]:
         """After a pending period: the whitespace run, then the next chunk, as spaCy's tokenizer sees them."""
@@ -108,10 +132,7 @@ class SentenceSplitter:
                 starts.append(token_start)
                 return space.end(), False
             position = space.end()
-        chunk = _CHUNK.match(text, position)
-        if chunk is None:
-            return len(text), False
-        return chunk.end(), self._run(chunk.group(), chunk.start(), True, starts)
+        return self._chunk(text, position, True, starts)
 
 
 def spacy_sentence_starts(
