@@ -32,3 +32,10 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .corpusbridge .pytest_cache .ruff_cache
+
+# --- concept extraction ---
+.PHONY: bench-extract
+# flashtext is a benchmark peer only, never a dependency of the package.
+bench-extract: install
+	uv pip install -q --python $(BIN)/python "flashtext==2.7"
+	$(BIN)/python bench/extract.py

@@ -194,3 +194,11 @@ def test_real_embedder_end_to_end(batch) -> None:
     assert summary.vectors == vectors.num_rows == 600
     assert vectors.schema.field("vector").type.list_size == embedder.dimension
     assert ResultEntry.read(batch["root"] / "real" / "result-0.json").model_hash == embedder.model_hash
+
+
+def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(batch) -> None:
+    _run(batch, "fast", workers=1, embeddings=False)
+    _run(batch, "spacy", workers=1, embeddings=False, sentence_mode="spacy")
+    fast = pq.read_table(batch["root"] / "fast" / "concepts-0.parquet")
+    assert fast.equals(pq.read_table(batch["root"] / "spacy" / "concepts-0.parquet"))
+    assert max(fast.column("sentence").to_pylist()) == 3

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from corpusbridge.config import worker_count
 from corpusbridge.export.manifest import file_sha256, read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
 from corpusbridge.extract.dictionary import load_dictionary, read_version
-from corpusbridge.extract.matcher import Matcher
+from corpusbridge.extract.matcher import Match, Matcher
 from corpusbridge.extract.results import (
     CONCEPTS_SCHEMA,
     OutputFile,
@@ -37,7 +38,7 @@ from corpusbridge.extract.results import (
     vectors_name,
     vectors_schema,
 )
-from corpusbridge.extract.sentences import SentenceSplitter
+from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
 
 if TYPE_CHECKING:
     from corpusbridge.extract.embed import Embedder
@@ -220,20 +221,11 @@ class _Worker:
             self._file = pq.ParquetFile(self.path)
         return self._file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False)
 
-    def sentence_indices(self, text: str, starts: list[int]) -> list[int]:
-        if self.splitter is not None:
-            return self.splitter.indices(text, starts)
-        from bisect import bisect_right
-
-        from corpusbridge.extract.sentences import spacy_sentence_starts
-
-        sentence_starts = next(spacy_sentence_starts([text]))
-        return [bisect_right(sentence_starts, s) for s in starts]
-
     def match_group(self, group: int) -> _GroupResult:
         columns: dict[str, list[Any]] = {name: [] for name in CONCEPTS_SCHEMA.names}
         docs = without_text = 0
         for batch in self.batches(group, ["doc_id", "text"]):
+            found: list[tuple[str, str, list[Match]]] = []
             for doc_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 docs += 1
                 if doc_id is None:
@@ -241,19 +233,32 @@ class _Worker:
                 if not text:
                     without_text += 1
                     continue
-                self._add(columns, doc_id, text)
+                matches = self.matcher.find(text)
+                if matches:
+                    found.append((doc_id, text, matches))
+            for (doc_id, _, matches), sentences in zip(found, self._sentences(found), strict=True):
+                _append(columns, doc_id, matches, sentences)
         return _GroupResult(pa.table(columns, schema=CONCEPTS_SCHEMA), docs, without_text)
 
-    def _add(self, columns: dict[str, list[Any]], doc_id: str, text: str) -> None:
-        matches = self.matcher.find(text)
-        if not matches:
-            return
-        columns["doc_id"].extend([doc_id] * len(matches))
-        columns["concept_id"].extend(m.concept_id for m in matches)
-        columns["start"].extend(m.start for m in matches)
-        columns["end"].extend(m.end for m in matches)
-        columns["sentence"].extend(self.sentence_indices(text, [m.start for m in matches]))
-        columns["matched"].extend(m.matched for m in matches)
+    def _sentences(self, found: list[tuple[str, str, list[Match]]]) -> Iterator[list[int]]:
+        """Sentence index of every match, per document (the full spaCy pipeline runs batched via nlp.pipe)."""
+        if self.splitter is not None:
+            splitter = self.splitter
+            return (splitter.indices(text, [m.start for m in matches]) for _, text, matches in found)
+        starts = spacy_sentence_starts(text for _, text, _ in found)
+        return (
+            [bisect_right(boundaries, m.start) for m in matches]
+            for (_, _, matches), boundaries in zip(found, starts, strict=True)
+        )
+
+
+def _append(columns: dict[str, list[Any]], doc_id: str, matches: list[Match], sentences: list[int]) -> None:
+    columns["doc_id"].extend([doc_id] * len(matches))
+    columns["concept_id"].extend(m.concept_id for m in matches)
+    columns["start"].extend(m.start for m in matches)
+    columns["end"].extend(m.end for m in matches)
+    columns["sentence"].extend(sentences)
+    columns["matched"].extend(m.matched for m in matches)
 
 
 _WORKER: _Worker | None = None
