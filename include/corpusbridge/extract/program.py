@@ -117,7 +117,7 @@ def run_extract(
     run = _Run(shard, out_dir)
     started = time.perf_counter()
     version = read_version(dictionary)
-    done = _completed(run, version)
+    done = _completed(run, version, embeddings)
     if done is not None:
         return _summary(done, "skipped", out_dir, run.timings)
     _remove_stale_temps(out_dir, shard.index)
@@ -127,7 +127,12 @@ def run_extract(
         from corpusbridge.extract.embed import load_embedder
 
         embedder = load_embedder()
-    entry = _process(run, dictionary, embedder if embeddings else None, workers or worker_count(), sentence_mode)
+    try:
+        entry = _process(run, dictionary, embedder if embeddings else None, workers or worker_count(), sentence_mode)
+    except BaseException:
+        for name in (concepts_name(shard.index), vectors_name(shard.index)):
+            run.tmp(name).unlink(missing_ok=True)  # a failed run publishes nothing and leaves nothing behind
+        raise
     entry.write(out_dir / result_name(shard.index))
     run.clock("total", started)
     return _summary(entry, "done", out_dir, run.timings)
@@ -147,22 +152,27 @@ def _summary(entry: ResultEntry, status: str, out_dir: Path, timings: dict[str, 
     )
 
 
-def _completed(run: _Run, version: str) -> ResultEntry | None:
+def _completed(run: _Run, version: str, embeddings: bool) -> ResultEntry | None:
     """The existing result entry if this index already completed with the same inputs and intact outputs."""
     path = run.out_dir / result_name(run.shard.index)
     if not path.exists():
         return None
     entry = ResultEntry.read(path)
-    if run.shard.expected_sha256 and entry.input_sha256 != run.shard.expected_sha256:
+    # An ad-hoc --input has no manifest checksum: compare with the file itself, so an edited input is redone.
+    expected = run.shard.expected_sha256 or (file_sha256(run.shard.path) if run.shard.path.is_file() else None)
+    if expected and entry.input_sha256 != expected:
         raise ExtractError(
-            f"{path}: completed for input sha256 {entry.input_sha256}, but the manifest now says "
-            f"{run.shard.expected_sha256}; write to a new --out folder"
+            f"{path}: completed for input sha256 {entry.input_sha256}, but the input now has {expected}; "
+            "write to a new --out folder"
         )
     if entry.dictionary_version != version:
         raise ExtractError(
             f"{path}: completed with dictionary {entry.dictionary_version[:12]}, asked for "
             f"{version[:12]}; write to a new --out folder"
         )
+    if ("vectors" in entry.outputs) != embeddings:
+        log.info("%s: completed %s vectors; processing the shard again", path, "with" if not embeddings else "without")
+        return None
     for output in entry.outputs.values():
         target = run.out_dir / output.path
         if not target.exists() or file_sha256(target) != output.sha256:
