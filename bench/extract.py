@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import json
 import multiprocessing
 import os
@@ -206,7 +207,9 @@ def run_program(shard: Path, artifact: Path, out: Path, workers: int) -> tuple[f
     stdout = process.stdout.read().decode() if process.stdout else ""
     if status != 0:
         raise RuntimeError(f"program failed: {process.stderr.read().decode() if process.stderr else ''}")
-    return seconds, usage.ru_utime + usage.ru_stime, json.loads(stdout)["concepts"], usage.ru_maxrss
+    summary = json.loads(stdout)
+    # ru_maxrss would count the benchmark's own pages copied by fork before exec; the program reports VmHWM.
+    return seconds, usage.ru_utime + usage.ru_stime, summary["concepts"], int((summary["peak_rss_mb"] or 0) * 1024)
 
 
 def write_shard(docs: list[str], path: Path) -> None:
@@ -220,15 +223,18 @@ _LOADER = """
 import sys
 from pathlib import Path
 from corpusbridge.extract.dictionary import load_dictionary
-print(load_dictionary(Path(sys.argv[1])).load_seconds)
+seconds = load_dictionary(Path(sys.argv[1])).load_seconds
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
+print(seconds, hwm)
 """
 
 
 def load_in_child(artifact: Path) -> tuple[float, int]:
     """Automaton load time and the RSS of a process that only loads it."""
     process = subprocess.Popen([sys.executable, "-c", _LOADER, str(artifact)], stdout=subprocess.PIPE)
-    _, _, usage = os.wait4(process.pid, 0)
-    return float(process.stdout.read().decode() if process.stdout else "nan"), usage.ru_maxrss
+    seconds, hwm_kb = (process.stdout.read().decode() if process.stdout else "nan 0").split()
+    process.wait()
+    return float(seconds), int(hwm_kb)
 
 
 # --- driver ----------------------------------------------------------------------------------------------------------
@@ -363,6 +369,7 @@ def main() -> None:
         terms = all_terms[:n]
         figures = dictionary_figures(terms, OUT)
         matcher = Matcher(load_dictionary(OUT / f"dict-{n}"))
+        gc.freeze()  # as the program does after loading the dictionary
         rows, extra = fast_methods(terms, docs, matcher, OUT)
         rows += slow_methods(terms, docs, matcher)
         report["sizes"][n] = {**figures, **extra, "rows": [asdict(r) | {"mb_s": r.mb_s} for r in rows]}

@@ -40,37 +40,48 @@ class Matcher:
         self._entry_groups = dictionary.entry_groups
         self._groups = dictionary.groups
         self._punctuated = dictionary.punctuated
+        # Hot-path tables as lists (indexing a list returns a stored int; indexing an array allocates one):
+        # per entry, key length - 1, and the group, or -1 when the hit's gaps must be checked first.
+        self._reach = [(info >> 2) - 1 for info in dictionary.infos]
+        self._direct = [
+            group if info & 3 == SINGLE_WORD else -1
+            for info, group in zip(dictionary.infos, dictionary.entry_groups, strict=True)
+        ]
 
     def find(self, text: str) -> list[Match]:
         """All concepts in `text`, ordered by start; ambiguous terms give one Match per concept, same span."""
+        return [Match(concept, start, end, text[start:end]) for concept, start, end in self.locate(text)]
+
+    def locate(self, text: str) -> list[tuple[str, int, int]]:
+        """`find` as plain (concept_id, start, end) tuples: the program's hot path, where a Match per row costs
+        more than the whole scan."""
         if not text:
             return []
         normalized = normalize_text(text)
         groups = self._groups
         if normalized.starts is None:
-            return [Match(c, s, e, text[s:e]) for s, e, g in self.spans(normalized) for c in groups[g]]
-        found = []
+            return [(concept, s, e) for s, e, g in self.spans(normalized) for concept in groups[g]]
+        located = []
         for start, end, group in self.spans(normalized):
             start, end = normalized.original_span(start, end)
-            found.extend(Match(concept, start, end, text[start:end]) for concept in groups[group])
-        return found
+            located.extend((concept, start, end) for concept in groups[group])
+        return located
 
     def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
         """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
-        folded = normalized.folded
         mapped = " " + normalized.mapped + " "
         candidates = []
-        infos, entry_groups = self._infos, self._entry_groups
+        append = candidates.append
+        reach, direct = self._reach, self._direct
         for last, entry in self._iter(mapped):
-            info = infos[entry]
-            # The padded key is mapped[last-len+1 : last+1]; the term inside it is folded[start : last-1].
-            start = last - (info >> 2) + 1
-            if info & 3 == SINGLE_WORD:
-                group = entry_groups[entry]
-            else:
-                group = self._gap_group(folded, mapped, start, last, entry)
-            if group >= 0:
-                candidates.append((start, start + 1 - last, group))
+            # The padded key is mapped[start : last+1]; the term inside it is folded[start : last-1].
+            start = last - reach[entry]
+            group = direct[entry]
+            if group < 0:
+                group = self._gap_group(normalized.folded, mapped, start, last, entry)
+                if group < 0:
+                    continue
+            append((start, start + 1 - last, group))
         candidates.sort()
         chosen: list[tuple[int, int, int]] = []
         reached = -1

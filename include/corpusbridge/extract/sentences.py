@@ -56,6 +56,13 @@ class SentenceSplitter:
         self._ascii_punct = "".join(sorted(c for c in self._punct if c.isascii()))
         self._outcomes: dict[str, tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]] = {}
         self._searches: dict[frozenset[str], re.Pattern[str]] = {}
+        # Shortcuts that skip the tokenizer for the two commonest cases (both pinned by the agreement test):
+        # "word." (lower-case/digits + one sentence mark, no special case) always splits into word + mark, and a
+        # chunk starting with a letter or digit always starts with a WORD token (is_punct needs all-P chars).
+        self._special = frozenset(self._tokenizer.rules or {})
+        self._letters_start_words = not any(c.isalnum() for c in self._punct)
+        marks = re.escape(self._ascii_punct)
+        self._plain_end = re.compile(rf"[a-z0-9]+[{marks}]") if marks else None
 
     def starts(self, text: str) -> list[int]:
         """Character offsets where the 2nd, 3rd, ... sentence begins."""
@@ -67,7 +74,7 @@ class SentenceSplitter:
                 continue
             while position > done and not text[position - 1].isspace():
                 position -= 1
-            done, seen = self._chunk(text, position, False, starts)
+            done, seen = self._first_chunk(text, position, starts)
             while seen and done < len(text):
                 done, seen = self._resume(text, done, starts)
         return starts
@@ -113,6 +120,18 @@ class SentenceSplitter:
                 seen = True
         return tuple(found), seen
 
+    def _first_chunk(self, text: str, position: int, starts: list[int]) -> tuple[int, bool]:
+        """A chunk holding sentence punctuation, reached with no period pending."""
+        chunk = _CHUNK.match(text, position)
+        if chunk is None:
+            return len(text), False
+        word = chunk.group()
+        if self._plain_end is not None and self._plain_end.fullmatch(word) and word not in self._special:
+            return chunk.end(), True
+        offsets, pending = self._outcome(word)[False]
+        starts.extend(position + offset for offset in offsets)
+        return chunk.end(), pending
+
     def _chunk(self, text: str, position: int, seen: bool, starts: list[int]) -> tuple[int, bool]:
         """Apply the chunk starting at `position`; returns where it ends and whether a period is pending."""
         chunk = _CHUNK.match(text, position)
@@ -132,6 +151,9 @@ class SentenceSplitter:
                 starts.append(token_start)
                 return space.end(), False
             position = space.end()
+        if self._letters_start_words and position < len(text) and text[position].isalnum():
+            starts.append(position)
+            return position, False
         return self._chunk(text, position, True, starts)
 
 
