@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import time
-from bisect import bisect_right
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,17 +35,12 @@ from corpusbridge.extract.results import (
     vectors_name,
     vectors_schema,
 )
-from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
+from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results
 
 if TYPE_CHECKING:
     from corpusbridge.extract.embed import Embedder
 
 log = logging.getLogger(__name__)
-READ_BATCH_ROWS = 1024
-
-
-class ExtractError(RuntimeError):
-    """The shard cannot be processed as asked; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -220,106 +211,11 @@ def _verify_input(run: _Run) -> None:
         raise ExtractError(f"{shard.path}: {run.rows} rows, manifest says {shard.expected_rows}; stage it again")
 
 
-# --- processing: row groups in order, matched in forked workers ------------------------------------------------------
-
-
-@dataclass
-class _GroupResult:
-    table: pa.Table
-    docs: int
-    without_text: int
-
-
-class _Worker:
-    """Per-process state; created in the parent, inherited by forked children."""
-
-    def __init__(self, path: Path, matcher: Matcher, sentence_mode: str) -> None:
-        self.path = path
-        self.matcher = matcher
-        self.splitter = SentenceSplitter() if sentence_mode == "fast" else None
-        self._file: pq.ParquetFile | None = None
-
-    def batches(self, group: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        if self._file is None:
-            self._file = pq.ParquetFile(self.path)
-        return self._file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False)
-
-    def match_group(self, group: int) -> _GroupResult:
-        columns: dict[str, list[Any]] = {name: [] for name in CONCEPTS_SCHEMA.names}
-        docs = without_text = 0
-        for batch in self.batches(group, ["doc_id", "text"]):
-            found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
-            for doc_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                docs += 1
-                if doc_id is None:
-                    raise ExtractError(f"{self.path}: row group {group} has a null doc_id; fix the export")
-                if not text:
-                    without_text += 1
-                    continue
-                matches = self.matcher.locate(text)
-                if matches:
-                    found.append((doc_id, text, matches))
-            for (doc_id, text, matches), sentences in zip(found, self._sentences(found), strict=True):
-                _append(columns, doc_id, text, matches, sentences)
-        return _GroupResult(pa.table(columns, schema=CONCEPTS_SCHEMA), docs, without_text)
-
-    def _sentences(self, found: list[tuple[str, str, list[tuple[str, int, int]]]]) -> Iterator[list[int]]:
-        """Sentence index of every match, per document (the full spaCy pipeline runs batched via nlp.pipe)."""
-        if self.splitter is not None:
-            splitter = self.splitter
-            return (splitter.indices(text, [m[1] for m in matches]) for _, text, matches in found)
-        starts = spacy_sentence_starts(text for _, text, _ in found)
-        return (
-            [bisect_right(boundaries, m[1]) for m in matches]
-            for (_, _, matches), boundaries in zip(found, starts, strict=True)
-        )
-
-
-def _append(
-    columns: dict[str, list[Any]], doc_id: str, text: str, matches: list[tuple[str, int, int]], sentences: list[int]
-) -> None:
-    concepts, starts, ends = zip(*matches, strict=True)
-    columns["doc_id"].extend([doc_id] * len(matches))
-    columns["concept_id"].extend(concepts)
-    columns["start"].extend(starts)
-    columns["end"].extend(ends)
-    columns["sentence"].extend(sentences)
-    columns["matched"].extend([text[s:e] for _, s, e in matches])
-
-
-_WORKER: _Worker | None = None
-
-
-def _match_in_child(group: int) -> _GroupResult:
-    assert _WORKER is not None, "worker state is set before the pool forks"
-    return _WORKER.match_group(group)
-
-
-def _ordered_results(worker: _Worker, groups: int, processes: int) -> Iterator[_GroupResult]:
-    """Row-group results in order; at most 2 x processes in flight, so memory stays bounded."""
-    global _WORKER
-    if processes <= 1 or groups <= 1:
-        for group in range(groups):
-            yield worker.match_group(group)
-        return
-    _WORKER = worker
-    context = multiprocessing.get_context("fork")
-    with context.Pool(processes) as pool:
-        pending: deque = deque()
-        for group in range(groups):
-            pending.append(pool.apply_async(_match_in_child, (group,)))
-            if len(pending) >= 2 * processes:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-    _WORKER = None
-
-
 def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, processes: int, mode: str) -> ResultEntry:
     started = time.perf_counter()
     dictionary = load_dictionary(dictionary_path)
     run.clock("load_dictionary", started)
-    worker = _Worker(run.shard.path, Matcher(dictionary), mode)
+    worker = RowGroupWorker(run.shard.path, Matcher(dictionary), mode)
     # The dictionary's millions of objects live as long as the process: keep the cyclic GC from rescanning them
     # (measured ~25% of matcher time at 100k terms) and from touching their pages in forked workers (copy-on-write).
     gc.freeze()
@@ -332,7 +228,7 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
     concepts = parquet_writer(concepts_tmp, CONCEPTS_SCHEMA)
     vectors = parquet_writer(vectors_tmp, vectors_schema(embedder.dimension)) if embedder else None
     try:
-        for group, result in enumerate(_ordered_results(worker, groups, min(processes, groups))):
+        for group, result in enumerate(ordered_results(worker, groups, min(processes, groups))):
             if result.table.num_rows:
                 concepts.write_table(result.table)
             concept_rows += result.table.num_rows
@@ -371,7 +267,7 @@ def embedding_input(title: str | None, text: str | None) -> str:
     return "\n\n".join(part for part in (title, text) if part)
 
 
-def _embed_group(worker: _Worker, group: int, embedder: Embedder, writer: pq.ParquetWriter) -> int:
+def _embed_group(worker: RowGroupWorker, group: int, embedder: Embedder, writer: pq.ParquetWriter) -> int:
     names = pq.ParquetFile(worker.path).schema_arrow.names
     columns = ["doc_id", "text"] + (["title"] if "title" in names else [])
     rows = 0
