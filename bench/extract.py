@@ -354,7 +354,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
-    words = gen_terms.vocabulary(30_000)
+    words = gen_terms.vocabulary(200_000)
     all_terms = gen_terms.terms(max(sizes), words)
     docs = gen_terms.documents(int(args.mb * 1e6), words, all_terms[:1000])
     write_shard(docs, OUT / "shard.parquet")

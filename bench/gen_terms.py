@@ -39,7 +39,7 @@ def terms(count: int, words: list[str], seed: int = 2) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < count:
-        n = rng.choices((1, 2, 3, 4), weights=(10, 45, 30, 15))[0]
+        n = rng.choices((1, 2, 3, 4), weights=(2, 48, 33, 17))[0]
         term = " ".join(rng.choice(content) for _ in range(n))
         if term not in seen:
             seen.add(term)
