@@ -57,7 +57,8 @@ class SentenceSplitter:
         self._outcomes: dict[str, tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]] = {}
         self._searches: dict[frozenset[str], re.Pattern[str]] = {}
         # Shortcuts that skip the tokenizer for the two commonest cases (both pinned by the agreement test):
-        # "word." (lower-case/digits + one sentence mark, no special case) always splits into word + mark, and a
+        # "word." (lower-case/digits + one sentence mark, neither it nor "word" a special case) splits into word +
+        # mark, and a
         # chunk starting with a letter or digit always starts with a WORD token (is_punct needs all-P chars).
         self._special = frozenset(self._tokenizer.rules or {})
         self._letters_start_words = not any(c.isalnum() for c in self._punct)
@@ -126,7 +127,12 @@ class SentenceSplitter:
         if chunk is None:
             return len(text), False
         word = chunk.group()
-        if self._plain_end is not None and self._plain_end.fullmatch(word) and word not in self._special:
+        if (
+            self._plain_end is not None
+            and self._plain_end.fullmatch(word)
+            and word not in self._special
+            and word[:-1] not in self._special  # "hes." is "he" + "s." (special case "hes")
+        ):
             return chunk.end(), True
         offsets, pending = self._outcome(word)[False]
         starts.extend(position + offset for offset in offsets)

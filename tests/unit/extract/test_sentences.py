@@ -62,6 +62,9 @@ PIECES = [
     "cells?",
     "2024.",
     "αβ.",
+    "hes.",
+    "cannot.",
+    "Hes.",
 ]
 SEPARATORS = [" ", " ", " ", " ", "  ", "\n", " \n ", "\t", "\n\n"]
 
