@@ -78,7 +78,7 @@ class Matcher:
             start = last - reach[entry]
             group = direct[entry]
             if group < 0:
-                group = self._gap_group(normalized.folded, mapped, start, last, entry)
+                group = self._gap_group(normalized, mapped, start, last, entry)
                 if group < 0:
                     continue
             append((start, start + 1 - last, group))
@@ -91,10 +91,10 @@ class Matcher:
                 chosen.append((start, reached, group))
         return chosen
 
-    def _gap_group(self, folded: str, mapped: str, start: int, last: int, entry: int) -> int:
+    def _gap_group(self, normalized: NormalizedText, mapped: str, start: int, last: int, entry: int) -> int:
         """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
         term = mapped[start + 1 : last]
-        text = folded[start : last - 1]
+        text = normalized.fold_slice(start, last - 1)
         if self._infos[entry] & 3 == PUNCTUATED:
             return self._punctuated[term].get(text.translate(GAP_MAP), -1)
         # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.

@@ -12,7 +12,6 @@ dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word ch
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +20,7 @@ from functools import lru_cache
 NORMALIZATION_VERSION = 1
 
 HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_BYTES = bytes(range(128))
 # Byte tables for the ASCII part of UTF-8 text (bytes >= 0x80 pass through, so UTF-8 stays valid): bytes.translate
 # runs at memory speed where str.translate with a dict would look every character up.
 _FOLD_BYTES = bytes(32 if chr(i).isspace() else ord(chr(i).lower()) for i in range(128)) + bytes(range(128, 256))
@@ -74,18 +73,42 @@ def _simple_fold(char: str) -> str | None:
     return " " if folded.isspace() else folded
 
 
+class _OneToOneFold(dict):
+    """str.translate table: the fold of each character, for text known to fold 1:1 (the fast path)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = (" " if char.isspace() else char.lower()) if char.isascii() else (_simple_fold(char) or char)
+        self[code] = value
+        return value
+
+
+_FOLD_ONE_TO_ONE = _OneToOneFold()
+
+
 @dataclass(frozen=True)
 class NormalizedText:
-    """Folded text, its 1:1 mapped copy, and the way back to the original.
+    """The 1:1 mapped copy of the folded text that the automaton scans, and the way back to the original.
 
     `starts[i]`/`ends[i]` are the original span of folded char i; None means folded and original are 1:1.
+    `folded_text` None means the fold is 1:1 per character and slices are folded from the original on demand.
     """
 
     original: str
-    folded: str
     mapped: str
+    folded_text: str | None = None
     starts: list[int] | None = None
     ends: list[int] | None = None
+
+    @property
+    def folded(self) -> str:
+        return self.fold_slice(0, len(self.mapped))
+
+    def fold_slice(self, start: int, end: int) -> str:
+        """folded[start:end]."""
+        if self.folded_text is None:
+            return self.original[start:end].translate(_FOLD_ONE_TO_ONE)
+        return self.folded_text[start:end]
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Original offsets of folded[start:end]; a partial expansion ('ﬁ' -> 'fi') snaps out to the whole char."""
@@ -97,31 +120,34 @@ class NormalizedText:
 def normalize_text(text: str) -> NormalizedText:
     """Fold a document, keeping offsets.
 
-    Fast path (nearly all text): the ASCII part is folded and mapped with byte tables, then each distinct
-    non-ASCII character that folds to one character is replaced with `str.replace`. Anything else (an expansion
-    like 'ß', combining marks, whitespace runs) takes the general path with an offset map.
+    Fast path (nearly all text): the ASCII part is mapped with a byte table, then each distinct non-ASCII character
+    that folds to one character is replaced with `str.replace`. Anything else (an expansion like 'ß', combining
+    marks, whitespace runs) takes the general path with an offset map.
     """
     if text.isascii():
         raw = text.encode("ascii")
         folded_bytes = raw.translate(_FOLD_BYTES)
         if b"  " in folded_bytes:
             return _fold_mapped(text)
-        return NormalizedText(text, folded_bytes.decode("ascii"), raw.translate(_FOLD_MAP_BYTES).decode("ascii"))
+        return NormalizedText(text, raw.translate(_FOLD_MAP_BYTES).decode("ascii"), folded_bytes.decode("ascii"))
     raw = text.encode("utf-8")
-    folded = raw.translate(_FOLD_BYTES).decode("utf-8")
+    folded_bytes = raw.translate(_FOLD_BYTES)
+    if b"  " in folded_bytes:
+        return _fold_mapped(text)
+    folded = folded_bytes.decode("utf-8")
     mapped = raw.translate(_FOLD_MAP_BYTES).decode("utf-8")
-    for char in set(_NON_ASCII.findall(text)):
+    # Deleting the ASCII bytes leaves the non-ASCII characters: much cheaper than a regex over the text.
+    for char in set(raw.translate(None, _ASCII_BYTES).decode("utf-8")):
         single = _simple_fold(char)
-        if single is None:
+        if single is None or single == " ":
+            # An expansion, a combining mark, or a space (which may extend a whitespace run): general path.
             return _fold_mapped(text)
         if single != char:
             folded = folded.replace(char, single)
         mapped_char = single if is_word_char(single) else " "
         if mapped_char != char:
             mapped = mapped.replace(char, mapped_char)
-    if "  " in folded:
-        return _fold_mapped(text)
-    return NormalizedText(text, folded, mapped)
+    return NormalizedText(text, mapped, folded)
 
 
 def _segments(text: str) -> list[tuple[int, int]]:
@@ -152,7 +178,7 @@ def _fold_mapped(text: str) -> NormalizedText:
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))
     folded = "".join(pieces)
-    return NormalizedText(text, folded, folded.translate(WORD_MAP), starts, ends)
+    return NormalizedText(text, folded.translate(WORD_MAP), folded, starts, ends)
 
 
 def normalize_term(term: str) -> str:

@@ -50,3 +50,16 @@ def test_terms_are_trimmed_to_words_and_whitespace_collapsed() -> None:
     assert normalize_term("---") == ""
     assert term_variants("Non-Small cell", hyphens=True) == ["non-small cell", "nonsmall cell"]
     assert term_variants("biopsy", plurals=True) == ["biopsy", "biopsies"]
+
+
+def test_fast_path_and_general_path_agree_on_non_ascii_text() -> None:
+    from corpusbridge.extract.normalize import _fold_mapped
+
+    rng = random.Random(5)
+    alphabet = "abZ -.,é É α Ω ‘’–—Ⅻ½ﬁßİ\u00a0\u0301\t\n"
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        fast, general = normalize_text(text), _fold_mapped(text)
+        assert (fast.mapped, fast.folded) == (general.mapped, general.folded), repr(text)
+        for start in range(len(fast.mapped)):
+            assert fast.fold_slice(start, start + 1) == general.folded[start], repr(text)
