@@ -94,7 +94,7 @@ class Matcher:
     def _gap_group(self, normalized: NormalizedText, mapped: str, start: int, last: int, entry: int) -> int:
         """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
         term = mapped[start + 1 : last]
-        text = normalized.fold_slice(start, last - 1)
+        text = normalized.folded[start : last - 1]
         if self._infos[entry] & 3 == PUNCTUATED:
             return self._punctuated[term].get(text.translate(GAP_MAP), -1)
         # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.

@@ -73,42 +73,18 @@ def _simple_fold(char: str) -> str | None:
     return " " if folded.isspace() else folded
 
 
-class _OneToOneFold(dict):
-    """str.translate table: the fold of each character, for text known to fold 1:1 (the fast path)."""
-
-    def __missing__(self, code: int) -> str:
-        char = chr(code)
-        value = (" " if char.isspace() else char.lower()) if char.isascii() else (_simple_fold(char) or char)
-        self[code] = value
-        return value
-
-
-_FOLD_ONE_TO_ONE = _OneToOneFold()
-
-
 @dataclass(frozen=True)
 class NormalizedText:
-    """The 1:1 mapped copy of the folded text that the automaton scans, and the way back to the original.
+    """The folded text, its 1:1 mapped copy that the automaton scans, and the way back to the original.
 
     `starts[i]`/`ends[i]` are the original span of folded char i; None means folded and original are 1:1.
-    `folded_text` None means the fold is 1:1 per character and slices are folded from the original on demand.
     """
 
     original: str
     mapped: str
-    folded_text: str | None = None
+    folded: str
     starts: list[int] | None = None
     ends: list[int] | None = None
-
-    @property
-    def folded(self) -> str:
-        return self.fold_slice(0, len(self.mapped))
-
-    def fold_slice(self, start: int, end: int) -> str:
-        """folded[start:end]."""
-        if self.folded_text is None:
-            return self.original[start:end].translate(_FOLD_ONE_TO_ONE)
-        return self.folded_text[start:end]
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Original offsets of folded[start:end]; a partial expansion ('ﬁ' -> 'fi') snaps out to the whole char."""
