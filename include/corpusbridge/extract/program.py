@@ -96,6 +96,8 @@ class _Run:
     out_dir: Path
     input_sha256: str = ""
     rows: int = 0
+    row_groups: int = 0
+    has_title: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     def tmp(self, name: str) -> Path:
@@ -207,6 +209,8 @@ def _verify_input(run: _Run) -> None:
     if missing:
         raise ExtractError(f"{shard.path}: missing string column(s) {missing}; export the shard with doc_id and text")
     run.rows = metadata.num_rows
+    run.row_groups = metadata.num_row_groups
+    run.has_title = "title" in metadata.schema.names
     if shard.expected_rows is not None and run.rows != shard.expected_rows:
         raise ExtractError(f"{shard.path}: {run.rows} rows, manifest says {shard.expected_rows}; stage it again")
 
@@ -219,7 +223,7 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
     # The dictionary's millions of objects live as long as the process: keep the cyclic GC from rescanning them
     # (measured ~25% of matcher time at 100k terms) and from touching their pages in forked workers (copy-on-write).
     gc.freeze()
-    groups = pq.ParquetFile(run.shard.path).metadata.num_row_groups
+    groups = run.row_groups
     index = run.shard.index
     concepts_tmp = run.tmp(concepts_name(index))
     vectors_tmp = run.tmp(vectors_name(index))
@@ -235,7 +239,7 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
             docs += result.docs
             without_text += result.without_text
             if vectors is not None and embedder is not None:
-                vector_rows += _embed_group(worker, group, embedder, vectors)
+                vector_rows += _embed_group(worker, group, embedder, vectors, run.has_title)
     finally:
         concepts.close()
         if vectors is not None:
@@ -245,8 +249,6 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
     outputs = {"concepts": _publish(run, concepts_tmp, concepts_name(index), concept_rows)}
     if embedder is not None:
         outputs["vectors"] = _publish(run, vectors_tmp, vectors_name(index), vector_rows)
-    else:
-        vectors_tmp.unlink(missing_ok=True)
     return ResultEntry(
         index=index,
         batch_id=run.shard.batch_id,
@@ -267,9 +269,10 @@ def embedding_input(title: str | None, text: str | None) -> str:
     return "\n\n".join(part for part in (title, text) if part)
 
 
-def _embed_group(worker: RowGroupWorker, group: int, embedder: Embedder, writer: pq.ParquetWriter) -> int:
-    names = pq.ParquetFile(worker.path).schema_arrow.names
-    columns = ["doc_id", "text"] + (["title"] if "title" in names else [])
+def _embed_group(
+    worker: RowGroupWorker, group: int, embedder: Embedder, writer: pq.ParquetWriter, has_title: bool
+) -> int:
+    columns = ["doc_id", "text", "title"] if has_title else ["doc_id", "text"]
     rows = 0
     for batch in worker.batches(group, columns):
         data = batch.to_pydict()
