@@ -66,3 +66,10 @@ bench-embed: install  ## docs/s of the numpy embedding runtime (+ torch/onnxrunt
 # Shared-poller cost vs job count against the loopback sandbox (bench/RESULTS.md, "## SLURM polling").
 bench-polling: install sandbox-up
 	$(BIN)/python bench/polling.py
+
+# --- concept extraction ---
+.PHONY: bench-extract
+# flashtext is a benchmark peer only, never a dependency of the package.
+bench-extract: install
+	uv pip install -q --python $(BIN)/python "flashtext==2.7"
+	$(BIN)/python bench/extract.py

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "corpusbridge.cli.sanitize",
     "corpusbridge.cli.index",
     "corpusbridge.cli.search",
+    "corpusbridge.cli.dictionary",
+    "corpusbridge.cli.extract",
 )
 
 

@@ -1,1 +1,1 @@
-"""The cluster payload: dictionary concept extraction and embeddings over exported Parquet shards."""
+"""The cluster payload: dictionary concept extraction (Aho-Corasick), sentence indices, document embeddings."""

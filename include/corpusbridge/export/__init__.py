@@ -1,0 +1,1 @@
+"""Export: a batch of clean documents as Parquet shards plus a manifest the cluster payload verifies."""

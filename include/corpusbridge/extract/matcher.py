@@ -1,0 +1,101 @@
+"""Whole-word, leftmost-longest, non-overlapping dictionary matching with offsets into the original text.
+
+Every key is anchored at both ends (`' ' + term + ' '`) and the text is scanned as `' ' + mapped + ' '` (non-word
+characters mapped 1:1 to spaces), so every raw hit of the overlapping scan is already a whole-word occurrence.
+Taking the leftmost-longest among ALL such hits (not filtering a leftmost-longest scan afterwards) is what makes
+"lung cancers" with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell line" yield "cell":
+the longer key never matches, so it can never hide the shorter one.
+
+Between the words of a term, the text must have whitespace or a hyphen, or the very punctuation the term has
+("t(9;22)"); "lung, cancer" is not "lung cancer".
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from corpusbridge.extract.dictionary import PUNCTUATED, SINGLE_WORD, Dictionary
+from corpusbridge.extract.normalize import GAP_MAP, NormalizedText, normalize_text
+
+
+class Match(NamedTuple):
+    """One concept found: offsets are Python string indices (end exclusive) into the original text.
+
+    A NamedTuple, not a dataclass: millions are made per shard, and tuple construction is several times cheaper.
+    """
+
+    concept_id: str
+    start: int
+    end: int
+    matched: str
+
+
+class Matcher:
+    """Finds concepts of one loaded dictionary in texts; cheap to share across forked workers."""
+
+    def __init__(self, dictionary: Dictionary) -> None:
+        self.dictionary = dictionary
+        self._iter = dictionary.automaton.iter
+        self._infos = dictionary.infos
+        self._entry_groups = dictionary.entry_groups
+        self._groups = dictionary.groups
+        self._punctuated = dictionary.punctuated
+        # Hot-path tables as lists (indexing a list returns a stored int; indexing an array allocates one):
+        # per entry, key length - 1, and the group, or -1 when the hit's gaps must be checked first.
+        self._reach = [(info >> 2) - 1 for info in dictionary.infos]
+        self._direct = [
+            group if info & 3 == SINGLE_WORD else -1
+            for info, group in zip(dictionary.infos, dictionary.entry_groups, strict=True)
+        ]
+
+    def find(self, text: str) -> list[Match]:
+        """All concepts in `text`, ordered by start; ambiguous terms give one Match per concept, same span."""
+        return [Match(concept, start, end, text[start:end]) for concept, start, end in self.locate(text)]
+
+    def locate(self, text: str) -> list[tuple[str, int, int]]:
+        """`find` as plain (concept_id, start, end) tuples: the program's hot path, where a Match per row costs
+        more than the whole scan."""
+        if not text:
+            return []
+        normalized = normalize_text(text)
+        groups = self._groups
+        if normalized.starts is None:
+            return [(concept, s, e) for s, e, g in self.spans(normalized) for concept in groups[g]]
+        located = []
+        for start, end, group in self.spans(normalized):
+            start, end = normalized.original_span(start, end)
+            located.extend((concept, start, end) for concept in groups[group])
+        return located
+
+    def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
+        """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
+        mapped = " " + normalized.mapped + " "
+        candidates = []
+        append = candidates.append
+        reach, direct = self._reach, self._direct
+        for last, entry in self._iter(mapped):
+            # The padded key is mapped[start : last+1]; the term inside it is folded[start : last-1].
+            start = last - reach[entry]
+            group = direct[entry]
+            if group < 0:
+                group = self._gap_group(normalized, mapped, start, last, entry)
+                if group < 0:
+                    continue
+            append((start, start + 1 - last, group))
+        candidates.sort()
+        chosen: list[tuple[int, int, int]] = []
+        reached = -1
+        for start, negative_length, group in candidates:
+            if start >= reached:
+                reached = start - negative_length
+                chosen.append((start, reached, group))
+        return chosen
+
+    def _gap_group(self, normalized: NormalizedText, mapped: str, start: int, last: int, entry: int) -> int:
+        """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
+        term = mapped[start + 1 : last]
+        text = normalized.folded[start : last - 1]
+        if self._infos[entry] & 3 == PUNCTUATED:
+            return self._punctuated[term].get(text.translate(GAP_MAP), -1)
+        # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+        return self._entry_groups[entry] if text == term or text.translate(GAP_MAP) == term else -1

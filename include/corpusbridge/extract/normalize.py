@@ -1,0 +1,190 @@
+"""One normalization for dictionary terms and document text, with offsets back into the original text.
+
+Folding is Unicode NFKC + case folding (NFKC(casefold(NFKC(x))), the compatibility caseless form) and whitespace
+runs -> one space. Folding can change lengths ('ß' -> 'ss', 'ﬁ' -> 'fi', 'e'+U+0301 -> 'é'), so a text whose
+folding is not char-for-char carries an offset map: every folded character knows the original span it came from,
+and a match is always reported as Python string offsets into the ORIGINAL text.
+
+Matching then works on a 1:1 "mapped" copy of the folded text in which every non-word character is a space, so
+dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word characters are those of `\\w`
+(alphanumerics, underscore) plus combining marks, so an accent never splits a word.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Changing any rule here changes every dictionary version: the version hash includes this number.
+NORMALIZATION_VERSION = 1
+
+HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"
+_ASCII_BYTES = bytes(range(128))
+# Byte tables for the ASCII part of UTF-8 text (bytes >= 0x80 pass through, so UTF-8 stays valid): bytes.translate
+# runs at memory speed where str.translate with a dict would look every character up.
+_FOLD_BYTES = bytes(32 if chr(i).isspace() else ord(chr(i).lower()) for i in range(128)) + bytes(range(128, 256))
+_FOLD_MAP_BYTES = bytes(ord(chr(i).lower()) if chr(i).isalnum() or chr(i) == "_" else 32 for i in range(128)) + bytes(
+    range(128, 256)
+)
+
+
+def is_word_char(char: str) -> bool:
+    """The word-boundary rule shared by terms and text."""
+    return char.isalnum() or char == "_" or unicodedata.category(char).startswith("M")
+
+
+class _WordMap(dict):
+    """str.translate table, filled lazily: word characters map to themselves, all others to a space."""
+
+    def __missing__(self, code: int) -> int:
+        value = code if is_word_char(chr(code)) else 32
+        self[code] = value
+        return value
+
+
+class _GapMap(dict):
+    """str.translate table: whitespace and hyphens become a space, everything else stays (for gap checks)."""
+
+    def __missing__(self, code: int) -> int:
+        char = chr(code)
+        value = 32 if char.isspace() or char in HYPHENS else code
+        self[code] = value
+        return value
+
+
+WORD_MAP = _WordMap()
+GAP_MAP = _GapMap()
+
+
+def fold(text: str) -> str:
+    """NFKC case fold of a piece of text (no whitespace handling)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+@lru_cache(maxsize=65536)
+def _simple_fold(char: str) -> str | None:
+    """The one-character fold of `char`, or None when folding it is not a 1:1 character map."""
+    if unicodedata.combining(char) or unicodedata.category(char).startswith("M") or "\u1100" <= char <= "\u11ff":
+        return None
+    folded = fold(char)
+    if len(folded) != 1:
+        return None
+    return " " if folded.isspace() else folded
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """The folded text, its 1:1 mapped copy that the automaton scans, and the way back to the original.
+
+    `starts[i]`/`ends[i]` are the original span of folded char i; None means folded and original are 1:1.
+    """
+
+    original: str
+    mapped: str
+    folded: str
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Original offsets of folded[start:end]; a partial expansion ('ﬁ' -> 'fi') snaps out to the whole char."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def normalize_text(text: str) -> NormalizedText:
+    """Fold a document, keeping offsets.
+
+    Fast path (nearly all text): the ASCII part is mapped with a byte table, then each distinct non-ASCII character
+    that folds to one character is replaced with `str.replace`. Anything else (an expansion like 'ß', combining
+    marks, whitespace runs) takes the general path with an offset map.
+    """
+    if text.isascii():
+        raw = text.encode("ascii")
+        folded_bytes = raw.translate(_FOLD_BYTES)
+        if b"  " in folded_bytes:
+            return _fold_mapped(text)
+        return NormalizedText(text, raw.translate(_FOLD_MAP_BYTES).decode("ascii"), folded_bytes.decode("ascii"))
+    raw = text.encode("utf-8")
+    folded_bytes = raw.translate(_FOLD_BYTES)
+    if b"  " in folded_bytes:
+        return _fold_mapped(text)
+    folded = folded_bytes.decode("utf-8")
+    mapped = raw.translate(_FOLD_MAP_BYTES).decode("utf-8")
+    # Deleting the ASCII bytes leaves the non-ASCII characters: much cheaper than a regex over the text.
+    for char in set(raw.translate(None, _ASCII_BYTES).decode("utf-8")):
+        single = _simple_fold(char)
+        if single is None or single == " ":
+            # An expansion, a combining mark, or a space (which may extend a whitespace run): general path.
+            return _fold_mapped(text)
+        if single != char:
+            folded = folded.replace(char, single)
+        mapped_char = single if is_word_char(single) else " "
+        if mapped_char != char:
+            mapped = mapped.replace(char, mapped_char)
+    return NormalizedText(text, mapped, folded)
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` folded as one unit: a whitespace run, or a base character with its combining marks."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        if text[i].isspace():
+            while j < n and text[j].isspace():
+                j += 1
+        else:
+            while j < n and unicodedata.combining(text[j]):
+                j += 1
+        spans.append((i, j))
+        i = j
+    return spans
+
+
+def _fold_mapped(text: str) -> NormalizedText:
+    """The general path: fold segment by segment and record, per folded char, the original span."""
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, j in _segments(text):
+        piece = " " if text[i].isspace() else fold(text[i:j])
+        pieces.append(piece)
+        starts.extend([i] * len(piece))
+        ends.extend([j] * len(piece))
+    folded = "".join(pieces)
+    return NormalizedText(text, folded.translate(WORD_MAP), folded, starts, ends)
+
+
+def normalize_term(term: str) -> str:
+    """Fold a dictionary term the way text is folded, then trim it to its first and last word characters."""
+    folded = " ".join(fold(term).split())
+    mapped = folded.translate(WORD_MAP)
+    words = mapped.split()
+    if not words:
+        return ""
+    first = mapped.index(words[0])
+    last = mapped.rindex(words[-1]) + len(words[-1])
+    return folded[first:last]
+
+
+def term_variants(term: str, hyphens: bool = False, plurals: bool = False) -> list[str]:
+    """The normalized term plus optional variants: hyphen-joined ('non-small' -> 'nonsmall'), English plurals."""
+    base = normalize_term(term)
+    if not base:
+        return []
+    variants = [base]
+    if hyphens and any(h in base for h in HYPHENS):
+        variants.append(base.translate({ord(h): None for h in HYPHENS}))
+    if plurals:
+        variants.extend(_plural(v) for v in list(variants))
+    return list(dict.fromkeys(variants))
+
+
+def _plural(term: str) -> str:
+    if term.endswith(("s", "x", "z", "ch", "sh")):
+        return term + "es"
+    if term.endswith("y") and len(term) > 1 and term[-2] not in "aeiou":
+        return term[:-1] + "ies"
+    return term + "s"

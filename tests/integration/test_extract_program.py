@@ -1,0 +1,204 @@
+"""The payload end to end on a generated shard: real Parquet in and out, real automaton, real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from corpusbridge.export.manifest import ExportManifest, ShardEntry, file_sha256, write_manifest
+from corpusbridge.export.schema import SHARD_SCHEMA, schema_fingerprint
+from corpusbridge.extract.dictionary import build_dictionary
+from corpusbridge.extract.program import ExtractError, ShardInput, run_extract, shard_from_manifest
+from corpusbridge.extract.results import ResultEntry
+
+REPO = Path(__file__).resolve().parents[2]
+WORDS = [
+    "the",
+    "of",
+    "patients",
+    "with",
+    "was",
+    "and",
+    "in",
+    "study",
+    "results",
+    "lung",
+    "cancer",
+    "cell",
+    "line",
+    "tumor",
+    "small",
+    "cells",
+    "lines",
+    "growth",
+]
+TERMS = {"lung": "C1", "lung cancer": "C2", "small cell lung cancer": "C3", "cell": "C4", "cell line": "C5"}
+
+
+class HashingEmbedderDouble:
+    """Stands in for the real model (another module): deterministic vectors from a hash of the text."""
+
+    model_name = "hashing-double"
+    model_hash = hashlib.sha256(b"hashing-double-v1").hexdigest()
+    dimension = 16
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[: self.dimension], dtype=np.uint8) for t in texts]
+        return (np.array(rows, dtype=np.float32) / 255.0).reshape(len(texts), self.dimension)
+
+
+def _write_shard(path: Path, docs: int, seed: int, row_group_rows: int = 64) -> None:
+    rng = random.Random(seed)
+    texts = []
+    for i in range(docs):
+        sentences = [
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 15))).capitalize() + "." for _ in range(4)
+        ]
+        texts.append(None if i % 97 == 5 else " ".join(sentences))
+    table = pa.table(
+        {
+            "doc_id": [f"doc-{i:06d}" for i in range(docs)],
+            "text": texts,
+            "title": [f"Title {i}" if i % 3 else None for i in range(docs)],
+            "year": pa.array([2000 + i % 20 for i in range(docs)], pa.int32()),
+        },
+        schema=SHARD_SCHEMA,
+    )
+    pq.write_table(table, path, row_group_size=row_group_rows)
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> dict[str, Path]:
+    shard = tmp_path / "export" / "shard-00000.parquet"
+    shard.parent.mkdir()
+    _write_shard(shard, 600, seed=1)
+    manifest = tmp_path / "export" / "manifest.json"
+    entry = ShardEntry(0, shard.name, 600, file_sha256(shard))
+    write_manifest(manifest, ExportManifest("batch-1", schema_fingerprint(SHARD_SCHEMA), [entry]))
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("concept_id\tterm\n" + "".join(f"{c}\t{t}\n" for t, c in TERMS.items()), encoding="utf-8")
+    build_dictionary(terms, tmp_path / "dictionary")
+    return {"manifest": manifest, "shard": shard, "dictionary": tmp_path / "dictionary", "root": tmp_path}
+
+
+def _run(batch: dict[str, Path], out: str, **options) -> object:
+    options.setdefault("embedder", HashingEmbedderDouble())
+    return run_extract(shard_from_manifest(batch["manifest"], 0), batch["dictionary"], batch["root"] / out, **options)
+
+
+def test_concepts_and_vectors_are_written_with_their_schemas_and_counts(batch) -> None:
+    summary = _run(batch, "out", workers=2)
+    out = batch["root"] / "out"
+    concepts = pq.read_table(out / "concepts-0.parquet")
+    vectors = pq.read_table(out / "vectors-0.parquet")
+    assert concepts.schema.names == ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
+    assert vectors.schema.field("vector").type == pa.list_(pa.field("item", pa.float32(), nullable=False), 16)
+    assert vectors.num_rows == summary.docs == 600 and summary.concepts == concepts.num_rows > 0
+    entry = ResultEntry.read(out / "result-0.json")
+    assert entry.input_sha256 == file_sha256(batch["shard"]) and entry.batch_id == "batch-1"
+    assert entry.docs_without_text == 7 and entry.model_hash == HashingEmbedderDouble.model_hash
+    assert entry.outputs["concepts"].sha256 == file_sha256(out / "concepts-0.parquet")
+    texts = dict(zip(*pq.read_table(batch["shard"], columns=["doc_id", "text"]).to_pydict().values(), strict=True))
+    for row in concepts.slice(0, 200).to_pylist():
+        assert texts[row["doc_id"]][row["start"] : row["end"]] == row["matched"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_rerun_of_a_completed_index_is_a_no_op(batch) -> None:
+    _run(batch, "out", workers=1)
+    result = batch["root"] / "out" / "result-0.json"
+    before = result.stat().st_mtime_ns
+    embedder = HashingEmbedderDouble()
+    summary = _run(batch, "out", workers=1, embedder=embedder)
+    assert summary.status == "skipped" and embedder.calls == 0
+    assert result.stat().st_mtime_ns == before
+
+
+def test_outputs_are_byte_identical_across_reruns_and_worker_counts(batch) -> None:
+    _run(batch, "one", workers=1)
+    _run(batch, "two", workers=2)
+    for name in ("concepts-0.parquet", "vectors-0.parquet", "result-0.json"):
+        assert (batch["root"] / "one" / name).read_bytes() == (batch["root"] / "two" / name).read_bytes()
+
+
+def test_corrupted_input_is_detected_before_any_output(batch) -> None:
+    data = bytearray(batch["shard"].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    batch["shard"].write_bytes(bytes(data))
+    with pytest.raises(ExtractError, match=r"shard-00000\.parquet: sha256 mismatch"):
+        _run(batch, "out")
+    assert not (batch["root"] / "out" / "result-0.json").exists()
+
+
+def test_no_embeddings_writes_concepts_only(batch) -> None:
+    summary = run_extract(ShardInput(batch["shard"], 3), batch["dictionary"], batch["root"] / "adhoc", embeddings=False)
+    assert summary.vectors == 0
+    assert sorted(p.name for p in (batch["root"] / "adhoc").iterdir()) == ["concepts-3.parquet", "result-3.json"]
+
+
+def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
+    big = batch["root"] / "big.parquet"
+    _write_shard(big, 12_000, seed=2, row_group_rows=500)
+    out = batch["root"] / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "corpusbridge.extract",
+        "--input",
+        str(big),
+        "--dictionary",
+        str(batch["dictionary"]),
+        "--out",
+        str(out),
+        "--no-embeddings",
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".concepts-0.parquet.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "concepts-0.parquet").exists() and not (out / "result-0.json").exists()
+    finished = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True)
+    assert '"status": "done"' in finished.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["concepts-0.parquet", "result-0.json"]
+    assert pq.read_metadata(out / "concepts-0.parquet").num_rows > 0
+
+
+def test_real_embedder_end_to_end(batch) -> None:
+    """Enable-after-merge check: the real model behind load_embedder, through the whole program."""
+    try:
+        from corpusbridge.extract.embed import load_embedder
+    except ImportError:
+        pytest.skip("embed.py not present yet")
+    embedder = load_embedder()
+    summary = _run(batch, "real", workers=1, embedder=embedder)
+    vectors = pq.read_table(batch["root"] / "real" / "vectors-0.parquet")
+    assert summary.vectors == vectors.num_rows == 600
+    assert vectors.schema.field("vector").type.list_size == embedder.dimension
+    assert ResultEntry.read(batch["root"] / "real" / "result-0.json").model_hash == embedder.model_hash
+
+
+def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(batch) -> None:
+    _run(batch, "fast", workers=1, embeddings=False)
+    _run(batch, "spacy", workers=1, embeddings=False, sentence_mode="spacy")
+    fast = pq.read_table(batch["root"] / "fast" / "concepts-0.parquet")
+    assert fast.equals(pq.read_table(batch["root"] / "spacy" / "concepts-0.parquet"))
+    assert max(fast.column("sentence").to_pylist()) == 3

@@ -1,0 +1,80 @@
+"""Term files in, a versioned artifact out; the version is the content of the normalized dictionary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from corpusbridge.extract.dictionary import (
+    DictionaryError,
+    build_dictionary,
+    load_dictionary,
+    read_terms,
+    read_version,
+)
+from corpusbridge.extract.matcher import Matcher
+
+
+def test_tsv_csv_and_jsonl_with_the_same_terms_get_the_same_version(tmp_path: Path) -> None:
+    (tmp_path / "t.tsv").write_text("concept_id\tterm\nC1\tLung Cancer\nC1\tNSCLC\nC2\tcell\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text('concept_id,term\nC2,cell\nC1,"lung  cancer"\nC1,nsclc\n', encoding="utf-8")
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"concept_id": "C1", "term": "lung cancer", "synonyms": ["NSCLC"]})
+        + "\n"
+        + json.dumps({"concept_id": "C2", "terms": ["Cell"]})
+        + "\n",
+        encoding="utf-8",
+    )
+    versions = {build_dictionary(tmp_path / f"t.{ext}", tmp_path / ext).version for ext in ("tsv", "csv", "jsonl")}
+    assert len(versions) == 1
+
+
+def test_build_report_counts_reconcile_and_load_never_rebuilds(tmp_path: Path) -> None:
+    source = tmp_path / "terms.tsv"
+    source.write_text("concept_id\tterm\nC1\tlung\nC2\t---\nC3\tlung\n", encoding="utf-8")
+    report = build_dictionary(source, tmp_path / "art")
+    assert (report.terms_read, report.terms_empty, report.keys, report.ambiguous_keys) == (3, 1, 1, 1)
+    assert report.empty_lines == [3]
+    assert report.artifact_bytes == sum(p.stat().st_size for p in (tmp_path / "art").iterdir())
+    loaded = load_dictionary(tmp_path / "art")
+    assert loaded.version == report.version == read_version(tmp_path / "art")
+    assert [m.concept_id for m in Matcher(loaded).find("Lung")] == ["C1", "C3"]
+
+
+def test_changing_a_term_changes_the_version(tmp_path: Path) -> None:
+    (tmp_path / "a.tsv").write_text("concept_id\tterm\nC1\tlung\n", encoding="utf-8")
+    (tmp_path / "b.tsv").write_text("concept_id\tterm\nC1\tlungs\n", encoding="utf-8")
+    assert (
+        build_dictionary(tmp_path / "a.tsv", tmp_path / "a").version
+        != build_dictionary(tmp_path / "b.tsv", tmp_path / "b").version
+    )
+
+
+def test_missing_header_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "terms.tsv"
+    source.write_text("C1\tlung\n", encoding="utf-8")
+    with pytest.raises(DictionaryError, match=r"terms\.tsv: first line must be the header"):
+        list(read_terms(source))
+
+
+def test_malformed_row_names_the_line(tmp_path: Path) -> None:
+    source = tmp_path / "terms.tsv"
+    source.write_text("concept_id\tterm\nC1\tlung\nC2 lung cancer\n", encoding="utf-8")
+    with pytest.raises(DictionaryError, match=r"terms.tsv:3: expected 2 fields"):
+        build_dictionary(source, tmp_path / "art")
+
+
+def test_loading_something_that_is_not_an_artifact_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(DictionaryError, match="corpusbridge dictionary build"):
+        load_dictionary(tmp_path)
+
+
+def test_rebuild_replaces_the_artifact_atomically(tmp_path: Path) -> None:
+    source = tmp_path / "terms.tsv"
+    source.write_text("concept_id\tterm\nC1\tlung\n", encoding="utf-8")
+    build_dictionary(source, tmp_path / "art")
+    source.write_text("concept_id\tterm\nC1\tcell\n", encoding="utf-8")
+    build_dictionary(source, tmp_path / "art")
+    assert [m.matched for m in Matcher(load_dictionary(tmp_path / "art")).find("lung cell")] == ["cell"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "terms.tsv"]
