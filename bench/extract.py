@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen_terms
+
 from corpusbridge.export.schema import ROW_GROUP_ROWS, SHARD_SCHEMA
 from corpusbridge.extract.dictionary import build_dictionary, load_dictionary
 from corpusbridge.extract.matcher import Matcher

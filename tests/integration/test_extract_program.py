@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from corpusbridge.export.manifest import ExportManifest, ShardEntry, file_sha256, write_manifest
 from corpusbridge.export.schema import SHARD_SCHEMA, schema_fingerprint
 from corpusbridge.extract.dictionary import build_dictionary

@@ -61,7 +61,7 @@ class Matcher:
         groups = self._groups
         if normalized.starts is None:
             return [(concept, s, e) for s, e, g in self.spans(normalized) for concept in groups[g]]
-        located = []
+        located: list[tuple[str, int, int]] = []
         for start, end, group in self.spans(normalized):
             start, end = normalized.original_span(start, end)
             located.extend((concept, start, end) for concept in groups[group])
@@ -70,7 +70,7 @@ class Matcher:
     def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
         """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
         mapped = " " + normalized.mapped + " "
-        candidates = []
+        candidates: list[tuple[int, int, int]] = []
         append = candidates.append
         reach, direct = self._reach, self._direct
         for last, entry in self._iter(mapped):

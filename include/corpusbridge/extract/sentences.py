@@ -15,7 +15,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import spacy
 from spacy.pipeline import Sentencizer
@@ -51,16 +51,16 @@ class SentenceSplitter:
     def __init__(self, nlp: Language | None = None) -> None:
         nlp = nlp or blank_pipeline()
         self._tokenizer = nlp.tokenizer
-        sentencizer = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else Sentencizer(nlp.vocab)
+        sentencizer: Any = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else Sentencizer(nlp.vocab)
         self._punct = frozenset(sentencizer.punct_chars)
         self._ascii_punct = "".join(sorted(c for c in self._punct if c.isascii()))
         self._outcomes: dict[str, tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]] = {}
         self._searches: dict[frozenset[str], re.Pattern[str]] = {}
         # Shortcuts that skip the tokenizer for the two commonest cases (both pinned by the agreement test):
         # "word." (lower-case/digits + one sentence mark, neither it nor "word" a special case) splits into word +
-        # mark, and a
-        # chunk starting with a letter or digit always starts with a WORD token (is_punct needs all-P chars).
-        self._special = frozenset(self._tokenizer.rules or {})
+        # mark, and a chunk starting with a letter or digit always starts with a WORD token (is_punct needs all-P
+        # chars).
+        self._special = frozenset(getattr(self._tokenizer, "rules", None) or {})
         self._letters_start_words = not any(c.isalnum() for c in self._punct)
         marks = re.escape(self._ascii_punct)
         self._plain_end = re.compile(rf"[a-z0-9]+[{marks}]") if marks else None

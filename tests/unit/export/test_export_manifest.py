@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
 from corpusbridge.export.manifest import (
     ExportManifest,
     ManifestError,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from corpusbridge.extract.dictionary import BuildOptions, build_dictionary, load_dictionary
 from corpusbridge.extract.matcher import Matcher
 

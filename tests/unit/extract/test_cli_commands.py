@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from corpusbridge.cli import dictionary as dictionary_command
 from corpusbridge.cli import extract as extract_command
 

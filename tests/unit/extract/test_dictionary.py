@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from corpusbridge.extract.dictionary import (
     DictionaryError,
     build_dictionary,
