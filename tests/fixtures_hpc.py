@@ -88,9 +88,7 @@ def start_sandbox() -> HpcSandbox:
     """Run `hpc-sandbox.sh up` (a no-op taking ~0.5 s when it already runs) and describe the result."""
     if shutil.which("flock") is None:
         raise RuntimeError("flock (util-linux) is missing")
-    proc = subprocess.run(
-        ["bash", str(SANDBOX_SCRIPT), "up"], capture_output=True, text=True, timeout=600, check=False
-    )
+    proc = subprocess.run(["bash", str(SANDBOX_SCRIPT), "up"], capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/hpc-sandbox.sh up failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("AIRFLOW_CONN_CORPUSBRIDGE_HPC="))

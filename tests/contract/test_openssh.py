@@ -108,8 +108,13 @@ def test_all_commands_share_one_login(hpc_sandbox: Any, control_dir: Path, tmp_p
 
 @pytest.mark.parametrize(
     ("pattern", "word"),
-    [("/s/*.parquet", "/s/*.parquet"), ("/s p/[ab]?.x", "'/s p/'[ab]?.x"), ("/s/a b;c*", "'/s/a b;c'*"),
-     ("/s/[$(x)]", "'/s/[$(x)]'"), ("/s/`x`*", "'/s/`x`'*")],
+    [
+        ("/s/*.parquet", "/s/*.parquet"),
+        ("/s p/[ab]?.x", "'/s p/'[ab]?.x"),
+        ("/s/a b;c*", "'/s/a b;c'*"),
+        ("/s/[$(x)]", "'/s/[$(x)]'"),
+        ("/s/`x`*", "'/s/`x`'*"),
+    ],
 )
 def test_shell_glob_word_quotes_all_but_wildcards(pattern: str, word: str) -> None:
     assert shell_glob_word(pattern) == word

@@ -56,7 +56,7 @@ def test_is_a_transport(remote: Remote) -> None:
 
 
 def test_run_returns_output_and_exit_status(remote: Remote) -> None:
-    result = remote.transport.run(["sh", "-c", 'echo out; echo err >&2; exit 3'])
+    result = remote.transport.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert (result.returncode, result.stdout, result.stderr, result.ok) == (3, "out\n", "err\n", False)
     assert result.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
 
@@ -70,8 +70,17 @@ def test_unknown_program_is_a_result_not_an_error(remote: Remote) -> None:
     assert result.returncode == 127
 
 
-@pytest.mark.parametrize("hostile", ["; rm -rf /tmp/x", "$(touch {canary})", "`touch {canary}`", "'; touch {canary}; '",
-                                     "a\nb && touch {canary}", "| touch {canary}"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "; rm -rf /tmp/x",
+        "$(touch {canary})",
+        "`touch {canary}`",
+        "'; touch {canary}; '",
+        "a\nb && touch {canary}",
+        "| touch {canary}",
+    ],
+)
 def test_hostile_argument_arrives_literally(remote: Remote, hostile: str) -> None:
     canary = remote.path("canary")
     remote.transport.makedirs(remote.scratch)
@@ -142,8 +151,10 @@ def test_glob_matches_like_a_shell_and_never_executes(remote: Remote, tmp_path: 
         remote.transport.put(tmp_path / "x", remote.path("out", name))
     got = remote.transport.glob(remote.path("out", "*.parquet"))
     assert got == sorted(remote.path("out", n) for n in ["a.parquet", "b.parquet", "sp ace.parquet", "q'uote.parquet"])
-    assert remote.transport.glob(remote.path("out", "[ab].parquet")) == [remote.path("out", "a.parquet"),
-                                                                          remote.path("out", "b.parquet")]
+    assert remote.transport.glob(remote.path("out", "[ab].parquet")) == [
+        remote.path("out", "a.parquet"),
+        remote.path("out", "b.parquet"),
+    ]
     assert remote.transport.glob(remote.path("out", "?.txt")) == [remote.path("out", "c.txt")]
     canary = remote.path("canary")
     hostile = remote.path("out", f"*'; touch {canary}; echo '*")

@@ -17,9 +17,20 @@ _COLUMNS = (
 def raw_row(doc_id: str, **fields: Any) -> dict[str, Any]:
     """A raw_documents row with defaults; `fields` override (title, abstract, authors, year, ...)."""
     row = {
-        "doc_id": doc_id, "source_format": "jsonl", "source_file": "test.jsonl", "source_mtime_ns": 0,
-        "source_ordinal": 0, "title": None, "abstract": None, "full_text": None, "authors": [], "year": None,
-        "venue": None, "language": None, "raw": {}, "last_run_id": 1,
+        "doc_id": doc_id,
+        "source_format": "jsonl",
+        "source_file": "test.jsonl",
+        "source_mtime_ns": 0,
+        "source_ordinal": 0,
+        "title": None,
+        "abstract": None,
+        "full_text": None,
+        "authors": [],
+        "year": None,
+        "venue": None,
+        "language": None,
+        "raw": {},
+        "last_run_id": 1,
     }
     row.update(fields)
     return row
@@ -29,8 +40,12 @@ def put_raw(conn: psycopg.Connection, *rows: dict[str, Any]) -> None:
     """Insert or change raw documents; like ingestion, `change_seq` is bumped only when the content changes."""
     for row in rows:
         content = json.dumps({k: v for k, v in row.items() if k not in ("last_run_id",)}, sort_keys=True)
-        values = {**row, "authors": json.dumps(row["authors"]), "raw": json.dumps(row["raw"]),
-                  "content_hash": hashlib.sha256(content.encode()).hexdigest()}
+        values = {
+            **row,
+            "authors": json.dumps(row["authors"]),
+            "raw": json.dumps(row["raw"]),
+            "content_hash": hashlib.sha256(content.encode()).hexdigest(),
+        }
         conn.execute(
             f"INSERT INTO raw_documents ({_COLUMNS}) VALUES (%(doc_id)s, %(source_format)s, %(source_file)s,"
             " %(source_mtime_ns)s, %(source_ordinal)s, %(title)s, %(abstract)s, %(full_text)s, %(authors)s,"
@@ -52,8 +67,8 @@ def table_writes(conn: psycopg.Connection, *tables: str) -> int:
     conn.commit()
     conn.execute("SELECT pg_stat_clear_snapshot()")
     total = conn.execute(
-        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
-        " WHERE relname = ANY(%s)", (list(tables),),
+        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+        (list(tables),),
     ).fetchone()[0]
     conn.commit()
     return int(total)

@@ -60,14 +60,21 @@ class DagRunProcess:
 def make_db_template(tmp: Path) -> Path:
     """A migrated Airflow metadata DB that every run copies (instead of migrating its own)."""
     path = tmp / "airflow-template.db"
-    subprocess.run([sys.executable, str(RUNNER), "--init-db", str(path)], check=True, capture_output=True,
-                   timeout=DAG_RUN_TIMEOUT)
+    subprocess.run(
+        [sys.executable, str(RUNNER), "--init-db", str(path)], check=True, capture_output=True, timeout=DAG_RUN_TIMEOUT
+    )
     return path
 
 
 def launch(
-    dag_id: str, connection_json: str, tmp: Path, conf: dict[str, Any] | None = None, *, nonce: str | None = None,
-    run_after: str | None = None, db_template: Path | None = None,
+    dag_id: str,
+    connection_json: str,
+    tmp: Path,
+    conf: dict[str, Any] | None = None,
+    *,
+    nonce: str | None = None,
+    run_after: str | None = None,
+    db_template: Path | None = None,
 ) -> DagRunProcess:
     nonce = nonce or uuid.uuid4().hex[:12]
     outdir = tmp / f"{dag_id}-{nonce}-{uuid.uuid4().hex[:4]}"

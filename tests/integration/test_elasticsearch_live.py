@@ -33,8 +33,11 @@ def es():
 
 def test_build_update_swap_and_search(db: psycopg.Connection, es) -> None:
     client, alias = es
-    put_raw(db, raw_row("t", title="Climate change and wildfire occurrence", abstract="Fires in biomes. " * 10),
-            raw_row("a", title="Drought", abstract="Climate change and wildfire occurrence. " * 5))
+    put_raw(
+        db,
+        raw_row("t", title="Climate change and wildfire occurrence", abstract="Fires in biomes. " * 10),
+        raw_row("a", title="Drought", abstract="Climate change and wildfire occurrence. " * 5),
+    )
     run_sanitize(db)
     first = index_elasticsearch(db, client, alias=alias)
     assert (first.mode, first.docs_indexed, first.docs_failed) == ("rebuild", 2, 0)

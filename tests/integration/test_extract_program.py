@@ -16,11 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpusbridge.export.manifest import ExportManifest, ShardEntry, file_sha256, write_manifest
+from corpusbridge.export.manifest import ExportManifest, ShardEntry, write_manifest
 from corpusbridge.export.schema import SHARD_SCHEMA, schema_fingerprint
 from corpusbridge.extract.dictionary import build_dictionary
 from corpusbridge.extract.program import ExtractError, ShardInput, run_extract, shard_from_manifest
 from corpusbridge.extract.results import ResultEntry
+from corpusbridge.hashing import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 WORDS = [

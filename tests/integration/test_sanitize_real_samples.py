@@ -50,8 +50,12 @@ def test_every_raw_document_is_clean_or_rejected_and_no_markup_survives(samples:
 def test_format_quirks_are_cleaned(samples: psycopg.Connection) -> None:
     run_sanitize(samples)
     nejm = _doc(samples, "doi:10.1056/nejmoa1715274")
-    assert [p.split(":")[0] for p in nejm["abstract"].split("\n\n")] == ["BACKGROUND", "METHODS", "RESULTS",
-                                                                        "CONCLUSIONS"]
+    assert [p.split(":")[0] for p in nejm["abstract"].split("\n\n")] == [
+        "BACKGROUND",
+        "METHODS",
+        "RESULTS",
+        "CONCLUSIONS",
+    ]
     plos = _doc(samples, "doi:10.1371/journal.pone.0000217")
     assert plos["abstract"].startswith("Background: Various definitions of biological complexity")
     elife = _doc(samples, "doi:10.7554/elife.00005")

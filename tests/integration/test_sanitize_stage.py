@@ -16,8 +16,13 @@ DOC_TABLES = ("clean_documents", "sanitize_rejects", "clean_document_removals")
 
 def _corpus() -> list[dict]:
     return [
-        raw_row("a", title="Mild <i>asthma</i>.", abstract=f"<p>{TEXT}</p>", year=2018,
-                authors=[{"name": "Paul O'Byrne", "orcid": "0000-0002-1825-0097"}]),
+        raw_row(
+            "a",
+            title="Mild <i>asthma</i>.",
+            abstract=f"<p>{TEXT}</p>",
+            year=2018,
+            authors=[{"name": "Paul O'Byrne", "orcid": "0000-0002-1825-0097"}],
+        ),
         raw_row("b", title="<b></b>", abstract=" &#x200b; "),
         raw_row("c", title="Mild asthma", abstract=TEXT, year=3015),
         raw_row("d", title="Unrelated", abstract="Soil microbes in alpine lakes.", language="eng"),
@@ -68,8 +73,12 @@ def test_only_changed_documents_are_read_and_unchanged_output_is_not_rewritten(d
     put_raw(db, *_corpus())
     run_sanitize(db)
     seq_before = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
-    put_raw(db, raw_row("d", title="Unrelated", abstract="Soil microbes in alpine lakes.", language="eng",
-                        raw={"cited_by_count": 5}))
+    put_raw(
+        db,
+        raw_row(
+            "d", title="Unrelated", abstract="Soil microbes in alpine lakes.", language="eng", raw={"cited_by_count": 5}
+        ),
+    )
     summary = run_sanitize(db)
     assert (summary.docs_in, summary.rows_written) == (1, 0), "a raw change that cleans the same is no write"
     put_raw(db, raw_row("d", title="Unrelated <i>again</i>", abstract="Soil microbes.", language="eng"))
@@ -100,7 +109,10 @@ def test_crash_then_rerun_ends_like_one_clean_run(db: psycopg.Connection) -> Non
     with pytest.raises(RuntimeError, match="power cut"):
         run_sanitize(db, batch_size=2, progress=crash_after_first_batch)
     assert db.execute("SELECT status, docs_in, error FROM sanitize_runs").fetchone() == (
-        "failed", 2, "RuntimeError: power cut")
+        "failed",
+        2,
+        "RuntimeError: power cut",
+    )
     summary = run_sanitize(db, batch_size=2)
     assert (summary.from_seq, summary.docs_in, summary.docs_clean) == (0, 5, 4)
     assert sorted(_clean(db)) == ["a", "c", "d", "e"]

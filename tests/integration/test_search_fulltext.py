@@ -15,20 +15,42 @@ pytestmark = pytest.mark.integration
 FILLER = "Patients were followed for fifty two weeks in a randomized double blind multicentre trial."
 CORPUS = [
     # The phrase only in the title.
-    raw_row("title-hit", title="Climate change and wildfire occurrence in Brazilian biomes", year=2019,
-            abstract="We relate fire counts to temperature and rainfall anomalies across six biomes. " + FILLER),
+    raw_row(
+        "title-hit",
+        title="Climate change and wildfire occurrence in Brazilian biomes",
+        year=2019,
+        abstract="We relate fire counts to temperature and rainfall anomalies across six biomes. " + FILLER,
+    ),
     # The phrase many times, but only in the abstract.
-    raw_row("abstract-hit", title="Regional drought indicators", year=2020,
-            abstract="Climate change drives drought; climate change drives heat; climate change drives fire "
-                     "weather. Wildfire occurrence follows climate change. " + FILLER),
-    raw_row("words-apart", title="Change of wildfire policy", year=2015,
-            abstract="The climate of the debate and the occurrence of reforms. " + FILLER),
-    raw_row("asthma", title="As-needed budesonide-formoterol in mild asthma", year=2018,
-            abstract="<AbstractText Label=\"BACKGROUND\">In mild asthma, as-needed therapy.</AbstractText> " + FILLER),
-    raw_row("asthma-copy", title="As-needed budesonide-formoterol in mild asthma", year=2018,
-            abstract="BACKGROUND: In mild asthma, as-needed therapy. " + FILLER, source_format="medline"),
-    raw_row("authors", title="Soil microbes", abstract="Alpine lakes. " + FILLER,
-            authors=[{"name": "Vincent Larivière"}]),
+    raw_row(
+        "abstract-hit",
+        title="Regional drought indicators",
+        year=2020,
+        abstract="Climate change drives drought; climate change drives heat; climate change drives fire "
+        "weather. Wildfire occurrence follows climate change. " + FILLER,
+    ),
+    raw_row(
+        "words-apart",
+        title="Change of wildfire policy",
+        year=2015,
+        abstract="The climate of the debate and the occurrence of reforms. " + FILLER,
+    ),
+    raw_row(
+        "asthma",
+        title="As-needed budesonide-formoterol in mild asthma",
+        year=2018,
+        abstract='<AbstractText Label="BACKGROUND">In mild asthma, as-needed therapy.</AbstractText> ' + FILLER,
+    ),
+    raw_row(
+        "asthma-copy",
+        title="As-needed budesonide-formoterol in mild asthma",
+        year=2018,
+        abstract="BACKGROUND: In mild asthma, as-needed therapy. " + FILLER,
+        source_format="medline",
+    ),
+    raw_row(
+        "authors", title="Soil microbes", abstract="Alpine lakes. " + FILLER, authors=[{"name": "Vincent Larivière"}]
+    ),
 ]
 
 
@@ -83,8 +105,15 @@ def test_index_rerun_without_changes_writes_nothing_and_changes_are_picked_up(in
     summary = run_index(indexed)
     assert (summary.docs_in, summary.rows_written) == (0, 0)
     assert table_writes(indexed, "clean_documents", "index_state") == before
-    put_raw(indexed, raw_row("authors", title="Soil microbes and wildfire", abstract="Alpine lakes. " + FILLER,
-                             authors=[{"name": "Vincent Larivière"}]))
+    put_raw(
+        indexed,
+        raw_row(
+            "authors",
+            title="Soil microbes and wildfire",
+            abstract="Alpine lakes. " + FILLER,
+            authors=[{"name": "Vincent Larivière"}],
+        ),
+    )
     run_sanitize(indexed)
     summary = run_index(indexed)
     assert (summary.docs_in, summary.docs_indexed) == (1, 1)

@@ -38,8 +38,15 @@ class Scenarios:
     def relaunch(self, name: str, conf: dict) -> DagRunProcess:
         """The same DAG run again (same nonce and run id): what a rerun after a worker crash looks like."""
         first = self.runs[name]
-        return launch(first.dag_id, self.conn, self.tmp, conf, nonce=first.nonce, run_after=self.reattach_when,
-                      db_template=self.db_template)
+        return launch(
+            first.dag_id,
+            self.conn,
+            self.tmp,
+            conf,
+            nonce=first.nonce,
+            run_after=self.reattach_when,
+            db_template=self.db_template,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +99,9 @@ def deferred(sandbox, run: DagRunProcess) -> None:
 
 
 def restart_sandbox() -> None:
-    subprocess.run(["bash", str(REPO / "scripts" / "hpc-sandbox.sh"), "up"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "hpc-sandbox.sh"), "up"], check=True, capture_output=True, timeout=120
+    )
 
 
 def pid_from(path: Path) -> int:
@@ -116,8 +124,9 @@ def stop_slurmctld(sandbox) -> None:
 def stop_sshd(sandbox) -> None:
     """The listener and every session it serves, ControlMasters' included (by pid, from the sandbox's pid file)."""
     listener = pid_from(sandbox.root / "run" / "sshd.pid")
-    sessions = subprocess.run(["ps", "-o", "pid=", "--ppid", str(listener)], capture_output=True, text=True,
-                              check=False).stdout.split()
+    sessions = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(listener)], capture_output=True, text=True, check=False
+    ).stdout.split()
     for pid in [listener, *map(int, sessions)]:
         os.kill(pid, signal.SIGTERM)
 

@@ -18,8 +18,13 @@ CONN = "corpusbridge_hpc_triggertest"
 
 def submit(sandbox, transport, command: str) -> tuple[jobs.JobSpec, jobs.Submission]:
     key = naming.WorkKey("trigger_test", "t", uuid.uuid4().hex, -1, "h")
-    spec = jobs.JobSpec(command=command, scratch=naming.scratch_dir(sandbox.scratch_root, key),
-                        job_name=naming.job_name(key), array_size=2, options={"time": "00:02:00"})
+    spec = jobs.JobSpec(
+        command=command,
+        scratch=naming.scratch_dir(sandbox.scratch_root, key),
+        job_name=naming.job_name(key),
+        array_size=2,
+        options={"time": "00:02:00"},
+    )
     return spec, jobs.submit_or_reattach(transport, spec)
 
 

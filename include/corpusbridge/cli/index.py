@@ -14,10 +14,15 @@ log = logging.getLogger(__name__)
 
 def add_backend_arguments(parser: Any) -> None:
     """`--backend` and `--es-url`, shared with `corpusbridge search`."""
-    parser.add_argument("--backend", choices=("postgres", "elasticsearch"), default="postgres",
-                        help="postgres (embedded default) or elasticsearch")
-    parser.add_argument("--es-url", default=os.environ.get("ELASTICSEARCH_URL"),
-                        help="Elasticsearch URL (default: $ELASTICSEARCH_URL)")
+    parser.add_argument(
+        "--backend",
+        choices=("postgres", "elasticsearch"),
+        default="postgres",
+        help="postgres (embedded default) or elasticsearch",
+    )
+    parser.add_argument(
+        "--es-url", default=os.environ.get("ELASTICSEARCH_URL"), help="Elasticsearch URL (default: $ELASTICSEARCH_URL)"
+    )
 
 
 def es_client_for(args: argparse.Namespace) -> Any:
@@ -44,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.index.stage import run_index
 
     with connect(args.db) as conn:
-        summary = run_index(conn, args.backend, es_client=es_client_for(args), rebuild=args.rebuild,
-                            progress=_log_progress)
+        summary = run_index(
+            conn, args.backend, es_client=es_client_for(args), rebuild=args.rebuild, progress=_log_progress
+        )
     emit(summary.as_dict(), args.json)
     return 0 if summary.docs_failed == 0 else 1
 

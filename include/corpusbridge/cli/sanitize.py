@@ -50,5 +50,6 @@ def _list_rejects(conn: Any, limit: int, as_json: bool) -> int:
 
 
 def _log_progress(progress: Any) -> None:
-    log.info("sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total,
-             progress.docs_per_second)
+    log.info(
+        "sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total, progress.docs_per_second
+    )

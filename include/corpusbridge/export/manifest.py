@@ -6,14 +6,12 @@ verifies its own shard against it before reading a byte of data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MANIFEST_FORMAT = 1
-_HASH_CHUNK = 1 << 20
 
 
 class ManifestError(ValueError):
@@ -44,15 +42,6 @@ class ExportManifest:
     @property
     def rows(self) -> int:
         return sum(entry.rows for entry in self.shards)
-
-
-def file_sha256(path: Path) -> str:
-    """Streamed sha256 of a file (bounded memory whatever its size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, payload: object) -> None:

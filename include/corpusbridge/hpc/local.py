@@ -39,7 +39,12 @@ class LocalTransport:
         args = tuple(argv)
         try:
             proc = subprocess.run(
-                args, input=stdin or b"", capture_output=True, timeout=timeout, env=self._env, cwd=self.root,
+                args,
+                input=stdin or b"",
+                capture_output=True,
+                timeout=timeout,
+                env=self._env,
+                cwd=self.root,
                 check=False,
             )
         except subprocess.TimeoutExpired:

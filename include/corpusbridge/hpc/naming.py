@@ -61,7 +61,8 @@ def job_name(key: WorkKey) -> str:
 def scratch_dir(root: str, key: WorkKey) -> str:
     """`<root>/<dag>/<task>[-m<map>]/<digest16>`: per run, stable across retries, browsable by humans."""
     if not root or not posixpath.isabs(root):
-        raise ValueError(f"scratch root must be an absolute remote path, got {root!r}; set the connection's "
-                         "`scratch_root` extra")
+        raise ValueError(
+            f"scratch root must be an absolute remote path, got {root!r}; set the connection's `scratch_root` extra"
+        )
     task = slug(key.task_id, 48) + (f"-m{key.map_index}" if key.map_index >= 0 else "")
     return posixpath.join(root, slug(key.dag_id, 48), task, key.digest()[:16])

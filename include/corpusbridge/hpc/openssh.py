@@ -46,14 +46,16 @@ _SSH_ERROR = re.compile(
 )
 _BRACKET = re.compile(r"[!^]?[A-Za-z0-9_.,+-]+")
 
-_PUT = 'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap \'rm -f -- "$t"\' EXIT; ' \
-       'cat > "$t"; mv -f -- "$t" "$1"'
+_PUT = (
+    'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap \'rm -f -- "$t"\' EXIT; '
+    'cat > "$t"; mv -f -- "$t" "$1"'
+)
 _GET = f'[ -f "$1" ] || exit {_MISSING}; exec cat -- "$1"'
 _SHA256 = f'{POSIX_SHA256_FUNCTION}; [ -f "$1" ] || exit {_MISSING}; x=$(h "$1"); echo "${{x:?hash failed}}"'
 # Bulk upload: a tar stream of members named 0..n-1 is unpacked into a hidden folder beside the targets; each member
 # is renamed onto its target (the next argument, so any characters are safe) and hashed from disk as soon as tar
 # names the member after it, i.e. while the rest of the stream still arrives. A short answer means a failure.
-_PUT_MANY = f'''{POSIX_SHA256_FUNCTION}
+_PUT_MANY = f"""{POSIX_SHA256_FUNCTION}
 set -e; t="$1/.cb-part-$2"; shift 2; mkdir -p -- "$t"; trap 'rm -rf -- "$t"' EXIT
 done1() {{ mkdir -p -- "$(dirname -- "$1")"; mv -f -- "$t/$2" "$1"; x=$(h "$1"); echo "${{x:-!}}"; }}
 {{ tar -x -v --no-same-owner -f - -C "$t" || echo /tar-failed; }} | {{
@@ -65,7 +67,7 @@ done1() {{ mkdir -p -- "$(dirname -- "$1")"; mv -f -- "$t/$2" "$1"; x=$(h "$1");
   done
   if [ -n "$prev" ]; then done1 "$1" "$prev"; fi
 }}
-'''
+"""
 _STAT = f'[ -e "$1" ] || exit {_MISSING}; exec stat -L -c "%s %Y %F" -- "$1"'
 
 
@@ -181,8 +183,9 @@ class OpenSSHTransport:
 
     def stop_master(self) -> None:
         """End the shared master now (other processes using it reconnect on their next command)."""
-        subprocess.run(["ssh", *self._options, "-O", "exit", self.settings.host], capture_output=True, timeout=10,
-                       check=False)
+        subprocess.run(
+            ["ssh", *self._options, "-O", "exit", self.settings.host], capture_output=True, timeout=10, check=False
+        )
         self._master_ready = False
 
     def close(self) -> None:
@@ -251,8 +254,9 @@ class OpenSSHTransport:
         argv = ["sh", "-c", _PUT_MANY, "sh", base, secrets.token_hex(6), *(remote for _, remote in items)]
         read_end, write_end = os.pipe()
         try:
-            proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
         except OSError as exc:
             os.close(write_end)
             raise TransportError(f"cannot run ssh ({exc}): install openssh-client") from exc
@@ -267,8 +271,10 @@ class OpenSSHTransport:
             raise TransportError(f"ssh to {self.settings.destination} failed during upload: {_why(err)}")
         hashes = _text(out).split()
         if writer.error is not None or proc.returncode != 0 or len(hashes) != len(items):
-            raise OSError(f"upload of {len(items)} files to {self.settings.host}:{base} failed "
-                          f"(rc {proc.returncode}): {writer.error or _text(err).strip()[-500:]}")
+            raise OSError(
+                f"upload of {len(items)} files to {self.settings.host}:{base} failed "
+                f"(rc {proc.returncode}): {writer.error or _text(err).strip()[-500:]}"
+            )
         return hashes
 
     def get(self, remote: str, local: Path) -> None:
@@ -292,8 +298,9 @@ class OpenSSHTransport:
         self._ensure_master()
         argv = ["tar", "-c", "-h", "-P", "--no-recursion", "-f", "-", "--", *(remote for remote, _ in items)]
         with tempfile.TemporaryFile() as err:  # a pipe could fill up and stall tar while we read its output
-            proc = subprocess.Popen(self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=err)
+            proc = subprocess.Popen(
+                self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
             assert proc.stdout is not None
             try:
                 written = untar_in_order(proc.stdout, [target for _, target in items])
@@ -306,8 +313,10 @@ class OpenSSHTransport:
             self._master_ready = False
             raise TransportError(f"ssh to {self.settings.destination} failed during download: {_why(message.encode())}")
         if proc.returncode != 0 or written != len(items):
-            raise OSError(f"download of {len(items)} files from {self.settings.host} failed after {written} "
-                          f"(rc {proc.returncode}): {message[-500:]}")
+            raise OSError(
+                f"download of {len(items)} files from {self.settings.host} failed after {written} "
+                f"(rc {proc.returncode}): {message[-500:]}"
+            )
 
     def stat(self, remote: str) -> RemoteStat | None:
         proc = self._checked(["sh", "-c", _STAT, "sh", remote], remote, "stat")
@@ -326,8 +335,9 @@ class OpenSSHTransport:
             raise OSError(f"{self.settings.host}:{remote}: mkdir failed: {_text(proc.stderr).strip()}")
 
     def glob(self, pattern: str) -> list[str]:
-        script = f'for f in {shell_glob_word(pattern)}; do [ -e "$f" ] || [ -L "$f" ] && printf "%s\\0" "$f"; done; ' \
-                 "exit 0"
+        script = (
+            f'for f in {shell_glob_word(pattern)}; do [ -e "$f" ] || [ -L "$f" ] && printf "%s\\0" "$f"; done; exit 0'
+        )
         proc = self._remote(["sh", "-c", script])
         if proc.returncode != 0:
             raise OSError(f"{self.settings.host}: glob {pattern!r} failed: {_text(proc.stderr).strip()}")
@@ -348,8 +358,10 @@ def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise TransportError(f"{path}: ssh control folder must be owned by uid {os.getuid()} with mode 0700 "
-                             "(set CORPUSBRIDGE_SSH_CONTROL_DIR to a private folder)")
+        raise TransportError(
+            f"{path}: ssh control folder must be owned by uid {os.getuid()} with mode 0700 "
+            "(set CORPUSBRIDGE_SSH_CONTROL_DIR to a private folder)"
+        )
 
 
 def _why(stderr: bytes | None) -> str:

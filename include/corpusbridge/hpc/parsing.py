@@ -127,9 +127,7 @@ def parse_scontrol(stdout: str) -> list[IndexState]:
         task = fields.get("ArrayTaskId")
         indices: list[int | None] = list(expand_indices(task)) if task and task != "N/A" else [None]
         for index in indices:
-            rows.append(
-                IndexState(job_id, index, state, fields.get("Reason", ""), code, signal, fields.get("JobName"))
-            )
+            rows.append(IndexState(job_id, index, state, fields.get("Reason", ""), code, signal, fields.get("JobName")))
     return rows
 
 

@@ -97,12 +97,19 @@ def document_source(row: dict[str, Any]) -> dict[str, Any]:
     """A clean row as the `_source` the mapping expects."""
     authors = row.get("authors") or []
     return {
-        "doc_id": row["doc_id"], "canonical_id": row["canonical_id"],
-        "is_canonical": row["canonical_id"] == row["doc_id"], "source_format": row["source_format"],
-        "title": row["title"], "abstract": row["abstract"], "full_text": row["full_text"],
+        "doc_id": row["doc_id"],
+        "canonical_id": row["canonical_id"],
+        "is_canonical": row["canonical_id"] == row["doc_id"],
+        "source_format": row["source_format"],
+        "title": row["title"],
+        "abstract": row["abstract"],
+        "full_text": row["full_text"],
         "authors": [a["name"] for a in authors if a.get("name")],
         "orcids": [a["orcid"] for a in authors if a.get("orcid")],
-        "year": row["year"], "venue": row["venue"], "language": row["language"], "clean_seq": row["clean_seq"],
+        "year": row["year"],
+        "venue": row["venue"],
+        "language": row["language"],
+        "clean_seq": row["clean_seq"],
     }
 
 
@@ -123,8 +130,13 @@ def send_bulk(client: Elasticsearch, actions: Iterable[dict[str, Any]], *, chunk
 
     outcome = BulkOutcome()
     results = helpers.streaming_bulk(
-        client, actions, chunk_size=chunk_size, max_retries=RETRIES, initial_backoff=RETRY_BACKOFF_S,
-        raise_on_error=False, raise_on_exception=False,
+        client,
+        actions,
+        chunk_size=chunk_size,
+        max_retries=RETRIES,
+        initial_backoff=RETRY_BACKOFF_S,
+        raise_on_error=False,
+        raise_on_exception=False,
     )
     for ok, item in results:
         op_type, info = next(iter(item.items()))
@@ -164,8 +176,9 @@ def index_elasticsearch(
         summary.index_name = target
         _send_pages(conn, client, summary, _DOC_PAGE, lambda r: index_action(r, target), batch_size, progress)
         if not rebuild:
-            _send_pages(conn, client, summary, _REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target),
-                        batch_size, progress)
+            _send_pages(
+                conn, client, summary, _REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target), batch_size, progress
+            )
         if rebuild:
             _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
@@ -277,15 +290,19 @@ def search_query(query: str, limit: int) -> dict[str, Any]:
             "bool": {
                 "must": {
                     "simple_query_string": {
-                        "query": query, "fields": ["title^4", "authors^2", "abstract^2", "full_text"],
+                        "query": query,
+                        "fields": ["title^4", "authors^2", "abstract^2", "full_text"],
                         "default_operator": "and",
                     }
                 },
                 "filter": {"term": {"is_canonical": True}},
             }
         },
-        "highlight": {"fields": {"abstract": {"number_of_fragments": 2, "fragment_size": 160}, "title": {}},
-                      "pre_tags": ["**"], "post_tags": ["**"]},
+        "highlight": {
+            "fields": {"abstract": {"number_of_fragments": 2, "fragment_size": 160}, "title": {}},
+            "pre_tags": ["**"],
+            "post_tags": ["**"],
+        },
         "_source": ["doc_id", "title", "year", "abstract"],
     }
 

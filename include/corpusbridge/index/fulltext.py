@@ -102,7 +102,10 @@ def index_postgres(
 
 
 def _index_pages(
-    conn: psycopg.Connection, summary: IndexSummary, batch_size: int, rebuild: bool,
+    conn: psycopg.Connection,
+    summary: IndexSummary,
+    batch_size: int,
+    rebuild: bool,
     progress: IndexProgressCallback | None,
 ) -> None:
     after = summary.from_seq
@@ -124,5 +127,7 @@ def search_postgres(conn: psycopg.Connection, query: str, *, limit: int = 10) ->
     rows = conn.execute(_SEARCH, {"query": query, "limit": limit}).fetchall()
     conn.rollback()
     # Snippets are one line: paragraph breaks in the abstract would break the CLI's listing.
-    return [Hit(doc_id, title, year, round(score, 6), " ".join(snippet.split())) for doc_id, title, year, score, snippet
-            in rows]
+    return [
+        Hit(doc_id, title, year, round(score, 6), " ".join(snippet.split()))
+        for doc_id, title, year, score, snippet in rows
+    ]

@@ -62,14 +62,6 @@ def open_content(raw: HashingReader, gzipped: bool) -> BinaryIO:
 GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Line:
     number: int  # 1-based

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 
+from corpusbridge.hashing import file_sha256
 from corpusbridge.ingest.parse import DEFAULT_RECORD_CAP, FileParse, parse_file
-from corpusbridge.ingest.reader import sha256_file
 from corpusbridge.ingest.records import QUARANTINE_RAW_CAP, Quarantined, Record
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def stage_file(conn: psycopg.Connection, task: FileTask, cap: int = DEFAULT_RECO
 
 def _stage_into(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
     if task.known_sha256 is not None:
-        digest = sha256_file(Path(task.path))
+        digest = file_sha256(Path(task.path))
         if digest == task.known_sha256:  # touched, not changed: nothing to parse
             return FileResult(task.file_no, task.path, task.size, task.mtime_ns, digest, "", True, 0, 0, task.size)
     info = FileParse()
@@ -150,7 +150,7 @@ def _quarantine_whole_file(conn: psycopg.Connection, task: FileTask, exc: BaseEx
     item = Quarantined.of("file", f"ParserFailure:{type(exc).__name__}", _one_line(exc), head)
     with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
         copy.write_row(_quarantine_row(task, 0, item))
-    digest = sha256_file(Path(task.path))
+    digest = file_sha256(Path(task.path))
     return FileResult(task.file_no, task.path, task.size, task.mtime_ns, digest, "unknown", False, 1, 1, task.size)
 
 

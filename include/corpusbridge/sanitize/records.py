@@ -88,10 +88,19 @@ def _sanitize(raw: RawDocument, this_year: int) -> CleanRecord | Reject:
     year = valid_year(raw.year, this_year, notes)
     language = choose_language(raw.language, " ".join(filter(None, (title, abstract))))
     record = CleanRecord(
-        doc_id=raw.doc_id, source_format=raw.source_format, title=title, abstract=abstract,
-        full_text=full_text, authors=normalize_authors(raw.authors, notes), year=year,
-        venue=clean_title(raw.venue), language=language.code, language_from=language.origin,
-        notes=notes, text_hash=text_hash(title, abstract, full_text), source_seq=raw.change_seq,
+        doc_id=raw.doc_id,
+        source_format=raw.source_format,
+        title=title,
+        abstract=abstract,
+        full_text=full_text,
+        authors=normalize_authors(raw.authors, notes),
+        year=year,
+        venue=clean_title(raw.venue),
+        language=language.code,
+        language_from=language.origin,
+        notes=notes,
+        text_hash=text_hash(title, abstract, full_text),
+        source_seq=raw.change_seq,
     )
     return _with_clean_hash(record)
 

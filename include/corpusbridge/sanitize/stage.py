@@ -185,8 +185,10 @@ def _run_batches(
 
 
 def _read_batch(conn: psycopg.Connection, after: int, upto: int, limit: int) -> list[RawDocument]:
-    query = f"SELECT {_RAW_COLUMNS} FROM raw_documents WHERE change_seq > %s AND change_seq <= %s " \
+    query = (
+        f"SELECT {_RAW_COLUMNS} FROM raw_documents WHERE change_seq > %s AND change_seq <= %s "
         "ORDER BY change_seq LIMIT %s"
+    )
     return [RawDocument(*row) for row in conn.execute(query, (after, upto, limit))]
 
 
@@ -227,9 +229,23 @@ def _staging_row(result: CleanRecord | Reject) -> tuple:
         return (result.doc_id, result.source_seq, "rejected") + (None,) * 12 + (result.reason.value, result.detail)
     r = result
     return (
-        r.doc_id, r.source_seq, "clean", r.source_format, r.title, r.abstract, r.full_text,
-        json.dumps(r.authors, ensure_ascii=False), r.year, r.venue, r.language, r.language_from, r.notes,
-        r.text_hash, r.clean_hash, None, None,
+        r.doc_id,
+        r.source_seq,
+        "clean",
+        r.source_format,
+        r.title,
+        r.abstract,
+        r.full_text,
+        json.dumps(r.authors, ensure_ascii=False),
+        r.year,
+        r.venue,
+        r.language,
+        r.language_from,
+        r.notes,
+        r.text_hash,
+        r.clean_hash,
+        None,
+        None,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +11,6 @@ from corpusbridge.export.manifest import (
     ExportManifest,
     ManifestError,
     ShardEntry,
-    file_sha256,
     read_manifest,
     shard_path,
     write_manifest,
@@ -50,9 +48,3 @@ def test_schema_fingerprint_and_required_columns() -> None:
     assert schema_fingerprint(SHARD_SCHEMA) != schema_fingerprint(SHARD_SCHEMA.remove(3))
     assert missing_columns(SHARD_SCHEMA) == []
     assert missing_columns(pa.schema([("doc_id", pa.int64())])) == ["doc_id", "text"]
-
-
-def test_file_sha256_streams(tmp_path: Path) -> None:
-    path = tmp_path / "blob"
-    path.write_bytes(b"x" * 3_000_000)
-    assert file_sha256(path) == hashlib.sha256(b"x" * 3_000_000).hexdigest()

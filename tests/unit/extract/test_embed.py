@@ -32,8 +32,20 @@ def embedder() -> Embedder:
 
 
 def _abstract(words: int, seed: int = 0) -> str:
-    vocab = ["the", "of", "patients", "cells", "tumour", "expression", "increased", "cohort", "risk", "protein",
-             "analysis", "therapy"]
+    vocab = [
+        "the",
+        "of",
+        "patients",
+        "cells",
+        "tumour",
+        "expression",
+        "increased",
+        "cohort",
+        "risk",
+        "protein",
+        "analysis",
+        "therapy",
+    ]
     rng = np.random.default_rng(seed)
     return " ".join(vocab[i] for i in rng.integers(0, len(vocab), size=words))
 

@@ -23,18 +23,35 @@ def test_array_spec_rejects_nonsense() -> None:
 
 def test_sbatch_argv_full() -> None:
     argv = commands.sbatch_argv(
-        "/s/job.sh", job_name="cb-x", chdir="/s", output="/s/%A_%a.out", error="/s/%A_%a.err",
-        indices=[0, 1, 2, 3], parallelism=2, options={"time": "00:10:00", "cpus": 2, "mem": "1G"},
+        "/s/job.sh",
+        job_name="cb-x",
+        chdir="/s",
+        output="/s/%A_%a.out",
+        error="/s/%A_%a.err",
+        indices=[0, 1, 2, 3],
+        parallelism=2,
+        options={"time": "00:10:00", "cpus": 2, "mem": "1G"},
     )
-    assert argv == ["sbatch", "--parsable", "--job-name=cb-x", "--chdir=/s", "--output=/s/%A_%a.out",
-                    "--error=/s/%A_%a.err", "--array=0-3%2", "--cpus-per-task=2", "--mem=1G", "--time=00:10:00",
-                    "/s/job.sh"]
+    assert argv == [
+        "sbatch",
+        "--parsable",
+        "--job-name=cb-x",
+        "--chdir=/s",
+        "--output=/s/%A_%a.out",
+        "--error=/s/%A_%a.err",
+        "--array=0-3%2",
+        "--cpus-per-task=2",
+        "--mem=1G",
+        "--time=00:10:00",
+        "/s/job.sh",
+    ]
 
 
 def test_test_only_uses_the_same_options() -> None:
     real = commands.sbatch_argv("/j", job_name="n", chdir="/", output="o", error="e", options={"partition": "p"})
-    dry = commands.sbatch_argv("/j", job_name="n", chdir="/", output="o", error="e", options={"partition": "p"},
-                               test_only=True)
+    dry = commands.sbatch_argv(
+        "/j", job_name="n", chdir="/", output="o", error="e", options={"partition": "p"}, test_only=True
+    )
     assert dry[1] == "--test-only" and dry[2:] == real[2:]
     assert not any(a.startswith("--array") for a in real)
 
@@ -60,8 +77,7 @@ def test_option_names_are_checked() -> None:
 
 
 def test_squeue_asks_for_all_states_of_all_jobs_at_once() -> None:
-    assert commands.squeue_argv(["12", "3", "12"]) == ["squeue", "-h", "--states=all", "-o", "%i|%T|%r",
-                                                       "-j", "3,12"]
+    assert commands.squeue_argv(["12", "3", "12"]) == ["squeue", "-h", "--states=all", "-o", "%i|%T|%r", "-j", "3,12"]
 
 
 def test_job_ids_are_validated() -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 
 from corpusbridge.hpc import parsing
 from corpusbridge.hpc.states import UnknownSlurmState
 
-SLURM = FIXTURES / "slurm"
+SLURM = Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
 
 
 def fixture(name: str) -> str:
@@ -82,7 +82,12 @@ def test_scontrol_finished_array_carries_exit_codes() -> None:
 def test_scontrol_single_failed_and_cancelled() -> None:
     (failed,) = parsing.parse_scontrol(fixture("scontrol-failed"))
     assert (failed.job_id, failed.index, failed.state, failed.exit_code, failed.reason) == (
-        "9", None, "FAILED", 3, "NonZeroExitCode")
+        "9",
+        None,
+        "FAILED",
+        3,
+        "NonZeroExitCode",
+    )
     (cancelled,) = parsing.parse_scontrol(fixture("scontrol-cancelled"))
     assert (cancelled.state, cancelled.exit_code, cancelled.signal) == ("CANCELLED", 0, 15)
 
@@ -103,7 +108,8 @@ def test_sacct_rows() -> None:
 def test_preflight_verdicts() -> None:
     assert parsing.preflight_message(fixture("sbatch-test-only-ok")).startswith("sbatch: Job 7 to start at")
     assert parsing.preflight_message(fixture("sbatch-test-only-bad-partition")) == (
-        "allocation failure: Invalid partition name specified")
+        "allocation failure: Invalid partition name specified"
+    )
     assert "Invalid --time" in parsing.preflight_message(fixture("sbatch-test-only-bad-time"))
 
 

@@ -12,8 +12,13 @@ def run_script(tmp_path: Path, command, index: str = "2") -> subprocess.Complete
     text = script.batch_script(command, str(tmp_path), job_name="cb-test")
     path = tmp_path / "job.sh"
     path.write_text(text)
-    return subprocess.run(["bash", str(path)], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": index}, check=False)
+    return subprocess.run(
+        ["bash", str(path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": index},
+        check=False,
+    )
 
 
 def test_argv_command_keeps_hostile_values_literal(tmp_path: Path) -> None:

@@ -84,8 +84,9 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_stage_in_lands_files_under_their_base_names(remote: Remote, inputs: list[Path],
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_stage_in_lands_files_under_their_base_names(
+    remote: Remote, inputs: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="corpusbridge.hpc.staging"):
         result = stage_in(remote.transport, inputs, remote.scratch)
     expected = sorted([*NAMES, "dict/terms.tsv", "dict/sub/more.tsv"])
@@ -155,8 +156,11 @@ def test_fetch_by_glob_verifies_and_resumes(remote: Remote, inputs: list[Path], 
 
     (out / NAMES[1]).write_bytes(b"\x00" * 50_001)
     again = fetch(remote.transport, [f"{remote.scratch}/*.parquet"], out)
-    assert {Path(f.target).name: f.action for f in again.files} == {NAMES[0]: "skipped", NAMES[1]: "repaired",
-                                                                   NAMES[2]: "skipped"}
+    assert {Path(f.target).name: f.action for f in again.files} == {
+        NAMES[0]: "skipped",
+        NAMES[1]: "repaired",
+        NAMES[2]: "skipped",
+    }
     assert _sha(out / NAMES[1]) == _sha(inputs[1])
 
 

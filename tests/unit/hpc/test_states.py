@@ -4,8 +4,16 @@ import pytest
 
 from corpusbridge.hpc.states import STATES, Phase, UnknownSlurmState, classify
 
-TERMINAL_FAILURES = ["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL",
-                     "DEADLINE"]
+TERMINAL_FAILURES = [
+    "FAILED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "CANCELLED",
+    "BOOT_FAIL",
+    "DEADLINE",
+]
 
 
 def test_completed_is_the_only_success() -> None:

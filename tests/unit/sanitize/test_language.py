@@ -5,7 +5,14 @@ from corpusbridge.sanitize.language import choose_language, detect_language, sou
 
 def test_source_tags_map_to_iso_639_1() -> None:
     assert [source_language(t) for t in ("eng", "EN", "de-DE", "fre", "xx1", None, "")] == [
-        "en", "en", "de", "fr", None, None, None]
+        "en",
+        "en",
+        "de",
+        "fr",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_stopwords_pick_european_languages() -> None:

@@ -17,8 +17,17 @@ from corpusbridge.sanitize.records import (
 )
 
 BASE = RawDocument(
-    doc_id="10.1/x", source_format="crossref", title="A <i>title</i>", abstract="<jats:p>Some words here.</jats:p>",
-    full_text=None, authors=[], year=2020, venue="J. Test", language=None, raw={}, change_seq=7,
+    doc_id="10.1/x",
+    source_format="crossref",
+    title="A <i>title</i>",
+    abstract="<jats:p>Some words here.</jats:p>",
+    full_text=None,
+    authors=[],
+    year=2020,
+    venue="J. Test",
+    language=None,
+    raw={},
+    change_seq=7,
 )
 LONG = "Asthma control in adults treated with budesonide and formoterol as needed over fifty two weeks of follow up."
 
@@ -61,8 +70,12 @@ def test_year_validation_notes_and_drops_impossible_years() -> None:
 def test_authors_normalized_with_display_name_and_orcid() -> None:
     notes: list[str] = []
     authors = normalize_authors(
-        [{"given": "Vincent", "family": "Larivie\u0300re", "orcid": "https://orcid.org/0000-0002-1825-0097"},
-         {"name": "  Juan   Pablo Alperín "}, {"name": "", "given": None}, "Collective Group"],
+        [
+            {"given": "Vincent", "family": "Larivie\u0300re", "orcid": "https://orcid.org/0000-0002-1825-0097"},
+            {"name": "  Juan   Pablo Alperín "},
+            {"name": "", "given": None},
+            "Collective Group",
+        ],
         notes,
     )
     assert authors == [

@@ -67,8 +67,10 @@ def test_cdata_content_is_kept_as_text() -> None:
 
 
 def test_medline_labels_become_prefixes() -> None:
-    raw = '<AbstractText Label="BACKGROUND" NlmCategory="BACKGROUND">Why.</AbstractText>' \
-          '<AbstractText Label="UNASSIGNED">Plain.</AbstractText><AbstractText>No label.</AbstractText>'
+    raw = (
+        '<AbstractText Label="BACKGROUND" NlmCategory="BACKGROUND">Why.</AbstractText>'
+        '<AbstractText Label="UNASSIGNED">Plain.</AbstractText><AbstractText>No label.</AbstractText>'
+    )
     assert join_structured_labels(raw) == "<p>BACKGROUND: Why.</p><p>Plain.</p><p>No label.</p>"
 
 
@@ -113,8 +115,10 @@ def test_real_medline_structured_abstract() -> None:
 def test_real_crossref_titles_and_jats_abstracts() -> None:
     items = json.loads((CORPORA / "crossref" / "habanero__test_journals_works_0.json").read_text())["message"]["items"]
     by_title = {clean_title(i["title"][0]): i for i in items if i.get("title")}
-    assert "The genomic sequence of Exiguobacterium chiriqhucha str. N139 reveals a species that thrives in cold " \
-           "waters and extreme environmental conditions" in by_title
+    assert (
+        "The genomic sequence of Exiguobacterium chiriqhucha str. N139 reveals a species that thrives in cold "
+        "waters and extreme environmental conditions" in by_title
+    )
     for item in items:
         cleaned = clean_text(item.get("abstract"))
         assert cleaned is None or not re.search(r"</?jats:|\n[ \t]", cleaned)

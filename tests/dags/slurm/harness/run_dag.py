@@ -31,8 +31,13 @@ def prepare_airflow_env() -> None:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="True",
         AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(
-            [{"name": "slurm-tests", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-              "kwargs": {"path": str(DAGS), "refresh_interval": 0}}]
+            [
+                {
+                    "name": "slurm-tests",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(DAGS), "refresh_interval": 0},
+                }
+            ]
         ),
     )
     for path in (REPO / "plugins", REPO / "include"):
