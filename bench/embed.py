@@ -31,14 +31,90 @@ sys.path.insert(0, str(REPO / "include"))
 
 RUNTIMES = ["numpy", "numpy-blas-threads", "torch", "sentence-transformers", "onnxruntime"]
 WORDS = [
-    "the", "of", "and", "in", "to", "with", "for", "patients", "cells", "study", "results", "methods", "protein",
-    "expression", "analysis", "clinical", "treatment", "increased", "significantly", "associated", "risk", "disease",
-    "model", "data", "cancer", "lung", "tumour", "cohort", "therapy", "receptor", "signalling", "pathway",
-    "mutation", "genome", "sequencing", "inflammation", "immune", "response", "mice", "trial", "outcome",
-    "mortality", "survival", "baseline", "follow-up", "regression", "adjusted", "ratio", "confidence", "interval",
-    "plasma", "serum", "levels", "chronic", "acute", "infection", "vaccine", "antibody", "dose", "randomised",
-    "placebo", "controlled", "we", "observed", "compared", "between", "groups", "higher", "lower", "than", "after",
-    "before", "during", "these", "findings", "suggest", "that", "may", "be", "used", "as", "a", "novel", "marker",
+    "the",
+    "of",
+    "and",
+    "in",
+    "to",
+    "with",
+    "for",
+    "patients",
+    "cells",
+    "study",
+    "results",
+    "methods",
+    "protein",
+    "expression",
+    "analysis",
+    "clinical",
+    "treatment",
+    "increased",
+    "significantly",
+    "associated",
+    "risk",
+    "disease",
+    "model",
+    "data",
+    "cancer",
+    "lung",
+    "tumour",
+    "cohort",
+    "therapy",
+    "receptor",
+    "signalling",
+    "pathway",
+    "mutation",
+    "genome",
+    "sequencing",
+    "inflammation",
+    "immune",
+    "response",
+    "mice",
+    "trial",
+    "outcome",
+    "mortality",
+    "survival",
+    "baseline",
+    "follow-up",
+    "regression",
+    "adjusted",
+    "ratio",
+    "confidence",
+    "interval",
+    "plasma",
+    "serum",
+    "levels",
+    "chronic",
+    "acute",
+    "infection",
+    "vaccine",
+    "antibody",
+    "dose",
+    "randomised",
+    "placebo",
+    "controlled",
+    "we",
+    "observed",
+    "compared",
+    "between",
+    "groups",
+    "higher",
+    "lower",
+    "than",
+    "after",
+    "before",
+    "during",
+    "these",
+    "findings",
+    "suggest",
+    "that",
+    "may",
+    "be",
+    "used",
+    "as",
+    "a",
+    "novel",
+    "marker",
 ]
 
 
@@ -157,8 +233,16 @@ def export_onnx() -> str:
     names = ["input_ids", "attention_mask", "token_type_ids"]
     example = tuple(torch.ones((2, 16), dtype=torch.int64) for _ in names)
     axes = {n: {0: "batch", 1: "seq"} for n in [*names, "last_hidden_state"]}
-    torch.onnx.export(LastHidden(), example, path, input_names=names, output_names=["last_hidden_state"],
-                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        LastHidden(),
+        example,
+        path,
+        input_names=names,
+        output_names=["last_hidden_state"],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -181,8 +265,16 @@ def worker(args: argparse.Namespace) -> None:
     vectors = np.asarray(embed(texts), dtype=np.float32)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     np.save(args.vectors_out, vectors)
-    print(json.dumps({"docs_per_s": len(texts) / elapsed, "cpu_ms_per_doc": 1000 * cpu / len(texts),
-                      "load_s": load_s, "peak_rss_mb": _peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "docs_per_s": len(texts) / elapsed,
+                "cpu_ms_per_doc": 1000 * cpu / len(texts),
+                "load_s": load_s,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -194,8 +286,20 @@ def _peak_rss_mb() -> float:
 
 
 def run_one(runtime: str, args: argparse.Namespace, vectors_out: Path) -> Row | str:
-    cmd = [sys.executable, __file__, "--worker", runtime, "--docs", str(args.docs), "--threads", str(args.threads),
-           "--words", str(args.words), "--vectors-out", str(vectors_out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        runtime,
+        "--docs",
+        str(args.docs),
+        "--threads",
+        str(args.threads),
+        "--words",
+        str(args.words),
+        "--vectors-out",
+        str(vectors_out),
+    ]
     cmd += ["--onnx", args.onnx] if args.onnx else []
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -224,9 +328,11 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    print(f"{args.docs} synthetic docs (12-word title + {args.words}-word abstract; 256 tokens at most), "
-          f"{args.threads} threads, "
-          f"cpus={os.cpu_count()}, python {sys.version.split()[0]}")
+    print(
+        f"{args.docs} synthetic docs (12-word title + {args.words}-word abstract; 256 tokens at most), "
+        f"{args.threads} threads, "
+        f"cpus={os.cpu_count()}, python {sys.version.split()[0]}"
+    )
     if "onnxruntime" in args.runtimes and not args.onnx:
         args.onnx = _try_export()
     best: dict[str, Row] = {}
@@ -257,13 +363,17 @@ def _min_cosine(folder: Path, runtime: str) -> float | None:
 
 def _print_table(rows: list[Row]) -> None:
     base = next((r.docs_per_s for r in rows if r.runtime == "numpy"), None)
-    print(f"{'runtime':24s} {'docs/s':>8s} {'vs numpy':>9s} {'cpu ms/doc':>11s} {'load s':>7s} {'peak RSS MB':>12s} "
-          f"{'min cos':>9s}")
+    print(
+        f"{'runtime':24s} {'docs/s':>8s} {'vs numpy':>9s} {'cpu ms/doc':>11s} {'load s':>7s} {'peak RSS MB':>12s} "
+        f"{'min cos':>9s}"
+    )
     for r in rows:
         ratio = f"{r.docs_per_s / base:8.2f}x" if base else "      n/a"
         cosine = f"{r.min_cosine:9.6f}" if r.min_cosine is not None else "      n/a"
-        print(f"{r.runtime:24s} {r.docs_per_s:8.1f} {ratio} {r.cpu_ms_per_doc:11.0f} {r.load_s:7.2f} "
-              f"{r.peak_rss_mb:12.0f} {cosine}")
+        print(
+            f"{r.runtime:24s} {r.docs_per_s:8.1f} {ratio} {r.cpu_ms_per_doc:11.0f} {r.load_s:7.2f} "
+            f"{r.peak_rss_mb:12.0f} {cosine}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ CONN = "corpusbridge_hpc_bench"
 
 
 def sandbox() -> tuple[dict, Path]:
-    out = subprocess.run(["bash", str(REPO / "scripts/hpc-sandbox.sh"), "up"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts/hpc-sandbox.sh"), "up"], capture_output=True, text=True, check=True
+    ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("AIRFLOW_CONN_CORPUSBRIDGE_HPC="))
     conn = json.loads(line.split("=", 1)[1].strip("'"))
     return conn, Path(conn["extra"]["slurm_conf"]).parents[1] / "log" / "sshd.log"
@@ -58,8 +59,9 @@ def submit(transport: OpenSSHTransport, count: int) -> list[str]:
 async def shared_wait(transport: OpenSSHTransport, ids: list[str], interval: float) -> slurm_poller.PollerStats:
     poller = slurm_poller.poller_for(CONN, lambda: transport, interval)
     poller.stats = slurm_poller.PollerStats()
-    triggers = [SlurmJobTrigger(slurm_conn_id=CONN, jobs={j: None}, poll_interval=interval, stream_logs=False)
-                for j in ids]
+    triggers = [
+        SlurmJobTrigger(slurm_conn_id=CONN, jobs={j: None}, poll_interval=interval, stream_logs=False) for j in ids
+    ]
     events = await asyncio.gather(*(anext(t.run()) for t in triggers))
     states = {o["state"] for e in events for o in e.payload["outcomes"]}
     if states != {"COMPLETED"}:
@@ -115,15 +117,20 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.disable(logging.INFO)
     conn, sshd_log = sandbox()
-    header = "| jobs | ticks | squeue calls | new SSH logins | squeue ms/tick (median) | wall s | per-job tick s | " \
-             "per-job logins/tick | per-job / shared |"
+    header = (
+        "| jobs | ticks | squeue calls | new SSH logins | squeue ms/tick (median) | wall s | per-job tick s | "
+        "per-job logins/tick | per-job / shared |"
+    )
     print(header)
     print("|---" * 9 + "|")
     for count in (int(c) for c in args.counts.split(",")):
         r = measure(count, conn, sshd_log, args.naive_max)
-        print(f"| {r['jobs']} | {r['ticks']} | {r['squeue_calls']} | {r['ssh_logins']} | {r['tick_ms_median']} | "
-              f"{r['wall_s']} | {r.get('naive_tick_s', '-')} | {r.get('naive_logins_per_tick', '-')} | "
-              f"{r.get('naive_vs_shared_tick', '-')}x |", flush=True)
+        print(
+            f"| {r['jobs']} | {r['ticks']} | {r['squeue_calls']} | {r['ssh_logins']} | {r['tick_ms_median']} | "
+            f"{r['wall_s']} | {r.get('naive_tick_s', '-')} | {r.get('naive_logins_per_tick', '-')} | "
+            f"{r.get('naive_vs_shared_tick', '-')}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

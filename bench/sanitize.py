@@ -35,16 +35,47 @@ from corpusbridge.sanitize.stage import run_sanitize  # noqa: E402
 TOPICS = tuple(f"{a}{b}{n}" for a in "abcdefghkmnprstw" for b in "aeiloru" for n in range(1, 90))
 # Selective: topic terms (each in ~0.15% of documents) and phrases; broad: common words (each in ~30%).
 SELECTIVE = (
-    "ka12", "ke7 protein", "so45 -tumor", "pi3 or be8", '"gene expression" nu61', "hu4 receptor binding",
-    '"clinical trial"', '"deep learning" prediction', "we20", '"immune response"', "ta88 or to2",
+    "ka12",
+    "ke7 protein",
+    "so45 -tumor",
+    "pi3 or be8",
+    '"gene expression" nu61',
+    "hu4 receptor binding",
+    '"clinical trial"',
+    '"deep learning" prediction',
+    "we20",
+    '"immune response"',
+    "ta88 or to2",
 )
 BROAD = (
-    "cancer", "lung cancer survival", "mouse brain neuron", "climate ecology soil", "vaccine antibody response",
-    "insulin glucose metabolism obesity", "tumor -mouse", "zebrafish or yeast", "drug dose response",
+    "cancer",
+    "lung cancer survival",
+    "mouse brain neuron",
+    "climate ecology soil",
+    "vaccine antibody response",
+    "insulin glucose metabolism obesity",
+    "tumor -mouse",
+    "zebrafish or yeast",
+    "drug dose response",
 )
 QUERIES = SELECTIVE + BROAD
-RAW_COLUMNS = ("doc_id", "source_format", "source_file", "source_mtime_ns", "source_ordinal", "title", "abstract",
-               "full_text", "authors", "year", "venue", "language", "raw", "content_hash", "last_run_id")
+RAW_COLUMNS = (
+    "doc_id",
+    "source_format",
+    "source_file",
+    "source_mtime_ns",
+    "source_ordinal",
+    "title",
+    "abstract",
+    "full_text",
+    "authors",
+    "year",
+    "venue",
+    "language",
+    "raw",
+    "content_hash",
+    "last_run_id",
+)
 
 
 def _sentence(rng: random.Random, n: int) -> str:
@@ -53,8 +84,10 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 
 def _abstract(rng: random.Random, fmt: str) -> str:
-    parts = [f"{_sentence(rng, rng.randint(8, 20))} &amp; <i>{rng.choice(TOPICS)}</i><sup>2</sup>."
-             for _ in range(rng.randint(3, 7))]
+    parts = [
+        f"{_sentence(rng, rng.randint(8, 20))} &amp; <i>{rng.choice(TOPICS)}</i><sup>2</sup>."
+        for _ in range(rng.randint(3, 7))
+    ]
     if fmt == "medline":
         labels = ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS")
         return "".join(f'<AbstractText Label="{lab}">{p}</AbstractText>' for lab, p in zip(labels, parts, strict=False))
@@ -70,8 +103,23 @@ def _row(rng: random.Random, i: int) -> tuple:
     title = f"{_sentence(rng, rng.randint(6, 12))} in <i>{rng.choice(TOPICS)}</i>"
     authors = [{"name": f"{_sentence(rng, 1)} {_sentence(rng, 1)}"} for _ in range(rng.randint(1, 4))]
     body = "\n".join(f"<p>{_sentence(rng, 25)}.</p>" for _ in range(4)) if fmt == "jats" else None
-    return (f"doi:10.5555/bench.{i}", fmt, "bench", 0, i, title, _abstract(rng, fmt), body, json.dumps(authors),
-            rng.randint(1990, 2025), "Journal of Benchmarks", "en" if i % 3 else None, "{}", f"h{i}", 1)
+    return (
+        f"doi:10.5555/bench.{i}",
+        fmt,
+        "bench",
+        0,
+        i,
+        title,
+        _abstract(rng, fmt),
+        body,
+        json.dumps(authors),
+        rng.randint(1990, 2025),
+        "Journal of Benchmarks",
+        "en" if i % 3 else None,
+        "{}",
+        f"h{i}",
+        1,
+    )
 
 
 def _write_rows(path: Path, docs: int) -> None:

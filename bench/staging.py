@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def sandbox_settings() -> ClusterSettings:
-    out = subprocess.run(["bash", str(REPO / "scripts" / "hpc-sandbox.sh"), "up"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "hpc-sandbox.sh"), "up"], capture_output=True, text=True, check=True
+    ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("AIRFLOW_CONN_CORPUSBRIDGE_HPC="))
     return ClusterSettings.from_mapping(json.loads(line.split("=", 1)[1].strip("'")))
 
@@ -52,13 +53,34 @@ def make_inputs(folder: Path, files: int, mib: int) -> list[Path]:
 
 def plain_ssh(s: ClusterSettings) -> list[str]:
     """ssh as a user would type it: its own connection, default cipher, the sandbox's key and pinned host key."""
-    return ["ssh", "-p", str(s.port), "-i", str(s.key_file), "-o", f"UserKnownHostsFile={s.known_hosts}",
-            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    return [
+        "ssh",
+        "-p",
+        str(s.port),
+        "-i",
+        str(s.key_file),
+        "-o",
+        f"UserKnownHostsFile={s.known_hosts}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+    ]
 
 
 def scp_argv(s: ClusterSettings, inputs: list[Path], dest: str, cipher: str | None) -> list[str]:
-    argv = ["scp", "-q", "-P", str(s.port), "-i", str(s.key_file), "-o", f"UserKnownHostsFile={s.known_hosts}",
-            "-o", "BatchMode=yes"]
+    argv = [
+        "scp",
+        "-q",
+        "-P",
+        str(s.port),
+        "-i",
+        str(s.key_file),
+        "-o",
+        f"UserKnownHostsFile={s.known_hosts}",
+        "-o",
+        "BatchMode=yes",
+    ]
     argv += ["-c", cipher] if cipher else []
     return [*argv, *map(str, inputs), f"{s.login}@{s.host}:{dest}/"]
 
@@ -94,11 +116,13 @@ def run_round(t: OpenSSHTransport, s: ClusterSettings, inputs: list[Path], base:
 
     def stream_only() -> None:  # what stage_in's transport path costs without any hashing, same master & cipher
         dest = fresh("stream")
-        pack = subprocess.Popen(["tar", "-c", "-f", "-", "-C", str(inputs[0].parent), *(p.name for p in inputs)],
-                                stdout=subprocess.PIPE)
+        pack = subprocess.Popen(
+            ["tar", "-c", "-f", "-", "-C", str(inputs[0].parent), *(p.name for p in inputs)], stdout=subprocess.PIPE
+        )
         unpack = t.ssh_argv(shlex.join(["tar", "-x", "-f", "-", "-C", dest]))
-        times["tar stream over the master, no hashing"] = timed(lambda: subprocess.run(unpack, stdin=pack.stdout,
-                                                                                         check=True))
+        times["tar stream over the master, no hashing"] = timed(
+            lambda: subprocess.run(unpack, stdin=pack.stdout, check=True)
+        )
         pack.wait()
 
     def rsync() -> None:
@@ -159,13 +183,14 @@ def report(best: dict[str, float], total_mib: int, args: argparse.Namespace) -> 
     ours = best["corpusbridge stage_in (verified)"]
     peers = {k: v for k, v in best.items() if k.startswith(("rsync -a", "scp"))}
     fastest = min(peers.values())
-    print(f"{args.files} files x {args.mib} MiB = {total_mib} MiB, best of {args.rounds} rounds, load "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.files} files x {args.mib} MiB = {total_mib} MiB, best of {args.rounds} rounds, load "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     print(f"{'method':40} {'seconds':>8} {'MiB/s':>8} {'vs ours':>8}")
     for name, seconds in sorted(best.items()):
         print(f"{name:40} {seconds:8.2f} {total_mib / seconds:8.1f} {seconds / ours:8.2f}")
-    print(f"stage_in throughput / best peer ({min(peers, key=peers.__getitem__)}): {fastest / ours:.2f}x "
-          "(goal >= 0.8)")
+    print(f"stage_in throughput / best peer ({min(peers, key=peers.__getitem__)}): {fastest / ours:.2f}x (goal >= 0.8)")
     print(f"resume with everything present: {best['resume, all present'] / ours:.2f}x of a full staging")
 
 

@@ -7,8 +7,9 @@ from psycopg.conninfo import make_conninfo
 
 from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
 
-# Files per task sent to a worker: large enough to amortize inter-process overhead on millions of small files.
-CHUNK_FILES = 32
+# Files per task sent to a worker, and per staging COPY: each COPY and transaction has a fixed cost that 32-file
+# chunks still paid visibly on small files (128 measured ~10% faster on 20k documents; bench/ingest.py).
+CHUNK_FILES = 128
 
 _conn: psycopg.Connection | None = None
 
