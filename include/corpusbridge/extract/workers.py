@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from corpusbridge.extract.matcher import Matcher
 from corpusbridge.extract.results import CONCEPTS_SCHEMA
 from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
+from corpusbridge.processes import reset_inherited_signals
 
 READ_BATCH_ROWS = 1024
 
@@ -109,7 +110,7 @@ def ordered_results(worker: RowGroupWorker, groups: int, processes: int) -> Iter
         return
     _WORKER = worker
     context = multiprocessing.get_context("fork")
-    with context.Pool(processes) as pool:
+    with context.Pool(processes, initializer=reset_inherited_signals) as pool:
         pending: deque = deque()
         for group in range(groups):
             pending.append(pool.apply_async(_match_in_child, (group,)))
@@ -117,4 +118,6 @@ def ordered_results(worker: RowGroupWorker, groups: int, processes: int) -> Iter
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+        pool.close()  # all work is done: let the workers exit on their own instead of being signalled
+        pool.join()
     _WORKER = None

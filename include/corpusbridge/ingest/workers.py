@@ -6,6 +6,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
+from corpusbridge.processes import reset_inherited_signals
 
 # Files per task sent to a worker, and per staging COPY: each COPY and transaction has a fixed cost that 32-file
 # chunks still paid visibly on small files (128 measured ~10% faster on 20k documents; bench/ingest.py).
@@ -24,6 +25,7 @@ def conninfo_of(conn: psycopg.Connection) -> str:
 
 def init(conninfo: str) -> None:
     global _conn
+    reset_inherited_signals()
     _conn = psycopg.connect(conninfo)
 
 

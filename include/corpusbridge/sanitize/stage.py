@@ -22,6 +22,7 @@ import psycopg
 from corpusbridge import __version__
 from corpusbridge.config import worker_count
 from corpusbridge.ingest.run import _INGEST_LOCK_KEY
+from corpusbridge.processes import reset_inherited_signals
 from corpusbridge.sanitize import statements
 from corpusbridge.sanitize.records import CleanRecord, RawDocument, Reject, sanitize_record
 
@@ -127,7 +128,8 @@ def _cleaner(workers: int) -> Iterator[Cleaner]:
     if workers <= 1:
         yield in_process
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    context = get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=reset_inherited_signals) as pool:
 
         def parallel(batch: list[RawDocument]) -> list[CleanRecord | Reject]:
             if len(batch) < _PARALLEL_MIN_BATCH:
