@@ -21,6 +21,17 @@ class RecordError(Exception):
         self.message = message
 
 
+def record_text(data: bytes, nul_marker: bytes | None = None) -> str:
+    """A record's bytes as text: NUL characters (raw, or `nul_marker` such as JSON's escaped one) and invalid UTF-8
+    are RecordErrors, since neither PostgreSQL text nor XML can hold them."""
+    if b"\x00" in data or (nul_marker is not None and nul_marker in data):
+        raise RecordError("NulByte", "record contains a NUL character, which PostgreSQL text and XML cannot hold")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError("InvalidUtf8", f"invalid UTF-8 ({exc.reason}) at byte {exc.start} of the record") from exc
+
+
 @dataclass(frozen=True)
 class Record:
     doc_id: str

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from corpusbridge.ingest.formats import crossref, openalex, plain
 from corpusbridge.ingest.reader import iter_lines
-from corpusbridge.ingest.records import Quarantined, Record, RecordError
+from corpusbridge.ingest.records import Quarantined, Record, RecordError, record_text
 
 Parsed = Record | Quarantined
 
@@ -22,12 +22,7 @@ def _reject_constant(name: str) -> None:
 
 def decode_json(data: bytes) -> tuple[Any, str]:
     """Strict JSON from bytes, with its text; every way it can fail is a RecordError with a stable class."""
-    if b"\x00" in data or b"\\u0000" in data:
-        raise RecordError("NulByte", "record contains a NUL character, which PostgreSQL text cannot store")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError("InvalidUtf8", f"invalid UTF-8 ({exc.reason}) at byte {exc.start}") from exc
+    text = record_text(data, nul_marker=b"\\u0000")
     try:
         return json.loads(text, parse_constant=_reject_constant), text
     except json.JSONDecodeError as exc:

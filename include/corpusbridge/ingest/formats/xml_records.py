@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from xml.sax.saxutils import escape
 
-from corpusbridge.ingest.records import RecordError
+from corpusbridge.ingest.records import RecordError, record_text
 
 _READ = 1 << 20
 # Named entities that crawled XML uses without shipping its DTD (&nbsp;, &eacute;, ...).
@@ -79,12 +79,7 @@ def _take_element(
 
 def parse_element(data: bytes) -> ET.Element:
     """One record's bytes as an Element; encoding and well-formedness problems become RecordErrors."""
-    if b"\x00" in data:
-        raise RecordError("NulByte", "record contains a NUL byte, which XML does not allow")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError("InvalidUtf8", f"invalid UTF-8 ({exc.reason}) at byte {exc.start} of the record") from exc
+    text = record_text(data)
     try:
         return _parse(text)
     except ET.ParseError as exc:
