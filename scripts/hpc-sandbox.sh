@@ -125,6 +125,9 @@ KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 SlurmdTimeout=60
+# Bind slurmctld/slurmd to the node's address instead of 0.0.0.0 (the node name resolves to $HOST here): servers
+# the project starts listen on loopback only.
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 EOF
   ((cpus > nproc_real)) && echo "SlurmdParameters=config_overrides"
   echo "NodeName=$node NodeAddr=$HOST NodeHostname=$node CPUs=$cpus RealMemory=$mem State=UNKNOWN"
