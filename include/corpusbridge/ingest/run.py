@@ -103,7 +103,9 @@ def _start_run(conn: psycopg.Connection, root: Path) -> int:
 
 
 def _ingest(conn: psycopg.Connection, root: Path, options: IngestOptions, summary: IngestSummary) -> None:
-    with psycopg.connect(workers.conninfo_of(conn)) as scan_conn:
+    # Autocommit: a transaction held open for the whole run would pin the xmin horizon, so VACUUM could not reclaim
+    # the staging rows each merge deletes, and every later merge would wade through all of them.
+    with psycopg.connect(workers.conninfo_of(conn), autocommit=True) as scan_conn:
         tasks = _pending_files(scan_conn, root, options, summary)
         progress = Progress(log, total_files=summary.files_new + summary.files_changed)
         for batch in _parse_in_batches(conn, tasks, options, progress):
@@ -136,11 +138,12 @@ def _pending_files(
         for found in walk_files(root, options.limit_files):
             copy.write_row((found.path, found.size, found.mtime_ns))
     scan_conn.execute(
-        """CREATE TEMP VIEW pending AS
+        """CREATE TEMP TABLE pending AS
            SELECT f.file_no, f.path, f.size, f.mtime_ns, l.sha256, l.path IS NULL AS is_new,
                   l.path IS NOT NULL AND l.size_bytes = f.size AND l.mtime_ns = f.mtime_ns AS same_stat
            FROM found_files f LEFT JOIN source_files l USING (path)"""
     )
+    scan_conn.execute("ALTER TABLE pending ADD PRIMARY KEY (file_no)")
     seen, new, same = scan_conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE same_stat) FROM pending"
     ).fetchone() or (0, 0, 0)
@@ -149,14 +152,20 @@ def _pending_files(
     return _stream_tasks(scan_conn)
 
 
-def _stream_tasks(scan_conn: psycopg.Connection) -> Iterator[FileTask]:
-    with scan_conn.cursor(name="pending_files") as cur:
-        cur.itersize = 10_000
-        cur.execute(
-            "SELECT file_no, path, size, mtime_ns, sha256, is_new FROM pending WHERE NOT same_stat ORDER BY path"
-        )
-        for file_no, path, size, mtime_ns, sha, is_new in cur:
+def _stream_tasks(scan_conn: psycopg.Connection, page: int = 10_000) -> Iterator[FileTask]:
+    """Pending files in walk order, a page per short statement (keyset pagination: no long-lived snapshot)."""
+    last = 0
+    while True:
+        rows = scan_conn.execute(
+            """SELECT file_no, path, size, mtime_ns, sha256, is_new FROM pending
+               WHERE NOT same_stat AND file_no > %s ORDER BY file_no LIMIT %s""",
+            (last, page),
+        ).fetchall()
+        if not rows:
+            return
+        for file_no, path, size, mtime_ns, sha, is_new in rows:
             yield FileTask(file_no, path, size, mtime_ns, None if is_new else sha)
+        last = rows[-1][0]
 
 
 def _parse_in_batches(
