@@ -53,34 +53,16 @@ def make_inputs(folder: Path, files: int, mib: int) -> list[Path]:
 
 def plain_ssh(s: ClusterSettings) -> list[str]:
     """ssh as a user would type it: its own connection, default cipher, the sandbox's key and pinned host key."""
-    return [
-        "ssh",
-        "-p",
-        str(s.port),
-        "-i",
-        str(s.key_file),
-        "-o",
-        f"UserKnownHostsFile={s.known_hosts}",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-    ]
+    return ["ssh", "-p", str(s.port), *_key_options(s), "-o", "StrictHostKeyChecking=yes"]
+
+
+def _key_options(s: ClusterSettings) -> list[str]:
+    """The sandbox's client key and pinned host key, without prompts: what ssh and scp peers share."""
+    return ["-i", str(s.key_file), "-o", f"UserKnownHostsFile={s.known_hosts}", "-o", "BatchMode=yes"]
 
 
 def scp_argv(s: ClusterSettings, inputs: list[Path], dest: str, cipher: str | None) -> list[str]:
-    argv = [
-        "scp",
-        "-q",
-        "-P",
-        str(s.port),
-        "-i",
-        str(s.key_file),
-        "-o",
-        f"UserKnownHostsFile={s.known_hosts}",
-        "-o",
-        "BatchMode=yes",
-    ]
+    argv = ["scp", "-q", "-P", str(s.port), *_key_options(s)]
     argv += ["-c", cipher] if cipher else []
     return [*argv, *map(str, inputs), f"{s.login}@{s.host}:{dest}/"]
 
