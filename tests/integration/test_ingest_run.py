@@ -80,14 +80,14 @@ def test_changed_file_updates_its_documents_in_place(db, tmp_path) -> None:
 
 def test_parallel_and_serial_runs_give_identical_rows(db, db_uri, tmp_path, pg_server_uri) -> None:
     expected = generate(tmp_path / "gen", 600, bad_fraction=0.02, seed=3)
-    serial = run_ingest(db, tmp_path / "gen", IngestOptions(workers=1, batch_files=40))
+    serial = run_ingest(db, tmp_path / "gen", IngestOptions(workers=1, chunk_files=40))
     assert serial.reconciled
     assert (serial.records_seen, serial.records_quarantined) == (expected.records, expected.quarantined)
     assert (serial.records_loaded, serial.records_duplicate) == (expected.documents, expected.duplicates)
     snapshot = db.execute(TABLE_SNAPSHOT).fetchall()
     db.execute("TRUNCATE raw_documents, document_sources, quarantine, source_files CASCADE")
     db.commit()
-    parallel = run_ingest(db, tmp_path / "gen", IngestOptions(workers=2, batch_files=40))
+    parallel = run_ingest(db, tmp_path / "gen", IngestOptions(workers=2, chunk_files=7))
     assert parallel.records_loaded == serial.records_loaded and parallel.records_duplicate == serial.records_duplicate
     assert db.execute(TABLE_SNAPSHOT).fetchall() == snapshot
 
@@ -196,3 +196,14 @@ def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:
     ).stdout  # fmt: skip
     entries = json.loads(listing)["entries"]
     assert entries[0]["error_class"] == "UnknownFormat" and entries[0]["source_file"].endswith("junk.txt")
+
+
+def test_servers_before_postgresql_18_count_duplicates_the_same(db, tmp_path, monkeypatch) -> None:
+    """Without `RETURNING old`, merges count under an advisory lock; the counts and rows must not change."""
+    from corpusbridge.ingest import merge
+
+    expected = generate(tmp_path / "gen", 400, bad_fraction=0.02, seed=5)
+    monkeypatch.setattr(merge, "RETURNING_OLD_SINCE", 10**9)  # inherited by the forked workers
+    summary = run_ingest(db, tmp_path / "gen", IngestOptions(workers=2, chunk_files=5))
+    assert summary.reconciled
+    assert (summary.records_loaded, summary.records_duplicate) == (expected.documents, expected.duplicates)

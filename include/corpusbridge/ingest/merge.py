@@ -1,7 +1,8 @@
-"""Loader side: move a batch of staged files into the raw tables with set-based statements, atomically.
+"""Move one chunk of staged files into the raw tables with set-based statements, inside the chunk's transaction.
 
 Within and across runs the same rule picks which copy of a document wins: the newest file (mtime), then the
-path, then the position in the file. So the final rows do not depend on batching, worker timing or crashes.
+path, then the position in the file. So the final rows do not depend on chunking, worker timing or crashes,
+and parser workers can merge their own chunks side by side.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from dataclasses import dataclass
 
 import psycopg
 
-from corpusbridge.ingest.staging import FileResult
+from corpusbridge.ingest.staging import STAGING_TABLE, FileResult
+
+# PostgreSQL 18 can return the row an upsert replaced, which makes duplicate counting exact under concurrency.
+RETURNING_OLD_SINCE = 180000
+# Older servers: merges count then upsert under this lock, one at a time (the rest of a chunk stays parallel).
+_COUNT_LOCK_KEY = 0x6D726765  # "mrge"
 
 
 @dataclass(frozen=True)
@@ -21,13 +27,8 @@ class BatchCounts:
     records_quarantined: int
 
 
-# Count before the upsert: a document already touched by this run (an earlier batch) is a duplicate.
-_COUNT = """
-SELECT count(*) FILTER (WHERE kind = 'record'),
-       count(DISTINCT doc_id) FILTER (WHERE kind = 'record' AND NOT EXISTS (
-           SELECT 1 FROM raw_documents r WHERE r.doc_id = s.doc_id AND r.last_run_id = %(run)s)),
-       count(*) FILTER (WHERE kind = 'quarantine')
-FROM ingest_staging s WHERE file_no = ANY(%(files)s)
+_KINDS = f"""
+SELECT count(*) FILTER (WHERE kind = 'record'), count(*) FILTER (WHERE kind = 'quarantine') FROM {STAGING_TABLE}
 """
 
 _NEWER = ("(EXCLUDED.source_mtime_ns, EXCLUDED.source_file, EXCLUDED.source_ordinal) >= "
@@ -35,12 +36,13 @@ _NEWER = ("(EXCLUDED.source_mtime_ns, EXCLUDED.source_file, EXCLUDED.source_ordi
 _CHANGED = f"({_NEWER} AND EXCLUDED.content_hash <> d.content_hash)"
 _CONTENT = ("source_format", "title", "abstract", "full_text", "authors", "year", "venue", "language", "raw",
             "content_hash")  # fmt: skip
+# Rows are inserted in doc_id order, so two workers upserting overlapping documents lock them in the same order.
 _UPSERT = f"""
 INSERT INTO raw_documents AS d (doc_id, source_format, source_file, source_mtime_ns, source_ordinal, title, abstract,
     full_text, authors, year, venue, language, raw, content_hash, last_run_id)
-SELECT DISTINCT ON (doc_id) doc_id, source_format, source_file, mtime_ns, ordinal, title, abstract, full_text, authors,
-    year, venue, language, raw, content_hash, %(run)s
-FROM ingest_staging WHERE file_no = ANY(%(files)s) AND kind = 'record'
+SELECT DISTINCT ON (doc_id) doc_id, source_format, source_file, mtime_ns, ordinal, title, abstract, full_text,
+    authors::jsonb, year, venue, language, raw::jsonb, content_hash, %(run)s
+FROM {STAGING_TABLE} WHERE kind = 'record'
 ORDER BY doc_id, mtime_ns DESC, source_file DESC, ordinal DESC
 ON CONFLICT (doc_id) DO UPDATE SET
     {", ".join(f"{c} = CASE WHEN {_NEWER} THEN EXCLUDED.{c} ELSE d.{c} END" for c in _CONTENT)},
@@ -51,26 +53,38 @@ ON CONFLICT (doc_id) DO UPDATE SET
     last_seen = now(),
     last_run_id = EXCLUDED.last_run_id
 """
+# A document is "loaded" the first time this run touches it; any later copy, in this chunk or another, is a duplicate.
+_UPSERT_COUNTING = f"""
+WITH touched AS ({_UPSERT} RETURNING old.last_run_id AS before)
+SELECT count(*) FILTER (WHERE before IS DISTINCT FROM %(run)s) FROM touched
+"""
+_FIRST_TOUCHES = f"""
+SELECT count(DISTINCT doc_id) FROM {STAGING_TABLE} s WHERE kind = 'record' AND NOT EXISTS (
+    SELECT 1 FROM raw_documents r WHERE r.doc_id = s.doc_id AND r.last_run_id = %(run)s)
+"""
 
-_PROVENANCE = """
+_PROVENANCE = f"""
 INSERT INTO document_sources (doc_id, source_file, locator, content_hash, run_id)
-SELECT doc_id, source_file, locator, content_hash, %(run)s
-FROM ingest_staging WHERE file_no = ANY(%(files)s) AND kind = 'record'
+SELECT doc_id, source_file, locator, content_hash, %(run)s FROM {STAGING_TABLE} WHERE kind = 'record'
 ON CONFLICT (doc_id, source_file, locator) DO UPDATE
     SET content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, seen_at = now()
 """
 
-_QUARANTINE = """
+_QUARANTINE = f"""
 INSERT INTO quarantine (run_id, source_file, locator, error_class, message, raw, raw_truncated)
 SELECT %(run)s, source_file, locator, error_class, message, raw_bytes, raw_truncated
-FROM ingest_staging WHERE file_no = ANY(%(files)s) AND kind = 'quarantine'
+FROM {STAGING_TABLE} WHERE kind = 'quarantine'
 ORDER BY file_no, ordinal
 """
 
+# One statement for the chunk's ledger rows (a statement per file was a tenth of the merge time).
 _LEDGER = """
 INSERT INTO source_files (path, size_bytes, mtime_ns, sha256, format, status, records_seen, records_quarantined,
     run_id)
-VALUES (%(path)s, %(size)s, %(mtime_ns)s, %(sha256)s, %(format)s, %(status)s, %(seen)s, %(quarantined)s, %(run)s)
+SELECT path, size, mtime_ns, sha256, format, status, seen, quarantined, %(run)s
+FROM unnest(%(paths)s::text[], %(sizes)s::bigint[], %(mtimes)s::bigint[], %(sha256s)s::text[], %(formats)s::text[],
+            %(statuses)s::text[], %(seen)s::bigint[], %(quarantined)s::bigint[])
+     AS f (path, size, mtime_ns, sha256, format, status, seen, quarantined)
 ON CONFLICT (path) DO UPDATE SET
     size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns, sha256 = EXCLUDED.sha256,
     format = CASE WHEN EXCLUDED.format = '' THEN source_files.format ELSE EXCLUDED.format END,
@@ -88,28 +102,48 @@ def _status(result: FileResult) -> str:
     return "quarantined" if result.records_quarantined == result.records_seen else "partial"
 
 
-def merge_batch(conn: psycopg.Connection, run_id: int, results: Sequence[FileResult]) -> BatchCounts:
-    """One transaction: replace what re-read files said before, upsert documents, record provenance and ledger."""
-    parsed = [r for r in results if not r.unchanged]
-    files = [r.file_no for r in parsed]
-    params = {"run": run_id, "files": files}
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_COUNT, params)
-        records, loaded, quarantined = cur.fetchone() or (0, 0, 0)
-        paths = [r.path for r in parsed]
-        cur.execute("DELETE FROM document_sources WHERE source_file = ANY(%s)", (paths,))
-        cur.execute("DELETE FROM quarantine WHERE source_file = ANY(%s)", (paths,))
-        cur.execute(_UPSERT, params)
+def merge_staged(cur: psycopg.Cursor, run_id: int, results: Sequence[FileResult]) -> BatchCounts:
+    """Replace what re-read files said before, upsert documents, record provenance, quarantine and ledger.
+
+    Runs in the caller's transaction, the one that staged the chunk: a file is in the ledger exactly when its
+    documents are merged.
+    """
+    params = {"run": run_id}
+    records, quarantined = _fetch_counts(cur, _KINDS, params)
+    seen_before = [r.path for r in results if r.seen_before and not r.unchanged]
+    if seen_before:
+        cur.execute("DELETE FROM document_sources WHERE source_file = ANY(%s)", (seen_before,))
+        cur.execute("DELETE FROM quarantine WHERE source_file = ANY(%s)", (seen_before,))
+    loaded = _upsert_documents(cur, params) if records else 0
+    if records:
         cur.execute(_PROVENANCE, params)
+    if quarantined:
         cur.execute(_QUARANTINE, params)
-        cur.executemany(_LEDGER, [_ledger_row(r, run_id) for r in results])
-        cur.execute("DELETE FROM ingest_staging WHERE file_no = ANY(%s)", (files,))
+    cur.execute(_LEDGER, _ledger_params(results, run_id))
     return BatchCounts(loaded, records - loaded, quarantined)
 
 
-def _ledger_row(result: FileResult, run_id: int) -> dict:
+def _upsert_documents(cur: psycopg.Cursor, params: dict) -> int:
+    """Upsert the chunk's documents and return how many this run had not touched before."""
+    if cur.connection.info.server_version >= RETURNING_OLD_SINCE:
+        return _fetch_counts(cur, _UPSERT_COUNTING, params)[0]
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_COUNT_LOCK_KEY,))
+    loaded = _fetch_counts(cur, _FIRST_TOUCHES, params)[0]
+    cur.execute(_UPSERT, params)
+    return loaded
+
+
+def _fetch_counts(cur: psycopg.Cursor, query: str, params: dict) -> tuple[int, ...]:
+    cur.execute(query, params)  # type: ignore[arg-type]  # module constants, values bound as parameters
+    row = cur.fetchone()
+    assert row is not None
+    return tuple(int(v or 0) for v in row)
+
+
+def _ledger_params(results: Sequence[FileResult], run_id: int) -> dict:
     return {
-        "path": result.path, "size": result.size, "mtime_ns": result.mtime_ns, "sha256": result.sha256,
-        "format": result.format, "status": _status(result), "seen": result.records_seen,
-        "quarantined": result.records_quarantined, "run": run_id,
+        "run": run_id, "paths": [r.path for r in results], "sizes": [r.size for r in results],
+        "mtimes": [r.mtime_ns for r in results], "sha256s": [r.sha256 for r in results],
+        "formats": [r.format for r in results], "statuses": [_status(r) for r in results],
+        "seen": [r.records_seen for r in results], "quarantined": [r.records_quarantined for r in results],
     }  # fmt: skip

@@ -10,7 +10,7 @@ from typing import BinaryIO
 from corpusbridge.ingest.formats import jats, json_works, medline
 from corpusbridge.ingest.formats.detect import detect_format
 from corpusbridge.ingest.formats.xml_records import parse_element, split_elements
-from corpusbridge.ingest.reader import GZIP_ERRORS, HashingReader, is_gzip, open_content
+from corpusbridge.ingest.reader import GZIP_ERRORS, open_source
 from corpusbridge.ingest.records import Quarantined, Record, RecordError
 
 Parsed = Record | Quarantined
@@ -29,14 +29,14 @@ class FileParse:
 
 def parse_file(path: Path, info: FileParse, cap: int = DEFAULT_RECORD_CAP) -> Iterator[Parsed]:
     """Every record of a file, in order. Never raises for bad content: damage becomes Quarantined items."""
-    raw = HashingReader(path)
+    source = open_source(path)
+    content = source.content()  # held until finish(): a buffered stream closes its raw reader when collected
     try:
-        content = open_content(raw, is_gzip(path))
         yield from _parse_content(content, path.name, info, cap)
     finally:
-        info.sha256 = raw.finish()
-        info.bytes_read = raw.bytes_read
-        raw.close()
+        info.sha256 = source.finish()
+        info.bytes_read = source.bytes_read
+        source.close()
 
 
 def _parse_content(content: BinaryIO, name: str, info: FileParse, cap: int) -> Iterator[Parsed]:

@@ -32,7 +32,7 @@ def record_text(data: bytes, nul_marker: bytes | None = None) -> str:
         raise RecordError("InvalidUtf8", f"invalid UTF-8 ({exc.reason}) at byte {exc.start} of the record") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field, per record
 class Record:
     doc_id: str
     source_format: str

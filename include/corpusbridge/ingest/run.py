@@ -1,4 +1,4 @@
-"""The ingestion run: discover -> compare with the ledger -> parse in parallel -> merge batches -> reconcile."""
+"""The ingestion run: discover -> compare with the ledger -> parse, stage and merge chunks in parallel -> reconcile."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import psycopg
 from corpusbridge import __version__
 from corpusbridge.config import worker_count
 from corpusbridge.ingest import workers
+from corpusbridge.ingest.chunk import ChunkOutcome, ingest_chunk
 from corpusbridge.ingest.discover import walk_files
-from corpusbridge.ingest.merge import BatchCounts, merge_batch
 from corpusbridge.ingest.progress import Progress
-from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
+from corpusbridge.ingest.staging import FileTask
+from corpusbridge.ingest.workers import CHUNK_FILES
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class IngestSummary:
 class IngestOptions:
     limit_files: int | None = None
     workers: int | None = None
-    batch_files: int = 500
+    chunk_files: int = CHUNK_FILES
     record_cap: int = 16 * 1024 * 1024
 
 
@@ -91,8 +92,6 @@ def _take_lock(conn: psycopg.Connection) -> None:
 
 def _start_run(conn: psycopg.Connection, root: Path) -> int:
     with conn.transaction():
-        # Rows a killed run staged but never merged: their files are not in the ledger, so they are re-read.
-        conn.execute("TRUNCATE ingest_staging")
         conn.execute("UPDATE ingest_runs SET status = 'failed', error = 'interrupted' WHERE status = 'running'")
         row = conn.execute(
             "INSERT INTO ingest_runs (source_dir, code_version) VALUES (%s, %s) RETURNING run_id",
@@ -108,17 +107,18 @@ def _ingest(conn: psycopg.Connection, root: Path, options: IngestOptions, summar
     with psycopg.connect(workers.conninfo_of(conn), autocommit=True) as scan_conn:
         tasks = _pending_files(scan_conn, root, options, summary)
         progress = Progress(log, total_files=summary.files_new + summary.files_changed)
-        for batch in _parse_in_batches(conn, tasks, options, progress):
-            _account(summary, batch, merge_batch(conn, summary.run_id, batch))
+        for outcome in _run_chunks(conn, summary.run_id, tasks, options):
+            progress.files_parsed(outcome.files)
+            _account(summary, outcome)
     summary.quarantine_by_class = _quarantine_classes(conn, summary.run_id)
     progress.done(summary)
 
 
-def _account(summary: IngestSummary, batch: list[FileResult], counts: BatchCounts) -> None:
-    summary.records_loaded += counts.records_loaded
-    summary.records_duplicate += counts.records_duplicate
-    summary.records_quarantined += counts.records_quarantined
-    for result in batch:
+def _account(summary: IngestSummary, outcome: ChunkOutcome) -> None:
+    summary.records_loaded += outcome.counts.records_loaded
+    summary.records_duplicate += outcome.counts.records_duplicate
+    summary.records_quarantined += outcome.counts.records_quarantined
+    for result in outcome.files:
         summary.records_seen += result.records_seen
         summary.bytes_read += result.bytes_read
         if result.unchanged:  # the stat changed, the bytes did not
@@ -168,36 +168,24 @@ def _stream_tasks(scan_conn: psycopg.Connection, page: int = 10_000) -> Iterator
         last = rows[-1][0]
 
 
-def _parse_in_batches(
-    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, progress: Progress
-) -> Iterator[list[FileResult]]:
+def _run_chunks(
+    conn: psycopg.Connection, run_id: int, tasks: Iterator[FileTask], options: IngestOptions
+) -> Iterator[ChunkOutcome]:
+    chunks = _chunks(tasks, options.chunk_files)
     n_workers = options.workers or worker_count()
     if n_workers <= 1:
-        yield from _serial(conn, tasks, options, progress)
+        with workers.open_worker_connection(workers.conninfo_of(conn)) as worker_conn:
+            for chunk in chunks:
+                yield ingest_chunk(worker_conn, run_id, chunk, options.record_cap)
         return
-    yield from _parallel(conn, tasks, options, n_workers, progress)
+    yield from _parallel(conn, run_id, chunks, options, n_workers)
 
 
-def _serial(
-    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, progress: Progress
-) -> Iterator[list[FileResult]]:
-    batch: list[FileResult] = []
-    for chunk in _chunks(tasks):
-        staged = stage_files(conn, chunk, options.record_cap)
-        progress.files_parsed(staged)
-        batch.extend(staged)
-        if len(batch) >= options.batch_files:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _chunks(tasks: Iterator[FileTask]) -> Iterator[list[FileTask]]:
+def _chunks(tasks: Iterator[FileTask], size: int) -> Iterator[list[FileTask]]:
     chunk: list[FileTask] = []
     for task in tasks:
         chunk.append(task)
-        if len(chunk) >= workers.CHUNK_FILES:
+        if len(chunk) >= size:
             yield chunk
             chunk = []
     if chunk:
@@ -205,33 +193,25 @@ def _chunks(tasks: Iterator[FileTask]) -> Iterator[list[FileTask]]:
 
 
 def _parallel(
-    conn: psycopg.Connection, tasks: Iterator[FileTask], options: IngestOptions, n_workers: int, progress: Progress
-) -> Iterator[list[FileResult]]:
-    """Workers parse and COPY chunks of files; the loader merges whenever a batch of files is staged."""
-    chunks = _chunks(tasks)
+    conn: psycopg.Connection, run_id: int, chunks: Iterator[list[FileTask]], options: IngestOptions, n_workers: int
+) -> Iterator[ChunkOutcome]:
+    """Each worker parses, stages and merges whole chunks on its own connection; the loader only hands them out."""
     context = get_context("fork")
     initargs = (workers.conninfo_of(conn),)
     with ProcessPoolExecutor(n_workers, mp_context=context, initializer=workers.init, initargs=initargs) as pool:
-        pending: set[Future[list[FileResult]]] = set()
-        batch: list[FileResult] = []
+        pending: set[Future[ChunkOutcome]] = set()
         exhausted = False
         while not exhausted or pending:
-            while not exhausted and len(pending) < n_workers * 4:  # bounded look-ahead keeps memory flat
+            while not exhausted and len(pending) < n_workers * 2:  # bounded look-ahead keeps memory flat
                 chunk = next(chunks, None)
                 exhausted = chunk is None
                 if chunk is not None:
-                    pending.add(pool.submit(workers.stage_chunk, chunk, options.record_cap))
+                    pending.add(pool.submit(workers.run_chunk, run_id, chunk, options.record_cap))
             if not pending:
                 break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                batch.extend(future.result())
-                progress.files_parsed(future.result())
-            if len(batch) >= options.batch_files:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+                yield future.result()
 
 
 def _quarantine_classes(conn: psycopg.Connection, run_id: int) -> dict[str, int]:

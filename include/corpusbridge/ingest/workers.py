@@ -1,15 +1,16 @@
-"""What runs inside a parser process: one database connection per process, chunks of files per call."""
+"""What runs inside a parser process: one database connection per process, whole chunks of files per call."""
 
 from __future__ import annotations
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from corpusbridge.ingest.staging import FileResult, FileTask, stage_files
+from corpusbridge.ingest.chunk import ChunkOutcome, ingest_chunk
+from corpusbridge.ingest.staging import FileTask, prepare_session
 from corpusbridge.processes import reset_inherited_signals
 
-# Files per task sent to a worker, and per staging COPY: each COPY and transaction has a fixed cost that 32-file
-# chunks still paid visibly on small files (128 measured ~10% faster on 20k documents; bench/ingest.py).
+# Files per chunk: each chunk's COPY, merge statements and commit have a fixed cost that 32-file chunks still
+# paid visibly on small files (128 measured ~10% faster on 20k documents; bench/ingest.py).
 CHUNK_FILES = 128
 
 _conn: psycopg.Connection | None = None
@@ -23,12 +24,18 @@ def conninfo_of(conn: psycopg.Connection) -> str:
     return make_conninfo(**params)
 
 
+def open_worker_connection(conninfo: str) -> psycopg.Connection:
+    conn = psycopg.connect(conninfo)
+    prepare_session(conn)
+    return conn
+
+
 def init(conninfo: str) -> None:
     global _conn
     reset_inherited_signals()
-    _conn = psycopg.connect(conninfo)
+    _conn = open_worker_connection(conninfo)
 
 
-def stage_chunk(tasks: list[FileTask], record_cap: int) -> list[FileResult]:
+def run_chunk(run_id: int, tasks: list[FileTask], record_cap: int) -> ChunkOutcome:
     assert _conn is not None, "worker initializer did not run"
-    return stage_files(_conn, tasks, record_cap)
+    return ingest_chunk(_conn, run_id, tasks, record_cap)

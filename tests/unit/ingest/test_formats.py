@@ -149,3 +149,9 @@ def test_large_json_document_with_damage_keeps_the_good_prefix(tmp_path: Path) -
     parsed = list(parse_file(path, FileParse(), cap=1_000))
     assert sum(isinstance(p, Record) for p in parsed) == 100
     assert isinstance(parsed[-1], Quarantined) and parsed[-1].error_class == "MalformedJson"
+
+
+def test_rebuild_abstract_fast_path_keeps_the_order_of_shared_positions() -> None:
+    # Two words at one position (seen in real OpenAlex data) come out in word order, as the checked path does.
+    assert rebuild_abstract({"b": [0], "a": [0], "c": [1]}) == "a b c"
+    assert rebuild_abstract({"yes": [0, True]}) == "yes yes"  # a bool is an int to the checked path too

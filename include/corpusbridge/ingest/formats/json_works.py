@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -66,7 +65,7 @@ def parse_json_bytes(data: bytes, locator: str) -> Iterator[Parsed]:
     reusable = None if _SURROGATE_ESCAPE.search(text) else text
     for item in _convert_all(works_in(value, locator)):
         if reusable is not None and isinstance(item, Record) and item.raw is value:
-            item = dataclasses.replace(item, raw_json=reusable)
+            item.raw_json = reusable
         yield item
 
 

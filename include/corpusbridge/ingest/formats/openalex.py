@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import chain, repeat
 from typing import Any
 
 from corpusbridge.ingest.records import Record, RecordError, document_id, expect_str, expect_year, person
@@ -20,6 +21,17 @@ def rebuild_abstract(index: object) -> str | None:
         return None
     if not isinstance(index, dict):
         raise RecordError("WrongFieldType", f"abstract_inverted_index must be an object, got {type(index).__name__}")
+    lists = list(index.values())
+    if all(type(v) is list for v in lists):
+        positions = list(chain.from_iterable(lists))
+        if set(map(type, positions)) <= {int}:  # the common case, checked and flattened at C speed
+            words = chain.from_iterable(map(repeat, index, map(len, lists)))
+            return " ".join([word for _, word in sorted(zip(positions, words, strict=True))]) or None
+    return _rebuild_checked(index)
+
+
+def _rebuild_checked(index: dict) -> str | None:
+    """The slow path, which names the malformed entry."""
     placed: list[tuple[int, str]] = []
     for word, positions in index.items():
         if not isinstance(positions, list) or not all(isinstance(p, int) for p in positions):

@@ -10,8 +10,7 @@ import html.entities
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from xml.sax.saxutils import escape
 
 from corpusbridge.ingest.records import RecordError, record_text
@@ -25,8 +24,7 @@ _NAMESPACES = (
 )
 
 
-@dataclass(frozen=True)
-class RawElement:
+class RawElement(NamedTuple):  # one per XML record: a tuple is the cheapest thing to build
     offset: int  # byte offset of the element in the decompressed content
     data: bytes  # the element's bytes (at most `cap` when too_large)
     complete: bool  # False: the stream ended inside this element
