@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 # What is kept of a rejected record's bytes: enough to diagnose, bounded for a 2 GB garbage line.
 QUARANTINE_RAW_CAP = 64 * 1024
 
@@ -51,7 +53,7 @@ class Record:
     def content_hash(self) -> str:
         """Hash of the normalized content only, so a re-crawl that changes a citation count is not a change."""
         payload = [self.title, self.abstract, self.full_text, self.authors, self.year, self.venue, self.language]
-        return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+        return hashlib.sha256(json_bytes(payload, sort_keys=True)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,16 @@ class Quarantined:
     @classmethod
     def of(cls, locator: str, error_class: str, message: str, raw: bytes = b"") -> Quarantined:
         return cls(locator, error_class, message, raw[:QUARANTINE_RAW_CAP], len(raw) > QUARANTINE_RAW_CAP)
+
+
+def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON, by orjson (5-10x the standard encoder); the standard encoder takes what orjson refuses
+    (integers beyond 64 bits), so only lone surrogates, which PostgreSQL refuses too, raise ValueError."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")  # UnicodeEncodeError (a ValueError) for lone surrogates
 
 
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)

@@ -10,4 +10,5 @@ ALTER TABLE ingest_staging
     ALTER COLUMN full_text SET STORAGE EXTERNAL,
     ALTER COLUMN raw SET STORAGE EXTERNAL,
     ALTER COLUMN raw_bytes SET STORAGE EXTERNAL;
+ALTER TABLE ingest_staging SET (toast_tuple_target = 8160);
 DROP INDEX ingest_staging_file_no;
