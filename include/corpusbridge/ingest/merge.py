@@ -66,8 +66,8 @@ SELECT count(DISTINCT doc_id) FROM {STAGING_TABLE} s WHERE kind = 'record' AND N
 _PROVENANCE = f"""
 INSERT INTO document_sources (doc_id, source_file, locator, content_hash, run_id)
 SELECT doc_id, source_file, locator, content_hash, %(run)s FROM {STAGING_TABLE} WHERE kind = 'record'
-ON CONFLICT (doc_id, source_file, locator) DO UPDATE
-    SET content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, seen_at = now()
+ON CONFLICT (source_file, locator) DO UPDATE
+    SET doc_id = EXCLUDED.doc_id, content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, seen_at = now()
 """
 
 _QUARANTINE = f"""
