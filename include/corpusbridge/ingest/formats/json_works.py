@@ -19,11 +19,15 @@ def _reject_constant(name: str) -> None:
     raise RecordError("MalformedJson", f"{name} is not valid JSON (PostgreSQL jsonb would refuse it)")
 
 
+# One decoder for all records: json.loads with any keyword argument builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json(data: bytes) -> tuple[Any, str]:
     """Strict JSON from bytes, with its text; every way it can fail is a RecordError with a stable class."""
     text = record_text(data, nul_marker=b"\\u0000")
     try:
-        return json.loads(text, parse_constant=_reject_constant), text
+        return _DECODER.decode(text), text
     except json.JSONDecodeError as exc:
         raise RecordError("MalformedJson", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
 

@@ -22,7 +22,7 @@ def rebuild_abstract(index: object) -> str | None:
     if not isinstance(index, dict):
         raise RecordError("WrongFieldType", f"abstract_inverted_index must be an object, got {type(index).__name__}")
     lists = list(index.values())
-    if all(type(v) is list for v in lists):
+    if set(map(type, lists)) <= {list}:
         positions = list(chain.from_iterable(lists))
         if set(map(type, positions)) <= {int}:  # the common case, checked and flattened at C speed
             words = chain.from_iterable(map(repeat, index, map(len, lists)))
