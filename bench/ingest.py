@@ -168,7 +168,18 @@ def bench(docs: int, workers: int, scratch: Path) -> dict:
     assert distinct == summary["records_loaded"], (distinct, summary["records_loaded"])
     rows_file.unlink()
     final_file.unlink()
+    for kind in ("ingest", "copy", "jsonb", "final"):
+        _drop_db(server, f"bench_{kind}_{docs}")
     return result
+
+
+def _drop_db(server: str, name: str) -> None:
+    """Left behind, a loaded database is vacuumed and analyzed by autovacuum during the next measurement."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def bench_big_file(megabytes: int, workers: int, scratch: Path) -> dict:
@@ -187,6 +198,7 @@ def bench_big_file(megabytes: int, workers: int, scratch: Path) -> dict:
     server = embedded_uri(scratch / "pgdata")
     summary, wall, peak_kib = _run_ingest(corpus, _fresh_db(server, f"bench_big_{megabytes}"), workers)
     mb_per_s = round(summary["bytes_read"] / wall / 1e6, 1)
+    _drop_db(server, f"bench_big_{megabytes}")
     return {"file_mb": megabytes, "records": summary["records_seen"], "wall_s": round(wall, 2), "mb_per_s": mb_per_s,
             "peak_rss_mb": round(peak_kib / 1024)}  # fmt: skip
 
