@@ -145,12 +145,18 @@ def bench(docs: int, workers: int, scratch: Path) -> dict:
         generate(corpus, docs, seed=docs)
     expected = json.loads((corpus / ".expected.json").read_text())
     server = embedded_uri(scratch / "pgdata")
+    # Each database is dropped as soon as it is measured: left behind, autovacuum would work through its fresh
+    # rows while the next one is timed.
     summary, wall, peak_kib = _run_ingest(corpus, _fresh_db(server, f"bench_ingest_{docs}"), workers)
+    _drop_db(server, f"bench_ingest_{docs}")
     rows_file, final_file = scratch / f"rows-{docs}.copy", scratch / f"final-{docs}.copy"
     parsed, distinct = _parsed_rows_files(corpus, rows_file, final_file)
     copy_seconds = _time_copy(_fresh_db(server, f"bench_copy_{docs}"), rows_file, "ingest_staging", STAGING_COLUMNS)
+    _drop_db(server, f"bench_copy_{docs}")
     jsonb_seconds = _time_copy(_jsonb_staging_db(server, docs), rows_file, "jsonb_staging", STAGING_COLUMNS)
+    _drop_db(server, f"bench_jsonb_{docs}")
     final_seconds = _time_copy(_fresh_db(server, f"bench_final_{docs}"), final_file, "raw_documents", FINAL_COLUMNS)
+    _drop_db(server, f"bench_final_{docs}")
     loaded_rows = summary["records_loaded"] + summary["records_duplicate"]
     result = {
         "docs": docs, "files": summary["files_seen"], "records": summary["records_seen"], "wall_s": round(wall, 2),
@@ -168,8 +174,6 @@ def bench(docs: int, workers: int, scratch: Path) -> dict:
     assert distinct == summary["records_loaded"], (distinct, summary["records_loaded"])
     rows_file.unlink()
     final_file.unlink()
-    for kind in ("ingest", "copy", "jsonb", "final"):
-        _drop_db(server, f"bench_{kind}_{docs}")
     return result
 
 
