@@ -155,3 +155,16 @@ def test_rebuild_abstract_fast_path_keeps_the_order_of_shared_positions() -> Non
     # Two words at one position (seen in real OpenAlex data) come out in word order, as the checked path does.
     assert rebuild_abstract({"b": [0], "a": [0], "c": [1]}) == "a b c"
     assert rebuild_abstract({"yes": [0, True]}) == "yes yes"  # a bool is an int to the checked path too
+
+
+def test_child_helpers_match_elementpath_on_repeated_parents() -> None:
+    import xml.etree.ElementTree as ET
+
+    from corpusbridge.ingest.formats.xml_records import child, child_text, children
+
+    root = ET.fromstring("<r><a><b/></a><a><b><c>1</c><c>2</c></b></a><a><b><c/></b></a></r>")
+    assert children(root, "a", "b", "c") == root.findall("a/b/c")
+    assert child(root, "a", "b", "c") is root.find("a/b/c")  # the first match is under the second <a>
+    assert child_text(root, "a", "b", "c") == root.findtext("a/b/c") == "1"
+    assert child_text(root, "a", "x") is root.findtext("a/x") is None
+    assert child(None, "a") is None and children(None, "a") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from corpusbridge.ingest.formats.xml_records import inner_xml, text_of
+from corpusbridge.ingest.formats.xml_records import child, children, inner_xml, text_of
 from corpusbridge.ingest.records import Record, RecordError, document_id, expect_year, person
 
 FORMAT = "jats"
@@ -24,7 +24,7 @@ def _main_abstract(meta: ET.Element) -> ET.Element | None:
 
 def _year(meta: ET.Element) -> int | None:
     years = []
-    for date in meta.iterfind("pub-date"):
+    for date in meta.findall("pub-date"):
         value = (date.findtext("year") or "").strip()
         if value[:4].isdigit():
             years.append(expect_year(value[:4], "pub-date/year"))
@@ -33,7 +33,7 @@ def _year(meta: ET.Element) -> int | None:
 
 def _authors(meta: ET.Element) -> list[dict[str, Any]]:
     authors = []
-    for contrib in meta.iterfind("contrib-group/contrib"):
+    for contrib in children(meta, "contrib-group", "contrib"):
         if contrib.get("contrib-type", "author") != "author":
             continue
         name = contrib.find("name")
@@ -48,24 +48,22 @@ def _authors(meta: ET.Element) -> list[dict[str, Any]]:
 
 
 def to_record(element: ET.Element, locator: str, raw_xml: str) -> Record:
-    meta = element.find("front/article-meta")
+    meta = child(element, "front", "article-meta")
     if meta is None:
         raise RecordError("MissingField", "article has no front/article-meta")
-    ids = {i.get("pub-id-type", ""): (i.text or "").strip() for i in meta.iterfind("article-id")}
+    ids = {i.get("pub-id-type", ""): (i.text or "").strip() for i in meta.findall("article-id")}
     pmc = ids.get("pmc") or ids.get("pmcid")
     if pmc and not pmc.upper().startswith("PMC"):
         pmc = f"PMC{pmc}"
-    journal = element.find("front/journal-meta")
-    venue = None
-    if journal is not None:
-        venue = text_of(journal.find("journal-title-group/journal-title")) or text_of(journal.find("journal-title"))
+    journal = child(element, "front", "journal-meta")
+    venue = text_of(child(journal, "journal-title-group", "journal-title")) or text_of(child(journal, "journal-title"))
     return Record(
         doc_id=document_id(
             ids.get("doi"), [("pmcid", pmc), ("pmid", ids.get("pmid")), ("publisher", ids.get("publisher-id"))]
         ),
         source_format=FORMAT,
         locator=locator,
-        title=inner_xml(meta.find("title-group/article-title")),
+        title=inner_xml(child(meta, "title-group", "article-title")),
         abstract=inner_xml(_main_abstract(meta)),
         full_text=inner_xml(element.find("body")),
         authors=_authors(meta),

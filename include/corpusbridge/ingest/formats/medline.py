@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from corpusbridge.ingest.formats.xml_records import inner_xml, text_of
+from corpusbridge.ingest.formats.xml_records import child, child_text, children, inner_xml, text_of
 from corpusbridge.ingest.records import Record, RecordError, document_id, expect_year, person
 
 FORMAT = "medline"
@@ -19,8 +19,9 @@ def record_tags(head: bytes) -> tuple[str, ...]:
 
 
 def _article_ids(element: ET.Element, article: ET.Element) -> dict[str, str]:
-    ids = {a.get("IdType", ""): (a.text or "").strip() for a in element.iterfind("PubmedData/ArticleIdList/ArticleId")}
-    for loc in article.iterfind("ELocationID"):
+    listed = children(element, "PubmedData", "ArticleIdList", "ArticleId")
+    ids = {a.get("IdType", ""): (a.text or "").strip() for a in listed}
+    for loc in article.findall("ELocationID"):
         if loc.get("EIdType") == "doi" and loc.text:
             ids.setdefault("doi", loc.text.strip())
     return ids
@@ -28,17 +29,17 @@ def _article_ids(element: ET.Element, article: ET.Element) -> dict[str, str]:
 
 def _abstract(article: ET.Element) -> str | None:
     """The AbstractText parts as markup, labels kept (`<AbstractText Label="METHODS">…`) for sanitize to join."""
-    parts = [ET.tostring(t, encoding="unicode").strip() for t in article.iterfind("Abstract/AbstractText")]
+    parts = [ET.tostring(t, encoding="unicode").strip() for t in children(article, "Abstract", "AbstractText")]
     return "".join(parts) or None
 
 
 def _year(article: ET.Element, citation: ET.Element) -> int | None:
-    pub_date = article.find("Journal/JournalIssue/PubDate")
+    pub_date = child(article, "Journal", "JournalIssue", "PubDate")
     candidates = []
     if pub_date is not None:
         candidates += [pub_date.findtext("Year"), (pub_date.findtext("MedlineDate") or "")[:4]]
-    candidates += [article.findtext("ArticleDate/Year"), citation.findtext("DateCompleted/Year")]
-    candidates += [citation.findtext("DateCreated/Year")]
+    candidates += [child_text(article, "ArticleDate", "Year"), child_text(citation, "DateCompleted", "Year")]
+    candidates += [child_text(citation, "DateCreated", "Year")]
     for value in candidates:
         if value and value.strip()[:4].isdigit():
             return expect_year(value.strip()[:4], "PubDate")
@@ -47,7 +48,7 @@ def _year(article: ET.Element, citation: ET.Element) -> int | None:
 
 def _authors(article: ET.Element) -> list[dict[str, Any]]:
     authors = []
-    for a in article.iterfind("AuthorList/Author"):
+    for a in children(article, "AuthorList", "Author"):
         collective = text_of(a.find("CollectiveName"))
         if collective:
             authors.append(person(collective))
@@ -74,7 +75,7 @@ def to_record(element: ET.Element, locator: str, raw_xml: str) -> Record:
         full_text=None,
         authors=_authors(article),
         year=_year(article, citation),
-        venue=text_of(article.find("Journal/Title")) or citation.findtext("MedlineJournalInfo/MedlineTA"),
+        venue=text_of(child(article, "Journal", "Title")) or child_text(citation, "MedlineJournalInfo", "MedlineTA"),
         language=article.findtext("Language"),
         raw={"xml": raw_xml},
     )

@@ -105,6 +105,28 @@ def inner_xml(element: ET.Element | None) -> str | None:
     return "".join(parts).strip() or None
 
 
+def children(element: ET.Element | None, *tags: str) -> list[ET.Element]:
+    """`element.findall("a/b/c")` as `children(element, "a", "b", "c")`, same elements in the same order: a path
+    with a slash goes through ElementPath in Python, a single tag is matched in C (about a tenth of the cost of
+    a MEDLINE record)."""
+    level = [] if element is None else [element]
+    for tag in tags:
+        level = [found for parent in level for found in parent.findall(tag)]
+    return level
+
+
+def child(element: ET.Element | None, *tags: str) -> ET.Element | None:
+    """`element.find("a/b/c")`: the first of `children`."""
+    found = children(element, *tags)
+    return found[0] if found else None
+
+
+def child_text(element: ET.Element | None, *tags: str) -> str | None:
+    """`element.findtext("a/b/c")`: None when absent, "" when empty."""
+    found = child(element, *tags)
+    return None if found is None else (found.text or "")
+
+
 def text_of(element: ET.Element | None) -> str | None:
     if element is None:
         return None
