@@ -204,3 +204,17 @@ def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(b
     fast = pq.read_table(batch["root"] / "fast" / "concepts-0.parquet")
     assert fast.equals(pq.read_table(batch["root"] / "spacy" / "concepts-0.parquet"))
     assert max(fast.column("sentence").to_pylist()) == 3
+
+
+def test_payload_process_imports_neither_numpy_nor_spacy_and_writes_the_same_bytes(batch) -> None:
+    """`python -m corpusbridge.extract --no-embeddings` keeps both off its import path (their import alone cost more
+    CPU than matching a small shard) and still writes what the library writes in a process that has them."""
+    _run(batch, "library", workers=1, embeddings=False)
+    command = [sys.executable, "-X", "importtime", "-m", "corpusbridge.extract", "--manifest", str(batch["manifest"])]
+    command += ["--index", "0", "--dictionary", str(batch["dictionary"]), "--out", str(batch["root"] / "process")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    finished = subprocess.run([*command, "--no-embeddings"], env=env, capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in finished.stderr.splitlines() if "|" in line}
+    assert not {"numpy", "spacy"} & imported
+    library = (batch["root"] / "library" / "concepts-0.parquet").read_bytes()
+    assert (batch["root"] / "process" / "concepts-0.parquet").read_bytes() == library
