@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 if "--no-embeddings" in sys.argv[1:] and "numpy" not in sys.modules:
@@ -12,4 +13,9 @@ if "--no-embeddings" in sys.argv[1:] and "numpy" not in sys.modules:
 
 from corpusbridge.cli.extract import main
 
-sys.exit(main())
+code = main()
+sys.stdout.flush()
+sys.stderr.flush()
+# Exit without interpreter teardown: it would free the loaded automaton node by node (~0.4 s of CPU for 1M terms,
+# measured) after every output is already closed, fsynced and renamed.
+os._exit(code)
