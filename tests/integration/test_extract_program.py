@@ -218,3 +218,15 @@ def test_payload_process_imports_neither_numpy_nor_spacy_and_writes_the_same_byt
     assert not {"numpy", "spacy"} & imported
     library = (batch["root"] / "library" / "concepts-0.parquet").read_bytes()
     assert (batch["root"] / "process" / "concepts-0.parquet").read_bytes() == library
+
+
+def test_a_dictionary_rebuilt_in_place_is_loaded_again(batch) -> None:
+    """The program keeps its last dictionary loaded; a new version at the same path must not be served from it."""
+    first = _run(batch, "before", workers=1, embeddings=False)
+    terms = batch["root"] / "terms.tsv"
+    terms.write_text("concept_id\tterm\nC9\ttumor\n", encoding="utf-8")
+    build_dictionary(terms, batch["dictionary"])
+    second = _run(batch, "after", workers=1, embeddings=False)
+    assert first.dictionary_version != second.dictionary_version
+    concepts = pq.read_table(batch["root"] / "after" / "concepts-0.parquet").column("concept_id").to_pylist()
+    assert set(concepts) == {"C9"}
