@@ -45,33 +45,28 @@ class RowGroupWorker:
         self.splitter = SentenceSplitter() if sentence_mode == "fast" else None
         self._file: pq.ParquetFile | None = None
 
-    def _parquet(self) -> pq.ParquetFile:
+    def batches(self, group: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
         if self._file is None:
             self._file = pq.ParquetFile(self.path)
-        return self._file
-
-    def batches(self, group: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        return self._parquet().iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False)
+        return self._file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False)
 
     def match_group(self, group: int) -> GroupResult:
         columns: dict[str, list[Any]] = {name: [] for name in CONCEPTS_SCHEMA.names}
         docs = without_text = 0
-        # One read per row group (0.17 s vs 0.20 s of CPU in 1k-row batches for 52 MB, measured); memory stays
-        # bounded by one row group of text (the export writes 2,048 documents per group).
-        table = self._parquet().read_row_group(group, columns=["doc_id", "text"], use_threads=False)
-        found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
-        for doc_id, text in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
-            docs += 1
-            if doc_id is None:
-                raise ExtractError(f"{self.path}: row group {group} has a null doc_id; fix the export")
-            if not text:
-                without_text += 1
-                continue
-            matches = self.matcher.locate(text)
-            if matches:
-                found.append((doc_id, text, matches))
-        for (doc_id, text, matches), sentences in zip(found, self._sentences(found), strict=True):
-            _append(columns, doc_id, text, matches, sentences)
+        for batch in self.batches(group, ["doc_id", "text"]):
+            found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
+            for doc_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                docs += 1
+                if doc_id is None:
+                    raise ExtractError(f"{self.path}: row group {group} has a null doc_id; fix the export")
+                if not text:
+                    without_text += 1
+                    continue
+                matches = self.matcher.locate(text)
+                if matches:
+                    found.append((doc_id, text, matches))
+            for (doc_id, text, matches), sentences in zip(found, self._sentences(found), strict=True):
+                _append(columns, doc_id, text, matches, sentences)
         return GroupResult(pa.table(columns, schema=CONCEPTS_SCHEMA), docs, without_text)
 
     def _sentences(self, found: list[tuple[str, str, list[tuple[str, int, int]]]]) -> Iterator[list[int]]:
