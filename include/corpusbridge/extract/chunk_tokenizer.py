@@ -3,8 +3,8 @@
 It follows spaCy 3's `Tokenizer.__call__` for a single chunk: special cases, then prefixes and suffixes peeled off
 alternately (`_split_affixes`), then URL match, special case or infix split of what is left (`_attach_tokens`), then
 the special-case matcher over the chunk's tokens (`_apply_special_cases`: longest match first). spaCy tokenizes
-each chunk on its own (a special case can only match across chunks if its text has a space, and none of the
-English ones does), so this gives the same tokens as `nlp.tokenizer(text)` for every chunk of `text`;
+each chunk on its own (its special-case matcher skips a match whose text, spanning chunks, holds whitespace the
+special case does not), so this gives the same tokens as `nlp.tokenizer(text)` for every chunk of `text`;
 tests/unit/extract/test_chunk_tokenizer.py checks that against spaCy.
 """
 
