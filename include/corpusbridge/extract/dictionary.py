@@ -72,7 +72,7 @@ class BuildReport:
 
 class ConceptGroups:
     """The concept ids of each group, split out of one string on first use: a 1M-term artifact has ~1M groups, and a
-    tuple for each cost 0.14 s of serial load time and ~115 MB (measured), where a shard touches a few thousand."""
+    tuple for each cost 0.14 s of serial load time and ~90 MB (measured), where a shard touches a few thousand."""
 
     def __init__(self, text: str, starts: array) -> None:
         self._text = text
