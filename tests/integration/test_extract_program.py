@@ -230,3 +230,20 @@ def test_a_dictionary_rebuilt_in_place_is_loaded_again(batch) -> None:
     assert first.dictionary_version != second.dictionary_version
     concepts = pq.read_table(batch["root"] / "after" / "concepts-0.parquet").column("concept_id").to_pylist()
     assert set(concepts) == {"C9"}
+
+
+def test_a_row_group_split_across_workers_gives_the_same_bytes(batch) -> None:
+    """One big row group is matched in parts by 2 workers and merged back: the file must not show it."""
+    shard = batch["root"] / "one-group.parquet"
+    _write_shard(shard, 2500, seed=3, row_group_rows=2500)
+    for workers in (1, 2):
+        run_extract(
+            ShardInput(shard, 0),
+            batch["dictionary"],
+            batch["root"] / f"split-{workers}",
+            workers=workers,
+            embeddings=False,
+        )
+    one, two = ((batch["root"] / f"split-{w}" / "concepts-0.parquet").read_bytes() for w in (1, 2))
+    assert one == two
+    assert pq.read_metadata(batch["root"] / "split-2" / "concepts-0.parquet").num_row_groups == 1
