@@ -302,14 +302,22 @@ def slow_methods(terms: list[str], docs: list[str], matcher: Matcher) -> list[Ro
     return rows
 
 
+REPEAT = 3  # the fast methods and the program run this often; the best time counts (neighbours only ever add time)
+
+
+def _best(measure, fn, *args):
+    runs = [measure(fn, *args) for _ in range(REPEAT)]
+    return min(seconds for seconds, _ in runs), runs[-1][1]
+
+
 def fast_methods(terms: list[str], docs: list[str], matcher: Matcher, work: Path) -> tuple[list[Row], dict]:
     n, mb = len(terms), _mb(docs)
     automaton = bare_automaton(terms)
-    bare_s, _ = _timed(bare_scan, automaton, docs)
+    bare_s, _ = _best(_timed, bare_scan, automaton, docs)
     del automaton
-    wall_s, _ = _wall(matcher_count, matcher, docs)
-    matcher_s, count = _timed(matcher_count, matcher, docs)
-    two_s, two_count = _wall(matcher_processes, matcher, docs, 2)
+    wall_s, _ = _best(_wall, matcher_count, matcher, docs)
+    matcher_s, count = _best(_timed, matcher_count, matcher, docs)
+    two_s, two_count = _best(_wall, matcher_processes, matcher, docs, 2)
     rows = [
         Row("bare pyahocorasick scan (peer, CPU s)", n, mb, bare_s, None, None, "raw hits discarded"),
         Row("matcher: normalize+scan+select+offsets (CPU s)", n, mb, matcher_s, count, count),
@@ -320,9 +328,15 @@ def fast_methods(terms: list[str], docs: list[str], matcher: Matcher, work: Path
     extra: dict[str, float] = {}
     for workers in (1, 2):
         out = work / f"run-{n}-{workers}"
-        shutil.rmtree(out, ignore_errors=True)  # a completed index would be a no-op
-        seconds, cpu, concepts, rss = run_program(work / "shard.parquet", work / f"dict-{n}", out, workers)
-        note = f"peak RSS {rss / 1024:.0f} MB (parent)"
+        runs = []
+        for _ in range(REPEAT):
+            shutil.rmtree(out, ignore_errors=True)  # a completed index would be a no-op
+            load = os.getloadavg()[0]
+            runs.append((*run_program(work / "shard.parquet", work / f"dict-{n}", out, workers), load))
+        seconds, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+        concepts, rss = runs[-1][2], max(r[3] for r in runs)
+        loads = "/".join(f"{r[4]:.1f}" for r in runs)
+        note = f"peak RSS {rss / 1024:.0f} MB (parent); best of {REPEAT}, load average {loads}"
         if workers == 1:
             rows.append(Row("program end to end, 1 process (CPU s)", n, mb, cpu, concepts, count, note))
         rows.append(Row(f"program end to end, {workers} process(es) (wall)", n, mb, seconds, concepts, count, note))

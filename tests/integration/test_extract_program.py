@@ -204,3 +204,46 @@ def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(b
     fast = pq.read_table(batch["root"] / "fast" / "concepts-0.parquet")
     assert fast.equals(pq.read_table(batch["root"] / "spacy" / "concepts-0.parquet"))
     assert max(fast.column("sentence").to_pylist()) == 3
+
+
+def test_payload_process_imports_neither_numpy_nor_spacy_and_writes_the_same_bytes(batch) -> None:
+    """`python -m corpusbridge.extract --no-embeddings` keeps both off its import path (their import alone cost more
+    CPU than matching a small shard) and still writes what the library writes in a process that has them."""
+    _run(batch, "library", workers=1, embeddings=False)
+    command = [sys.executable, "-X", "importtime", "-m", "corpusbridge.extract", "--manifest", str(batch["manifest"])]
+    command += ["--index", "0", "--dictionary", str(batch["dictionary"]), "--out", str(batch["root"] / "process")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    finished = subprocess.run([*command, "--no-embeddings"], env=env, capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in finished.stderr.splitlines() if "|" in line}
+    assert not {"numpy", "spacy"} & imported
+    library = (batch["root"] / "library" / "concepts-0.parquet").read_bytes()
+    assert (batch["root"] / "process" / "concepts-0.parquet").read_bytes() == library
+
+
+def test_a_dictionary_rebuilt_in_place_is_loaded_again(batch) -> None:
+    """The program keeps its last dictionary loaded; a new version at the same path must not be served from it."""
+    first = _run(batch, "before", workers=1, embeddings=False)
+    terms = batch["root"] / "terms.tsv"
+    terms.write_text("concept_id\tterm\nC9\ttumor\n", encoding="utf-8")
+    build_dictionary(terms, batch["dictionary"])
+    second = _run(batch, "after", workers=1, embeddings=False)
+    assert first.dictionary_version != second.dictionary_version
+    concepts = pq.read_table(batch["root"] / "after" / "concepts-0.parquet").column("concept_id").to_pylist()
+    assert set(concepts) == {"C9"}
+
+
+def test_a_row_group_split_across_workers_gives_the_same_bytes(batch) -> None:
+    """One big row group is matched in parts by 2 workers and merged back: the file must not show it."""
+    shard = batch["root"] / "one-group.parquet"
+    _write_shard(shard, 2500, seed=3, row_group_rows=2500)
+    for workers in (1, 2):
+        run_extract(
+            ShardInput(shard, 0),
+            batch["dictionary"],
+            batch["root"] / f"split-{workers}",
+            workers=workers,
+            embeddings=False,
+        )
+    one, two = ((batch["root"] / f"split-{w}" / "concepts-0.parquet").read_bytes() for w in (1, 2))
+    assert one == two
+    assert pq.read_metadata(batch["root"] / "split-2" / "concepts-0.parquet").num_row_groups == 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from corpusbridge.extract.dictionary import PUNCTUATED, SINGLE_WORD, Dictionary
+from corpusbridge.extract.dictionary import MULTI_WORD, SINGLE_WORD, Dictionary
 from corpusbridge.extract.normalize import GAP_MAP, NormalizedText, normalize_text
 
 
@@ -36,15 +36,14 @@ class Matcher:
     def __init__(self, dictionary: Dictionary) -> None:
         self.dictionary = dictionary
         self._iter = dictionary.automaton.iter
-        self._infos = dictionary.infos
-        self._entry_groups = dictionary.entry_groups
         self._groups = dictionary.groups
         self._punctuated = dictionary.punctuated
         # Hot-path tables as lists (indexing a list returns a stored int; indexing an array allocates one):
-        # per entry, key length - 1, and the group, or -1 when the hit's gaps must be checked first.
+        # per entry, key length - 1, and the group of a single word; -2 - group for a plain multi-word term, whose
+        # gaps are checked inline; -1 for a punctuated one (checked in `_gap_group`).
         self._reach = [(info >> 2) - 1 for info in dictionary.infos]
         self._direct = [
-            group if info & 3 == SINGLE_WORD else -1
+            group if info & 3 == SINGLE_WORD else -2 - group if info & 3 == MULTI_WORD else -1
             for info, group in zip(dictionary.infos, dictionary.entry_groups, strict=True)
         ]
 
@@ -72,13 +71,19 @@ class Matcher:
         mapped = " " + normalized.mapped + " "
         candidates: list[tuple[int, int, int]] = []
         append = candidates.append
-        reach, direct = self._reach, self._direct
+        reach, direct, folded = self._reach, self._direct, normalized.folded
         for last, entry in self._iter(mapped):
             # The padded key is mapped[start : last+1]; the term inside it is folded[start : last-1].
             start = last - reach[entry]
             group = direct[entry]
-            if group < 0:
-                group = self._gap_group(normalized, mapped, start, last, entry)
+            if group < -1:
+                # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+                text, term = folded[start : last - 1], mapped[start + 1 : last]
+                if text != term and text.translate(GAP_MAP) != term:
+                    continue
+                group = -2 - group
+            elif group < 0:
+                group = self._gap_group(normalized, start, last)
                 if group < 0:
                     continue
             append((start, start + 1 - last, group))
@@ -91,11 +96,7 @@ class Matcher:
                 chosen.append((start, reached, group))
         return chosen
 
-    def _gap_group(self, normalized: NormalizedText, mapped: str, start: int, last: int, entry: int) -> int:
-        """The group of a multi-word hit whose gaps agree with the term's, else -1 (the hit is not a match)."""
-        term = mapped[start + 1 : last]
-        text = normalized.folded[start : last - 1]
-        if self._infos[entry] & 3 == PUNCTUATED:
-            return self._punctuated[term].get(text.translate(GAP_MAP), -1)
-        # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
-        return self._entry_groups[entry] if text == term or text.translate(GAP_MAP) == term else -1
+    def _gap_group(self, normalized: NormalizedText, start: int, last: int) -> int:
+        """The group of a punctuated term's hit whose gaps agree with one of its forms, else -1 (no match)."""
+        term = normalized.mapped[start : last - 1]
+        return self._punctuated[term].get(normalized.folded[start : last - 1].translate(GAP_MAP), -1)

@@ -1,24 +1,27 @@
-"""Sentence indices for matches: spaCy's `blank("en")` + `sentencizer`, without running spaCy over every word.
+"""Sentence indices for matches: spaCy's `blank("en")` + `sentencizer`, without running (or importing) spaCy.
 
 Measured (bench/extract.py, bench/RESULTS.md): spaCy's tokenizer runs at a few MB/s, several times slower than the
-automaton scan, so it cannot sit on the hot path. The sentencizer's rule, though, only looks at tokens in and right
-after chunks holding sentence punctuation, and spaCy tokenizes each whitespace-delimited chunk on its own. So
-`SentenceSplitter` runs the sentencizer's exact state machine, asking spaCy's own tokenizer (cached per distinct
-chunk) only about the chunks that can end a sentence and those right after them. Its boundaries are checked against
-the full pipeline in tests/unit/extract/test_sentences.py; `spacy_sentence_starts` is the full pipeline
-(`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers who want spaCy objects.
+automaton scan, and `import spacy` alone costs more CPU than scanning a 50 MB shard with 1k terms. The sentencizer's
+rule, though, only looks at tokens in and right after chunks holding sentence punctuation, and spaCy tokenizes each
+whitespace-delimited chunk on its own. So `SentenceSplitter` runs the sentencizer's exact state machine, asking a
+tokenizer (cached per distinct chunk) only about the chunks that can end a sentence and those right after them.
+By default that tokenizer is `ChunkTokenizer` over spaCy's exported rules (no spaCy import); given an `nlp`, it is
+spaCy's own. The commonest boundary, "word. Next", is found by one regex over the reversed text (see `_starts`).
+Boundaries are checked against the full pipeline in tests/unit/extract/test_sentences.py; `spacy_sentence_starts`
+is the full pipeline (`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers who want spaCy objects.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-import spacy
-from spacy.pipeline import Sentencizer
+from corpusbridge.extract.chunk_tokenizer import ChunkTokenizer
+from corpusbridge.extract.spacy_rules import tokenizer_rules
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -28,7 +31,8 @@ PUNCT, OTHER_PUNCT, WORD = 0, 1, 2
 _CACHE_LIMIT = 200_000
 _WHITESPACE = re.compile(r"\s+")
 _CHUNK = re.compile(r"\S+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+_ASCII_BYTES = bytes(range(128))
 
 
 class _Located(Protocol):
@@ -39,62 +43,135 @@ class _Located(Protocol):
 
 @lru_cache(maxsize=1)
 def blank_pipeline() -> Language:
-    """`spacy.blank("en")` with the rule-based sentencizer: needs no model download."""
+    """`spacy.blank("en")` with the rule-based sentencizer: needs no model download (imports spaCy)."""
+    import spacy
+
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     return nlp
+
+
+def is_punct(text: str) -> bool:
+    """spaCy's `is_punct` lexical attribute: every character is Unicode punctuation (category P*)."""
+    return all(unicodedata.category(char).startswith("P") for char in text)
+
+
+def _spacy_tokens(nlp: Language) -> tuple[Callable[[str], list[str]], list[str], set[str]]:
+    tokenizer = nlp.tokenizer
+    sentencizer: Any = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else None
+    punct = sentencizer.punct_chars if sentencizer is not None else tokenizer_rules().punct_chars
+    return (lambda chunk: [t.text for t in tokenizer(chunk)]), list(punct), set(getattr(tokenizer, "rules", {}) or {})
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching exactly `words`, factored by common prefixes: `re` tries alternatives one by one, and a
+    flat alternation of a few hundred words would be tried at every plain mark."""
+    tree: dict[str, dict] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_node(tree)
+
+
+def _trie_node(node: dict[str, dict]) -> str:
+    branches = [re.escape(char) + _trie_node(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body  # a word may also end here
+
+
+def _reverse_marks(marks: str, blocked_reversed: frozenset[str], plain: str) -> re.Pattern[str]:
+    """The sentence marks `marks`, plus (the text being reversed) the word before a plain "word. Next" mark: mark,
+    one space, a letter or digit, the word lower-case letters/digits and no special case."""
+    every = re.escape(marks)
+    if not plain:  # without the shortcuts (a foreign punctuation set) every mark takes the state machine
+        return re.compile(f"[{every}]")
+    blocked = f"(?!{_trie_pattern(blocked_reversed)}(?!\\S))" if blocked_reversed else ""
+    return re.compile(rf"[{every}](?:(?<=[^\W_] [{plain}]){blocked}[a-z0-9]+(?!\S))?")
 
 
 class SentenceSplitter:
     """The sentencizer's boundaries at near string-scan speed (see module docstring)."""
 
     def __init__(self, nlp: Language | None = None) -> None:
-        nlp = nlp or blank_pipeline()
-        self._tokenizer = nlp.tokenizer
-        sentencizer: Any = nlp.get_pipe("sentencizer") if "sentencizer" in nlp.pipe_names else Sentencizer(nlp.vocab)
-        self._punct = frozenset(sentencizer.punct_chars)
+        if nlp is None:
+            rules = tokenizer_rules()
+            self._tokenize: Callable[[str], list[str]] = ChunkTokenizer(rules)
+            punct, special = list(rules.punct_chars), set(rules.special_cases)
+        else:
+            self._tokenize, punct, special = _spacy_tokens(nlp)
+        self._punct = frozenset(punct)
         self._ascii_punct = "".join(sorted(c for c in self._punct if c.isascii()))
         self._outcomes: dict[str, tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]] = {}
-        self._searches: dict[frozenset[str], re.Pattern[str]] = {}
         # Shortcuts that skip the tokenizer for the two commonest cases (both pinned by the agreement test):
         # "word." (lower-case/digits + one sentence mark, neither it nor "word" a special case) splits into word +
         # mark, and a chunk starting with a letter or digit always starts with a WORD token (is_punct needs all-P
         # chars).
-        self._special = frozenset(getattr(self._tokenizer, "rules", None) or {})
+        self._special = frozenset(special)
         self._letters_start_words = not any(c.isalnum() for c in self._punct)
         marks = re.escape(self._ascii_punct)
         self._plain_end = re.compile(rf"[a-z0-9]+[{marks}]") if marks else None
+        # "word." is no plain end when "word" or "word" + a mark is a special case ("hes." is "he" + "s.").
+        blocked = {s for s in special if _PLAIN_WORD.fullmatch(s)}
+        blocked |= {s[:-1] for s in special if s[-1:] in self._punct and _PLAIN_WORD.fullmatch(s[:-1])}
+        self._plain = marks if self._letters_start_words else ""
+        self._blocked_reversed = frozenset(word[::-1] for word in blocked)
+        self._searches: dict[frozenset[str], re.Pattern[str]] = {}
 
     def starts(self, text: str) -> list[int]:
         """Character offsets where the 2nd, 3rd, ... sentence begins."""
+        return self._starts(text, len(text) - 1)
+
+    def indices(self, text: str, offsets: Sequence[int]) -> list[int]:
+        """Sentence index of each character offset (boundaries after the last offset are not looked for)."""
+        if not offsets:
+            return []
+        starts = self._starts(text, max(offsets))
+        return [bisect_right(starts, offset) for offset in offsets]
+
+    def _starts(self, text: str, last: int) -> list[int]:
+        """Sentence starts from every mark at or before `last`.
+
+        The text is scanned backwards (reversed) so that one C-speed regex, whose fast search starts at the mark,
+        can also look at the word before it: a plain "word. Next" mark is a boundary two characters on whatever
+        came before (a plain chunk always starts with a letter, so no pending period can run into it), and only
+        the other marks go through the state machine, in text order.
+        """
+        if last < 0:
+            return []
+        top = min(len(text) - 1, last + 2)
+        # (start, end) in the reversed text; a plain mark's match also holds its word, so it is longer than 1.
+        spans = [match.span() for match in self._reverse_search(text).finditer(text[top::-1])]
+        plain = [top + 2 - start for start, end in spans if end - start > 1]
+        if len(plain) == len(spans):
+            return plain[::-1]
         starts: list[int] = []
         done = 0
-        for found in self._punct_search(text).finditer(text):
-            position = found.start()
-            if position < done:
+        for start, end in reversed(spans):
+            position = top - start
+            if end - start > 1 or position < done:
                 continue
             while position > done and not text[position - 1].isspace():
                 position -= 1
             done, seen = self._first_chunk(text, position, starts)
             while seen and done < len(text):
                 done, seen = self._resume(text, done, starts)
-        return starts
+        return sorted(plain[::-1] + starts) if plain else starts
 
-    def _punct_search(self, text: str) -> re.Pattern[str]:
-        """A pattern for the sentence punctuation this text can hold: a small class is what keeps `re` fast."""
-        extra = frozenset() if text.isascii() else frozenset(_NON_ASCII.findall(text)) & self._punct
+    def _reverse_search(self, text: str) -> re.Pattern[str]:
+        """A pattern for the marks this text can hold: a small character class up front is what keeps `re` on its
+        fast search (measured: the class of all ~130 marks makes the scan ~10x slower)."""
+        extra: frozenset[str] = frozenset()
+        if not text.isascii():
+            extra = frozenset(text.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")) & self._punct
         pattern = self._searches.get(extra)
         if pattern is None:
-            pattern = re.compile("[" + re.escape(self._ascii_punct + "".join(sorted(extra))) + "]")
-            self._searches[extra] = pattern
+            marks = self._ascii_punct + "".join(sorted(extra))
+            pattern = self._searches[extra] = _reverse_marks(marks, self._blocked_reversed, self._plain)
         return pattern
-
-    def indices(self, text: str, offsets: Sequence[int]) -> list[int]:
-        """Sentence index of each character offset."""
-        if not offsets:
-            return []
-        starts = self.starts(text)
-        return [bisect_right(starts, offset) for offset in offsets]
 
     def _outcome(self, chunk: str) -> tuple[tuple[tuple[int, ...], bool], tuple[tuple[int, ...], bool]]:
         """The sentencizer's loop over one chunk's tokens, for both incoming states: (start offsets, period
@@ -103,9 +180,11 @@ class SentenceSplitter:
         if outcome is None:
             if len(self._outcomes) > _CACHE_LIMIT:
                 self._outcomes.clear()
-            tokens = self._tokenizer(chunk)
-            kinds = [PUNCT if t.text in self._punct else OTHER_PUNCT if t.is_punct else WORD for t in tokens]
-            offsets = [t.idx for t in tokens]
+            texts = self._tokenize(chunk)
+            kinds = [PUNCT if t in self._punct else OTHER_PUNCT if is_punct(t) else WORD for t in texts]
+            offsets = [0] * len(texts)
+            for index in range(1, len(texts)):  # a chunk has no spaces: its tokens spell it out
+                offsets[index] = offsets[index - 1] + len(texts[index - 1])
             outcome = (self._loop(kinds, offsets, False), self._loop(kinds, offsets, True))
             self._outcomes[chunk] = outcome
         return outcome

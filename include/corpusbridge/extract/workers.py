@@ -1,7 +1,8 @@
 """Row groups matched in order, in this process or in forked workers that share the loaded automaton.
 
-Row groups are the unit of work; results come back in row-group order whatever the number of workers, which is
-what keeps the output bytes independent of it. At most 2 x workers row groups are in flight (bounded memory).
+Row groups, or with several workers contiguous parts of them, are the units of work; results come back merged per
+row group and in row-group order whatever the number of workers, which is what keeps the output bytes independent
+of it. At most 2 x workers units are in flight (bounded memory).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,38 @@ class GroupResult:
     without_text: int
 
 
+@dataclass(frozen=True)
+class WorkUnit:
+    """Batches [first, first + count) of one row group, in batches of READ_BATCH_ROWS rows."""
+
+    group: int
+    first: int = 0
+    count: int | None = None  # None: to the end of the row group
+
+
+def plan_units(group_rows: list[int], processes: int) -> list[WorkUnit]:
+    """Whole row groups for one process; for several, each group cut into contiguous batch ranges so that there are
+    at least 4 units per process. With few row groups (a 52 MB shard has 6 of 2,048 documents) whole groups leave a
+    worker idle for most of a group at the end."""
+    if processes <= 1:
+        return [WorkUnit(group) for group in range(len(group_rows))]
+    parts = -(-4 * processes // max(1, len(group_rows)))
+    units: list[WorkUnit] = []
+    for group, rows in enumerate(group_rows):
+        batches = max(1, -(-rows // READ_BATCH_ROWS))
+        size = -(-batches // min(parts, batches))
+        units.extend(WorkUnit(group, first, size) for first in range(0, batches, size))
+    return units
+
+
+def merge_parts(parts: list[GroupResult]) -> GroupResult:
+    """One row group's result from its parts, laid out as if matched whole (one chunk per column: same bytes)."""
+    if len(parts) == 1:
+        return parts[0]
+    table = pa.concat_tables([part.table for part in parts]).combine_chunks()
+    return GroupResult(table, sum(p.docs for p in parts), sum(p.without_text for p in parts))
+
+
 class RowGroupWorker:
     """Per-process state; created in the parent, inherited by forked children."""
 
@@ -50,10 +84,12 @@ class RowGroupWorker:
             self._file = pq.ParquetFile(self.path)
         return self._file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False)
 
-    def match_group(self, group: int) -> GroupResult:
+    def match_unit(self, unit: WorkUnit) -> GroupResult:
+        group = unit.group
         columns: dict[str, list[Any]] = {name: [] for name in CONCEPTS_SCHEMA.names}
         docs = without_text = 0
-        for batch in self.batches(group, ["doc_id", "text"]):
+        last = None if unit.count is None else unit.first + unit.count
+        for batch in islice(self.batches(group, ["doc_id", "text"]), unit.first, last):
             found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
             for doc_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 docs += 1
@@ -96,24 +132,35 @@ def _append(
 _WORKER: RowGroupWorker | None = None
 
 
-def _match_in_child(group: int) -> GroupResult:
+def _match_in_child(unit: WorkUnit) -> GroupResult:
     assert _WORKER is not None, "worker state is set before the pool forks"
-    return _WORKER.match_group(group)
+    return _WORKER.match_unit(unit)
 
 
-def ordered_results(worker: RowGroupWorker, groups: int, processes: int) -> Iterator[GroupResult]:
-    """Row-group results in order; at most 2 x processes in flight, so memory stays bounded."""
+def ordered_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
+    """One result per row group, in order, merged from its units; at most 2 x processes units in flight."""
+    parts: list[GroupResult] = []
+    for unit, result in zip(units, _unit_results(worker, units, processes), strict=True):
+        if parts and unit.first == 0:
+            yield merge_parts(parts)
+            parts = []
+        parts.append(result)
+    if parts:
+        yield merge_parts(parts)
+
+
+def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
     global _WORKER
-    if processes <= 1 or groups <= 1:
-        for group in range(groups):
-            yield worker.match_group(group)
+    if processes <= 1 or len(units) <= 1:
+        for unit in units:
+            yield worker.match_unit(unit)
         return
     _WORKER = worker
     context = multiprocessing.get_context("fork")
     with context.Pool(processes, initializer=reset_inherited_signals) as pool:
         pending: deque = deque()
-        for group in range(groups):
-            pending.append(pool.apply_async(_match_in_child, (group,)))
+        for unit in units:
+            pending.append(pool.apply_async(_match_in_child, (unit,)))
             if len(pending) >= 2 * processes:
                 yield pending.popleft().get()
         while pending:
