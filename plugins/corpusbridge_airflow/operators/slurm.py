@@ -139,8 +139,9 @@ class SlurmOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.stage_out and not self.local_output_dir:
-            raise AirflowException(f"{self.task_id}: stage_out is set but local_output_dir is not; say where to put "
-                                   "the fetched files")
+            raise AirflowException(
+                f"{self.task_id}: stage_out is set but local_output_dir is not; say where to put the fetched files"
+            )
         hook = SlurmHook(self.slurm_conn_id)
         spec = self.job_spec(context, hook.settings)
         transport = hook.transport
@@ -150,8 +151,14 @@ class SlurmOperator(BaseOperator):
         self._log_submission(submission)
         self._job_ids = sorted(submission.jobs)
         if not submission.jobs:
-            event = {"status": "done", "jobs": {}, "outcomes": [], "scratch_dir": spec.scratch,
-                     "is_array": spec.is_array, "done": {str(k): v for k, v in submission.done.items()}}
+            event = {
+                "status": "done",
+                "jobs": {},
+                "outcomes": [],
+                "scratch_dir": spec.scratch,
+                "is_array": spec.is_array,
+                "done": {str(k): v for k, v in submission.done.items()},
+            }
             return self._complete(hook, event)
         trigger = self._trigger(submission, spec)
         if self.deferrable:
@@ -202,8 +209,12 @@ class SlurmOperator(BaseOperator):
         self.log.info(
             "staged in %d file(s): %d copied, %d skipped (already there, hash verified), %d repaired; "
             "%.1f MB at %.1f MB/s",
-            len(result.files), len(result.files) - result.skipped - result.repaired, result.skipped,
-            result.repaired, result.bytes / 1e6, result.mb_per_s,
+            len(result.files),
+            len(result.files) - result.skipped - result.repaired,
+            result.skipped,
+            result.repaired,
+            result.bytes / 1e6,
+            result.mb_per_s,
         )
 
     def _stage_out(self, transport: Transport, scratch: str) -> list[str]:
@@ -213,8 +224,14 @@ class SlurmOperator(BaseOperator):
 
         patterns = [p if posixpath.isabs(p) else posixpath.join(scratch, p) for p in self.stage_out]
         result = staging.fetch(transport, patterns, Path(str(self.local_output_dir)))
-        self.log.info("fetched %d file(s) into %s: %.1f MB at %.1f MB/s (%d already there)", len(result.files),
-                      self.local_output_dir, result.bytes / 1e6, result.mb_per_s, result.skipped)
+        self.log.info(
+            "fetched %d file(s) into %s: %.1f MB at %.1f MB/s (%d already there)",
+            len(result.files),
+            self.local_output_dir,
+            result.bytes / 1e6,
+            result.mb_per_s,
+            result.skipped,
+        )
         return [f.target for f in result.files]
 
     def _complete(self, hook: SlurmHook, event: dict[str, Any]) -> dict[str, Any]:
@@ -249,4 +266,3 @@ async def _first_event(trigger: SlurmJobTrigger) -> dict[str, Any]:
     async for event in trigger.run():
         return dict(event.payload)
     raise AirflowException("the SLURM trigger ended without an event")
-

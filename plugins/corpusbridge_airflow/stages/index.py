@@ -30,8 +30,14 @@ def index_stage(
         summary = run_index(conn, backend, es_client=client, rebuild=rebuild, progress=_log_progress)  # type: ignore[arg-type]
     log.info(
         "index run %d (%s, %s): %d in, %d indexed, %d deleted, %d failed, %.0f docs/s",
-        summary.run_id, summary.backend, summary.mode, summary.docs_in, summary.docs_indexed,
-        summary.docs_deleted, summary.docs_failed, summary.docs_per_second,
+        summary.run_id,
+        summary.backend,
+        summary.mode,
+        summary.docs_in,
+        summary.docs_indexed,
+        summary.docs_deleted,
+        summary.docs_failed,
+        summary.docs_per_second,
     )
     if summary.docs_failed:
         raise RuntimeError(

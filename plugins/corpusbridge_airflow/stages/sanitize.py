@@ -26,8 +26,14 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
         summary = run_sanitize(conn, progress=_log_progress)
     log.info(
         "sanitize run %d: %d in, %d clean, %d rejected %s, %d duplicates linked, %d rows written, %.0f docs/s",
-        summary.run_id, summary.docs_in, summary.docs_clean, summary.docs_rejected, summary.reject_reasons or "",
-        summary.duplicates_linked, summary.rows_written, summary.docs_per_second,
+        summary.run_id,
+        summary.docs_in,
+        summary.docs_clean,
+        summary.docs_rejected,
+        summary.reject_reasons or "",
+        summary.duplicates_linked,
+        summary.rows_written,
+        summary.docs_per_second,
     )
     if summary.docs_rejected:
         log.warning("%d documents rejected: see the sanitize_rejects table (reason, detail)", summary.docs_rejected)
@@ -35,5 +41,6 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
 
 
 def _log_progress(progress: Any) -> None:
-    log.info("sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total,
-             progress.docs_per_second)
+    log.info(
+        "sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total, progress.docs_per_second
+    )

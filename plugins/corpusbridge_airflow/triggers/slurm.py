@@ -129,8 +129,7 @@ class _Watch:
         now = time.monotonic()
         self.down_since = self.down_since or now
         waited = now - self.down_since
-        self.t.log.warning("SLURM unreachable for %.0fs (budget %.0fs): %s", waited, self.t.unreachable_budget,
-                           problem)
+        self.t.log.warning("SLURM unreachable for %.0fs (budget %.0fs): %s", waited, self.t.unreachable_budget, problem)
         if waited < self.t.unreachable_budget:
             return None
         return {
