@@ -114,8 +114,9 @@ def merge_staged(cur: psycopg.Cursor, run_id: int, results: Sequence[FileResult]
     if seen_before:
         cur.execute("DELETE FROM document_sources WHERE source_file = ANY(%s)", (seen_before,))
         cur.execute("DELETE FROM quarantine WHERE source_file = ANY(%s)", (seen_before,))
-    loaded = _upsert_documents(cur, params) if records else 0
+    loaded = 0
     if records:
+        loaded = _upsert_documents(cur, params)
         cur.execute(_PROVENANCE, params)
     if quarantined:
         cur.execute(_QUARANTINE, params)

@@ -11,6 +11,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ _TYPES = (
 )  # fmt: skip
 # Rows stay inline up to a full page: below the default 2 kB target most rows would be moved to a TOAST table
 # (its own heap and index) on COPY and fetched back by the merge, a third of the COPY's server time.
-_CREATE = f"""CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE ingest_staging INCLUDING DEFAULTS INCLUDING STORAGE)
+_CREATE = f"""CREATE TEMP TABLE {STAGING_TABLE} (LIKE ingest_staging INCLUDING DEFAULTS INCLUDING STORAGE)
                WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS"""
 # Local buffers for the temp table: a chunk's rows (a few MB) stay in memory instead of spilling to disk.
 _TEMP_BUFFERS = "64MB"
@@ -69,18 +70,23 @@ class FileResult:
 
 
 def prepare_session(conn: psycopg.Connection) -> None:
-    """Create this connection's staging table (once per session; temp_buffers must be set before first use)."""
+    """Create a fresh connection's staging table (temp_buffers can only be set before its first temporary table)."""
     with conn.transaction():
-        if conn.execute(f"SELECT to_regclass('pg_temp.{STAGING_TABLE}')").fetchone() == (None,):
-            conn.execute(f"SET temp_buffers = '{_TEMP_BUFFERS}'")  # type: ignore[arg-type]  # constant
+        conn.execute(f"SET temp_buffers = '{_TEMP_BUFFERS}'")  # type: ignore[arg-type]  # constant
         conn.execute(_CREATE)  # type: ignore[arg-type]  # constant DDL
 
 
 def stage_chunk(cur: psycopg.Cursor, tasks: list[FileTask], cap: int = DEFAULT_RECORD_CAP) -> list[FileResult]:
     """COPY the items of every file in the chunk through one COPY (a round trip per file would dominate)."""
-    with cur.copy(_COPY) as copy:
-        copy.set_types(_TYPES)
+    with _staging_copy(cur) as copy:
         return [_stage_into(copy, task, cap) for task in tasks]
+
+
+@contextmanager
+def _staging_copy(cur: psycopg.Cursor) -> Iterator[psycopg.Copy]:
+    with cur.copy(_COPY) as copy:
+        copy.set_types(_TYPES)  # binary COPY sends no type names: they must match the columns, in order
+        yield copy
 
 
 def stage_whole_file_quarantine(cur: psycopg.Cursor, task: FileTask, exc: BaseException) -> FileResult:
@@ -89,8 +95,7 @@ def stage_whole_file_quarantine(cur: psycopg.Cursor, task: FileTask, exc: BaseEx
     with open(task.path, "rb") as f:
         head = f.read(QUARANTINE_RAW_CAP + 1)
     item = Quarantined.of("file", f"ParserFailure:{type(exc).__name__}", one_line(exc), head)
-    with cur.copy(_COPY) as copy:
-        copy.set_types(_TYPES)
+    with _staging_copy(cur) as copy:
         copy.write_row(_quarantine_row(task, 0, item))
     digest = file_sha256(Path(task.path))
     return FileResult(
