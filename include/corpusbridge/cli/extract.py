@@ -20,6 +20,21 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dictionary", type=Path, required=True, help="artifact from `corpusbridge dictionary build`")
     parser.add_argument("--out", type=Path, required=True, help="folder for concepts-I/vectors-I/result-I files")
     parser.add_argument("--no-embeddings", action="store_true", help="concepts only, skip the vectors")
+    parser.add_argument(
+        "--embedding-runtime",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="numpy (default; CPU nodes, no torch) or torch (GPU nodes; needs torch installed)",
+    )
+    parser.add_argument(
+        "--embedding-dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="torch only: what the encoder computes in (default float32, the reference vectors)",
+    )
+    parser.add_argument(
+        "--embedding-batch-size", type=_positive, default=64, help="texts per encoder batch (default 64)"
+    )
     parser.add_argument("--workers", type=int, help="processes (default: $SLURM_CPUS_PER_TASK, else all cores)")
     parser.add_argument(
         "--sentences",
@@ -28,6 +43,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="sentence splitter: spaCy's rules on demand (fast, default) or the full spaCy pipeline",
     )
     add_json_argument(parser)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,6 +66,20 @@ def run(args: argparse.Namespace) -> int:
     if args.manifest is not None and args.index is None:
         emit({"error": "--manifest needs --index (the shard to process)"}, args.json)
         return 2
+    if args.embedding_runtime == "numpy" and args.embedding_dtype != "float32":
+        emit(
+            {"error": "--embedding-dtype needs --embedding-runtime torch (numpy computes in float32)"},
+            args.json,
+        )
+        return 2
+    embedding = None
+    expected: tuple[type[Exception], ...] = (ExtractError, ManifestError, DictionaryError, OSError)
+    if not args.no_embeddings:
+        # Imported only here: the concepts-only path never loads the embedding module (nor numpy, see __main__).
+        from corpusbridge.extract.embed import EmbeddingError, EmbeddingOptions
+
+        embedding = EmbeddingOptions(args.embedding_runtime, args.embedding_dtype, args.embedding_batch_size)
+        expected += (EmbeddingError,)
     try:
         if args.manifest is not None:
             shard = shard_from_manifest(args.manifest, args.index)
@@ -54,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
             args.dictionary,
             args.out,
             embeddings=not args.no_embeddings,
+            embedding=embedding,
             workers=args.workers,
             sentence_mode=args.sentences,
         )
-    except (ExtractError, ManifestError, DictionaryError, OSError) as exc:
+    except expected as exc:
         emit({"error": str(exc)}, args.json)
         return 2
     emit(asdict(summary), args.json)

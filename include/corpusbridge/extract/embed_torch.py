@@ -7,7 +7,7 @@ equal the numpy runtime's (cosine >= 0.9999), so both can feed one index.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -16,23 +16,35 @@ from corpusbridge.extract.minilm import LAYER_NORM_EPS, BertConfig, read_safeten
 if TYPE_CHECKING:
     from torch import Tensor
 
+TorchDtype = Literal["float32", "bfloat16", "float16"]
+# float32 gives the numpy runtime's vectors (cos >= 0.9999, tested); the half types trade that for tensor-core speed
+# on GPUs and must never share an index with float32 vectors unless the bench's agreement figures say it is fine.
+TORCH_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+
 
 class TorchMiniLM:
     """BERT encoder + mean pooling + L2 norm in torch; `encode_batch` pads each batch to its longest text."""
 
-    def __init__(self, model_dir: Path, *, device: str | None = None, threads: int = 1) -> None:
+    def __init__(
+        self, model_dir: Path, *, device: str | None = None, threads: int = 1, dtype: TorchDtype = "float32"
+    ) -> None:
         try:
             import torch
         except ImportError as exc:
-            raise RuntimeError("the 'torch' embedding runtime needs torch installed; use runtime='numpy'") from exc
+            from corpusbridge.extract.embed import EmbeddingError
+
+            raise EmbeddingError("the 'torch' embedding runtime needs torch installed; use runtime='numpy'") from exc
         self._torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu":
             torch.set_num_threads(threads)
         self.config = BertConfig.from_file(model_dir / "config.json")
+        if dtype not in TORCH_DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {TORCH_DTYPES}")
+        self.dtype = dtype
         tensors = read_safetensors(model_dir / "model.safetensors")
         self._w = {
-            name: torch.from_numpy(np.array(array)).to(self.device)
+            name: torch.from_numpy(np.array(array)).to(self.device, getattr(torch, dtype))
             for name, array in tensors.items()
             if array.dtype == np.float32
         }
@@ -51,9 +63,10 @@ class TorchMiniLM:
             tokens = torch.from_numpy(padded).to(self.device)
             mask = tokens != 0  # [PAD] is id 0 and never occurs inside a WordPiece sequence
             hidden = self._forward(tokens, mask)
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            hidden = hidden.float()  # pool and normalize in float32 whatever the encoder ran in
+            weights = mask.unsqueeze(-1).float()
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
+            return torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
 
     def _forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         f = self._torch.nn.functional

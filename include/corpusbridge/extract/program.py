@@ -12,11 +12,11 @@ import gc
 import logging
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 import corpusbridge
@@ -35,11 +35,12 @@ from corpusbridge.extract.results import (
     vectors_name,
     vectors_schema,
 )
+from corpusbridge.extract.vectors import VectorsThread
 from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results, plan_units
 from corpusbridge.hashing import file_sha256
 
 if TYPE_CHECKING:
-    from corpusbridge.extract.embed import Embedder
+    from corpusbridge.extract.embed import Embedder, EmbeddingOptions
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,15 @@ def run_extract(
     *,
     embeddings: bool = True,
     embedder: Embedder | None = None,
+    embedding: EmbeddingOptions | None = None,
     workers: int | None = None,
     sentence_mode: str = "fast",
 ) -> ExtractSummary:
-    """Process one shard; see the module docstring for the guarantees."""
+    """Process one shard; see the module docstring for the guarantees.
+
+    Vectors come from `embedder` when given, else from a model loaded with `embedding` (default: the numpy
+    runtime), and only once the shard is known to need processing.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(shard, out_dir)
     started = time.perf_counter()
@@ -131,9 +137,12 @@ def run_extract(
     _verify_input(run)
     run.clock("verify", started)
     if embeddings and embedder is None:
-        from corpusbridge.extract.embed import load_embedder
+        from corpusbridge.extract.embed import EmbeddingOptions
 
-        embedder = load_embedder()
+        embedder = (embedding or EmbeddingOptions()).load()
+        log.info(
+            "embeddings: %s, runtime %s, batches of %d", embedder.model_name, embedder.runtime, embedder.batch_size
+        )
     try:
         entry = _process(run, dictionary, embedder if embeddings else None, workers or worker_count(), sentence_mode)
     except BaseException:
@@ -244,19 +253,24 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
     index = run.shard.index
     concepts_tmp = run.tmp(concepts_name(index))
     vectors_tmp = run.tmp(vectors_name(index))
-    concept_rows = docs = without_text = vector_rows = 0
+    concept_rows = docs = without_text = 0
     started = time.perf_counter()
     concepts = parquet_writer(concepts_tmp, CONCEPTS_SCHEMA)
     vectors = parquet_writer(vectors_tmp, vectors_schema(embedder.dimension)) if embedder else None
     try:
-        for group, result in enumerate(ordered_results(worker, units, min(processes, len(units)))):
-            if result.table.num_rows:
-                concepts.write_table(result.table)
-            concept_rows += result.table.num_rows
-            docs += result.docs
-            without_text += result.without_text
-            if vectors is not None and embedder is not None:
-                vector_rows += _embed_group(worker, group, embedder, vectors, run.has_title)
+        with ExitStack() as stack:
+            embedding = None
+            if embedder is not None and vectors is not None:
+                embedding = stack.enter_context(VectorsThread(run.shard.path, run.has_title, embedder, vectors))
+            for result in ordered_results(worker, units, min(processes, len(units))):
+                if embedding is not None:
+                    embedding.start()  # after the first result: the matching workers are forked by then
+                if result.table.num_rows:
+                    concepts.write_table(result.table)
+                concept_rows += result.table.num_rows
+                docs += result.docs
+                without_text += result.without_text
+            vector_rows = embedding.finish() if embedding is not None else 0
     finally:
         concepts.close()
         if vectors is not None:
@@ -278,28 +292,8 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
         model_hash=embedder.model_hash if embedder else None,
         code_version=code_version(),
         outputs=outputs,
+        embedding_runtime=embedder.runtime if embedder else None,
     )
-
-
-def embedding_input(title: str | None, text: str | None) -> str:
-    """What a document's vector is computed from: title and abstract, one blank line apart."""
-    return "\n\n".join(part for part in (title, text) if part)
-
-
-def _embed_group(
-    worker: RowGroupWorker, group: int, embedder: Embedder, writer: pq.ParquetWriter, has_title: bool
-) -> int:
-    columns = ["doc_id", "text", "title"] if has_title else ["doc_id", "text"]
-    rows = 0
-    for batch in worker.batches(group, columns):
-        data = batch.to_pydict()
-        titles = data.get("title") or [None] * batch.num_rows
-        vectors = embedder.embed([embedding_input(t, x) for t, x in zip(titles, data["text"], strict=True)])
-        flat = pa.array(vectors.astype("float32", copy=False).reshape(-1), type=pa.float32())
-        column = pa.FixedSizeListArray.from_arrays(flat, embedder.dimension)
-        writer.write_table(pa.table({"doc_id": data["doc_id"], "vector": column}, schema=writer.schema))
-        rows += batch.num_rows
-    return rows
 
 
 def _reconcile(run: _Run, docs: int, vector_rows: int, embeddings: bool) -> None:

@@ -75,6 +75,8 @@ class ResultEntry:
     code_version: str
     outputs: dict[str, OutputFile] = field(default_factory=dict)
     format: int = RESULT_FORMAT
+    # "numpy", or "torch:cuda" etc.: equal vectors to float32 round-off, recorded so an index can tell them apart.
+    embedding_runtime: str | None = None
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))

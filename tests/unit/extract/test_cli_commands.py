@@ -46,3 +46,33 @@ def test_errors_are_one_json_object_naming_the_problem(tmp_path: Path, capsys: p
     assert "manifest not found" in json.loads(capsys.readouterr().out)["error"]
     assert _cli(["dictionary", "build", str(tmp_path / "absent.tsv"), "--out", str(tmp_path / "a"), "--json"]) == 2
     assert "absent.tsv" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_embedding_options_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shard = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"doc_id": ["d1"], "text": ["Lung cancer."]}), shard)
+    argv = ["extract", "--input", str(shard), "--dictionary", str(tmp_path / "art"), "--out", str(tmp_path / "o")]
+    assert _cli([*argv, "--embedding-dtype", "bfloat16", "--json"]) == 2
+    assert "needs --embedding-runtime torch" in json.loads(capsys.readouterr().out)["error"]
+    with pytest.raises(SystemExit):
+        _cli([*argv, "--embedding-batch-size", "0"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_torch_runtime_without_torch_is_one_json_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("torch is installed here; the message is for CPU nodes without it")
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("concept_id\tterm\nC1\tlung\n", encoding="utf-8")
+    assert _cli(["dictionary", "build", str(terms), "--out", str(tmp_path / "art"), "--json"]) == 0
+    capsys.readouterr()
+    shard = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"doc_id": ["d1"], "text": ["Lung cancer."]}), shard)
+    argv = ["extract", "--input", str(shard), "--dictionary", str(tmp_path / "art"), "--out", str(tmp_path / "o")]
+    assert _cli([*argv, "--embedding-runtime", "torch", "--json"]) == 2
+    assert "needs torch installed" in json.loads(capsys.readouterr().out)["error"]
+    assert not [path for path in (tmp_path / "o").iterdir() if path.suffix in (".parquet", ".json")]

@@ -123,3 +123,23 @@ def test_torch_runtime_gives_the_same_vectors(embedder: Embedder, reference: dic
     assert torch_embedder.model_hash == embedder.model_hash
     cosines = (torch_embedder.embed(texts) * embedder.embed(texts)).sum(axis=1)
     assert cosines.min() >= 0.9999, cosines
+
+
+def test_torch_half_precision_is_close_and_says_so(embedder: Embedder, reference: dict) -> None:
+    pytest.importorskip("torch", reason="torch is not installed (optional GPU runtime; CI stays torch-free)")
+    texts = [*reference["texts"], *SHORT_TEXTS]
+    half = load_embedder(runtime="torch", dtype="bfloat16", batch_size=4)
+    assert half.runtime.endswith(":bfloat16")
+    vectors = half.embed(texts)
+    assert vectors.dtype == np.float32
+    assert (vectors * embedder.embed(texts)).sum(axis=1).min() >= 0.999  # 0.99993 measured, CPU and H100
+    with pytest.raises(ValueError, match="dtype 'int8'"):
+        load_embedder(runtime="torch", dtype="int8")  # type: ignore[arg-type]
+
+
+def test_a_text_list_longer_than_a_batch_is_embedded_in_order(embedder: Embedder) -> None:
+    """Batches are tokenized one ahead on a thread; the order of the vectors must not show it."""
+    texts = [f"text number {i} about lung cancer cells" for i in range(11)]
+    small = load_embedder(batch_size=3)
+    assert np.array_equal(small.embed(texts), np.stack([embedder.embed([t])[0] for t in texts]))
+    assert small.embed([]).shape == (0, small.dimension)
