@@ -69,7 +69,7 @@ bench-polling: install sandbox-up
 
 # --- concept extraction ---
 .PHONY: bench-extract
-# flashtext is a benchmark peer only, never a dependency of the package.
+# flashtext (a peer) and wordfreq (real English words for the data) are for the benchmark only, never the package.
 bench-extract: install
-	uv pip install -q --python $(BIN)/python "flashtext==2.7"
+	uv pip install -q --python $(BIN)/python "flashtext==2.7" "wordfreq==3.1.1"
 	$(BIN)/python bench/extract.py

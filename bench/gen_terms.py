@@ -1,8 +1,9 @@
-"""Seeded synthetic dictionary and corpus for the extraction benchmark.
+"""Seeded synthetic dictionary and corpus for the extraction benchmark, from real English words.
 
-Words: spaCy's English stop words as the most frequent ranks, then pronounceable pseudo-words, drawn with Zipf
-frequencies (no word list can be downloaded here). Terms: unique 1-4-word combinations of the vocabulary; the 1k
-and 100k dictionaries are prefixes of the 1M one. Documents: sentences of 8-30 words ending in '. ', some commas,
+Words: the most frequent alphabetic English words of `wordfreq` (its data ships in the wheel; a bench dependency
+installed by `make bench-extract`), drawn with their real frequencies, as in the issue's measured baselines
+(shared/notes/extraction-baselines.md). Terms: unique 1-4-word combinations of the vocabulary; the 1k and 100k
+dictionaries are prefixes of the 1M one. Documents: sentences of 8-30 words ending in '. ', some commas,
 dictionary terms (from the 1k prefix, so every dictionary size finds them) injected at 1 per 50 words.
 """
 
@@ -10,32 +11,26 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from pathlib import Path
 
-from spacy.lang.en.stop_words import STOP_WORDS
+from wordfreq import top_n_list, word_frequency
 
-ONSETS = ["", "b", "c", "d", "f", "g", "h", "l", "m", "n", "p", "r", "s", "t", "v", "br", "ch", "cl", "st", "tr"]
-VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "io"]
-CODAS = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ng", "ck"]
+WORDLIST = "large"
 
 
-def vocabulary(size: int, seed: int = 1) -> list[str]:
-    rng = random.Random(seed)
-    words = sorted(STOP_WORDS)
-    rng.shuffle(words)
-    seen = set(words)
-    while len(words) < size:
-        word = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(rng.randint(1, 4)))
-        if len(word) > 2 and word not in seen:
-            seen.add(word)
-            words.append(word)
-    return words
+def vocabulary(size: int) -> list[str]:
+    """The `size` most frequent all-letter English words, most frequent first."""
+    words = [word for word in top_n_list("en", 2 * size, wordlist=WORDLIST) if re.fullmatch("[a-z]+", word)]
+    if len(words) < size:
+        raise ValueError(f"wordfreq has only {len(words)} all-letter English words, asked for {size}")
+    return words[:size]
 
 
 def terms(count: int, words: list[str], seed: int = 2) -> list[str]:
     """`count` unique terms; a prefix of the list is the smaller dictionary."""
     rng = random.Random(seed)
-    content = words[400:]  # terms are made of content words, not stop words
+    content = words[400:]  # terms are made of content words, not the commonest (function) words
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < count:
@@ -56,7 +51,7 @@ def write_terms(path: Path, items: list[str]) -> None:
 def documents(total_bytes: int, words: list[str], injected: list[str], seed: int = 3) -> list[str]:
     """Abstract-sized documents (~3.5 kB) until `total_bytes` of text."""
     rng = random.Random(seed)
-    weights = list(itertools.accumulate(1.0 / (rank + 1) ** 1.07 for rank in range(len(words))))
+    weights = list(itertools.accumulate(word_frequency(word, "en", wordlist=WORDLIST) for word in words))
     docs: list[str] = []
     size = 0
     while size < total_bytes:

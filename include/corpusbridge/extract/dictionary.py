@@ -1,6 +1,7 @@
 """Concept dictionary -> Aho-Corasick automaton, built once on the workstation and shipped as a versioned artifact.
 
-The artifact is a folder: `automaton.pickle` (the pyahocorasick automaton, integer values), `entries.bin` (per key:
+The artifact is a folder: `automaton-K.pickle` (pyahocorasick automata, integer values: one for a small dictionary,
+several for a big one, each holding the keys of a range of first letters), `entries.bin` (per key:
 length, kind and concept group), `groups.txt` (one line per concept group, its concept ids tab-separated),
 `groups.idx` (where each line starts) and `meta.json` (version, options, counts). The version is the sha256 of the
 normalized dictionary, so two dictionaries that normalize to the same keys get the same version whatever their file
@@ -31,7 +32,13 @@ from corpusbridge.extract.normalize import GAP_MAP, NORMALIZATION_VERSION, WORD_
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 3
+ARTIFACT_FORMAT = 4
+# Unpickling holds an automaton's whole pickle while it rebuilds the nodes, so a 1M-term dictionary peaked at its
+# pickle (~510 MB) on top of its nodes (~600 MB). Big dictionaries are split into parts of at most this many pickled
+# bytes, loaded one after the other: measured at 1M terms, 2 parts cut the loader's peak from 1,278 to 958 MB for
+# ~20% more scan time (each part scans the whole text), so small dictionaries stay in one automaton.
+PART_PICKLE_BYTES = 320 * 2**20
+PICKLED_BYTES_PER_NODE = 36  # measured: 508 MB for the 14.1M nodes of the benchmark's 1M terms
 MAX_KEY_CHARS = 2**14
 # Entry kinds (low 2 bits of the entry info): what the matcher must check once a key is found.
 SINGLE_WORD, MULTI_WORD, PUNCTUATED = 0, 1, 2
@@ -97,7 +104,7 @@ class Dictionary:
     """A loaded artifact: what the matcher needs and nothing else."""
 
     version: str
-    automaton: ahocorasick.Automaton
+    automata: list[ahocorasick.Automaton]  # their keys are disjoint; entry numbers are global
     infos: array  # per entry: key length << 2 | kind
     entry_groups: array  # per entry: index into `groups`
     groups: ConceptGroups
@@ -240,15 +247,14 @@ def build_dictionary(terms: Path, out: Path, options: BuildOptions | None = None
     if not collected.keys:
         raise DictionaryError(f"{terms}: no usable terms ({collected.terms_read} read); is it the right file?")
     version = dictionary_version(collected.keys, options)
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    keys = sorted(collected.keys)
     tables = _Tables()
-    for index, key in enumerate(sorted(collected.keys)):
+    for key in keys:
         tables.add(key, collected.keys[key])
-        automaton.add_word(key, index)
-    automaton.make_automaton()
+    automata = [_automaton(keys, part) for part in split_keys(keys)]
     ambiguous = sum(1 for pairs in collected.keys.values() if len({c for _, c in pairs}) > 1)
     concepts = len({c for pairs in collected.keys.values() for _, c in pairs})
-    size = _save(out, automaton, tables, version, options)
+    size = _save(out, automata, tables, version, options)
     return BuildReport(
         version=version,
         artifact=str(out),
@@ -263,15 +269,47 @@ def build_dictionary(terms: Path, out: Path, options: BuildOptions | None = None
     )
 
 
-def _save(out: Path, automaton: ahocorasick.Automaton, tables: _Tables, version: str, options: BuildOptions) -> int:
+def split_keys(keys: list[str]) -> list[range]:
+    """Sorted keys cut into contiguous ranges of whole first letters (so no trie node is in two parts), each of about
+    PART_PICKLE_BYTES pickled at most; a single range for all but big dictionaries."""
+    # Trie nodes of sorted keys: each key adds the characters it does not share with the key before it.
+    nodes, previous = [], ""
+    for key in keys:
+        nodes.append(len(key) - len(os.path.commonprefix((previous, key))))  # noqa: RUF071 (characters, not paths)
+        previous = key
+    total = sum(nodes) * PICKLED_BYTES_PER_NODE
+    parts = max(1, -(-total // PART_PICKLE_BYTES))
+    cuts: list[range] = []
+    done = start = 0
+    for index, key in enumerate(keys):
+        starts_letter = index > 0 and key[1] != keys[index - 1][1]
+        if starts_letter and done * PICKLED_BYTES_PER_NODE >= (len(cuts) + 1) * total / parts:
+            cuts.append(range(start, index))
+            start = index
+        done += nodes[index]
+    cuts.append(range(start, len(keys)))
+    return cuts
+
+
+def _automaton(keys: list[str], part: range) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for index in part:
+        automaton.add_word(keys[index], index)
+    automaton.make_automaton()
+    return automaton
+
+
+def _save(
+    out: Path, automata: list[ahocorasick.Automaton], tables: _Tables, version: str, options: BuildOptions
+) -> int:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     # pickle, not Automaton.save: measured at 1M terms (integer values), save() writes 951 MB that load() takes 10.9 s
-    # of CPU to read back, peaking at 1.66 GB; the pickle is 778 MB and loads in 1.3 s, peaking at 1.9 GB because the
-    # whole stream is held while the automaton is rebuilt from it.
-    with open(tmp / "automaton.pickle", "wb") as handle:
-        pickle.dump(automaton, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    # of CPU to read back (it sorts and binary-searches every node address), peaking at 1.66 GB.
+    for number, automaton in enumerate(automata):
+        with open(tmp / f"automaton-{number}.pickle", "wb") as handle:
+            pickle.dump(automaton, handle, protocol=pickle.HIGHEST_PROTOCOL)
     with open(tmp / "entries.bin", "wb") as handle:
         tables.infos.tofile(handle)
         tables.entry_groups.tofile(handle)
@@ -285,6 +323,7 @@ def _save(out: Path, automaton: ahocorasick.Automaton, tables: _Tables, version:
         "normalization": NORMALIZATION_VERSION,
         "options": asdict(options),
         "entries": len(tables.infos),
+        "automata": len(automata),
         "groups": len(lines),
         "punctuated": tables.punctuated,
     }
@@ -306,8 +345,10 @@ def load_dictionary(artifact: Path) -> Dictionary:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("format") != ARTIFACT_FORMAT or meta.get("normalization") != NORMALIZATION_VERSION:
         raise DictionaryError(f"{artifact}: built by another corpusbridge version; rebuild the dictionary")
-    with open(artifact / "automaton.pickle", "rb") as handle:
-        automaton = pickle.load(handle)  # our own artifact: a foreign folder fails the format check above
+    automata = []
+    for number in range(meta["automata"]):  # one after the other: only one pickle is held at a time
+        with open(artifact / f"automaton-{number}.pickle", "rb") as handle:
+            automata.append(pickle.load(handle))  # our own artifact: a foreign folder fails the format check above
     infos, entry_groups = array("I"), array("i")
     with open(artifact / "entries.bin", "rb") as handle:
         infos.fromfile(handle, meta["entries"])
@@ -318,7 +359,7 @@ def load_dictionary(artifact: Path) -> Dictionary:
     groups = ConceptGroups((artifact / "groups.txt").read_text(encoding="utf-8"), starts)
     return Dictionary(
         version=meta["version"],
-        automaton=automaton,
+        automata=automata,
         infos=infos,
         entry_groups=entry_groups,
         groups=groups,

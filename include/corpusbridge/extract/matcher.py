@@ -12,6 +12,7 @@ Between the words of a term, the text must have whitespace or a hyphen, or the v
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import NamedTuple
 
 from corpusbridge.extract.dictionary import MULTI_WORD, SINGLE_WORD, Dictionary
@@ -35,7 +36,7 @@ class Matcher:
 
     def __init__(self, dictionary: Dictionary) -> None:
         self.dictionary = dictionary
-        self._iter = dictionary.automaton.iter
+        self._scans = [automaton.iter for automaton in dictionary.automata]
         self._groups = dictionary.groups
         self._punctuated = dictionary.punctuated
         # Hot-path tables as lists (indexing a list returns a stored int; indexing an array allocates one):
@@ -72,7 +73,8 @@ class Matcher:
         candidates: list[tuple[int, int, int]] = []
         append = candidates.append
         reach, direct, folded = self._reach, self._direct, normalized.folded
-        for last, entry in self._iter(mapped):
+        hits = self._scans[0](mapped) if len(self._scans) == 1 else chain.from_iterable(s(mapped) for s in self._scans)
+        for last, entry in hits:
             # The padded key is mapped[start : last+1]; the term inside it is folded[start : last-1].
             start = last - reach[entry]
             group = direct[entry]

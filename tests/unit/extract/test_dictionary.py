@@ -100,3 +100,25 @@ def test_an_artifact_of_another_format_asks_for_a_rebuild(tmp_path: Path) -> Non
     (tmp_path / "art" / "meta.json").write_text(json.dumps({**meta, "format": 2}), encoding="utf-8")
     with pytest.raises(DictionaryError, match="rebuild the dictionary"):
         load_dictionary(tmp_path / "art")
+
+
+def test_a_big_dictionary_is_split_by_first_letter_and_matches_exactly_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Split automata hold disjoint keys under global entry numbers: the matcher must not see the seams."""
+    terms = ["lung", "lung cancer", "small cell lung cancer", "cell", "cell line", "cancer", "b-cell", "zeta", "alpha"]
+    terms += [f"{a}{b} term" for a in "abcdefghijklmnopqrstuvwxyz" for b in "aeiou"]
+    source = tmp_path / "terms.tsv"
+    source.write_text("concept_id\tterm\n" + "".join(f"C{i}\t{t}\n" for i, t in enumerate(terms)), encoding="utf-8")
+    whole = build_dictionary(source, tmp_path / "whole")
+    monkeypatch.setattr("corpusbridge.extract.dictionary.PART_PICKLE_BYTES", 4096)
+    split = build_dictionary(source, tmp_path / "split")
+    assert split.version == whole.version and split.keys == whole.keys
+    parts = json.loads((tmp_path / "split" / "meta.json").read_text(encoding="utf-8"))["automata"]
+    assert parts > 2 and len(load_dictionary(tmp_path / "split").automata) == parts
+    assert sorted(p.name for p in (tmp_path / "split").glob("automaton-*.pickle")) == [
+        f"automaton-{n}.pickle" for n in range(parts)
+    ]
+    text = "Small cell lung cancer, cell lines and B-cell zeta; lung cancers. Alpha ka term, zu term. Cell."
+    one, many = Matcher(load_dictionary(tmp_path / "whole")), Matcher(load_dictionary(tmp_path / "split"))
+    assert many.find(text) == one.find(text) and len(one.find(text)) >= 8
