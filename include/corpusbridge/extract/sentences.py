@@ -33,6 +33,7 @@ _WHITESPACE = re.compile(r"\s+")
 _CHUNK = re.compile(r"\S+")
 _PLAIN_WORD = re.compile(r"[a-z0-9]+")
 _ASCII_BYTES = bytes(range(128))
+_MARKS_TO_PERIOD = str.maketrans("!?", "..")
 
 
 class _Located(Protocol):
@@ -119,6 +120,8 @@ class SentenceSplitter:
         blocked |= {s[:-1] for s in special if s[-1:] in self._punct and _PLAIN_WORD.fullmatch(s[:-1])}
         self._plain = marks if self._letters_start_words else ""
         self._blocked_reversed = frozenset(word[::-1] for word in blocked)
+        self._blocked = frozenset(blocked)
+        self._splits_on_marks = bool(self._plain) and set(self._ascii_punct) == {".", "!", "?"}
         self._searches: dict[frozenset[str], re.Pattern[str]] = {}
 
     def starts(self, text: str) -> list[int]:
@@ -143,23 +146,74 @@ class SentenceSplitter:
         if last < 0:
             return []
         top = min(len(text) - 1, last + 2)
-        # (start, end) in the reversed text; a plain mark's match also holds its word, so it is longer than 1.
-        spans = [match.span() for match in self._reverse_search(text).finditer(text[top::-1])]
-        plain = [top + 2 - start for start, end in spans if end - start > 1]
-        if len(plain) == len(spans):
-            return plain[::-1]
+        split = self._split_at_marks(text, top)
+        if split is not None:
+            plain, others = split
+        else:
+            # (start, end) in the reversed text; a plain mark's match also holds its word, so it is longer than 1.
+            spans = [match.span() for match in self._reverse_search(text).finditer(text[top::-1])]
+            plain = [top + 2 - start for start, end in reversed(spans) if end - start > 1]
+            others = [top - start for start, end in reversed(spans) if end - start == 1]
+        if not others:
+            return plain
+        starts = self._machine(text, others)
+        return sorted(plain + starts) if plain else starts
+
+    def _split_at_marks(self, text: str, top: int) -> tuple[list[int], list[int]] | None:
+        """(starts of the plain "word. Next" boundaries, positions of the other marks) in text[:top + 1], by
+        `str.split` on the marks: a third less time than the regex, which pays ~0.25 us at every mark (measured on
+        the benchmark corpus, same results). None when the text holds marks beyond '.!?' (the regex handles them).
+
+        A mark is taken as plain only when that is certain (the word is inside its piece, lower-case letters or
+        digits, no special case; one space, then a letter or digit); anything else goes to the state machine,
+        which places every mark exactly, so a doubtful case costs time, never a wrong boundary.
+        """
+        if not self._splits_on_marks:
+            return None
+        segment = text[: top + 1]
+        if not segment.isascii():
+            extra = segment.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")
+            if not self._punct.isdisjoint(extra):
+                return None
+        if "!" in segment or "?" in segment:
+            segment = segment.translate(_MARKS_TO_PERIOD)
+        pieces = segment.split(".")
+        plain: list[int] = []
+        others: list[int] = []
+        blocked = self._blocked
+        mark = -1
+        previous = pieces[0]
+        for number, following in enumerate(pieces[1:]):
+            mark += len(previous) + 1
+            _, space, word = previous.rpartition(" ")
+            if (
+                following[1:2].isalnum()
+                and following[:1] == " "
+                and (space or number == 0)
+                and word.isalnum()
+                and word.isascii()
+                and word == word.lower()
+                and word not in blocked
+            ):
+                plain.append(mark + 2)
+            else:
+                others.append(mark)
+            previous = following
+        return plain, others
+
+    def _machine(self, text: str, marks: list[int]) -> list[int]:
+        """Sentence starts from the marks at `marks` (ascending) that are not plain, by the sentencizer's rules."""
         starts: list[int] = []
         done = 0
-        for start, end in reversed(spans):
-            position = top - start
-            if end - start > 1 or position < done:
+        for position in marks:
+            if position < done:
                 continue
             while position > done and not text[position - 1].isspace():
                 position -= 1
             done, seen = self._first_chunk(text, position, starts)
             while seen and done < len(text):
                 done, seen = self._resume(text, done, starts)
-        return sorted(plain[::-1] + starts) if plain else starts
+        return starts
 
     def _reverse_search(self, text: str) -> re.Pattern[str]:
         """A pattern for the marks this text can hold: a small character class up front is what keeps `re` on its

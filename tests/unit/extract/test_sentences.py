@@ -96,3 +96,19 @@ def test_spacy_spans_on_request() -> None:
     doc = blank_pipeline()("Small cell lung cancer in lungs.")
     spans = as_spans(doc, [Match("C1", 0, 22, "Small cell lung cancer")])
     assert [(s.text, s.label_) for s in spans] == [("Small cell lung cancer", "C1")]
+
+
+def test_the_split_on_marks_and_the_regex_give_the_same_boundaries() -> None:
+    """ASCII text takes `str.split` on '.!?' (no regex per mark); it must place every boundary as the regex path
+    does, for every stretch of the text that `indices` looks at, and agree with spaCy."""
+    rng = random.Random(12)
+    pieces = [p for p in PIECES if p.isascii()] + ["co.", "mr.", "ms.", "dr.", "st.", "no.", "jan.", "abc.", "x1."]
+    texts = []
+    for _ in range(3_000):
+        texts.append("".join(rng.choice(pieces) + rng.choice(SEPARATORS) for _ in range(rng.randint(1, 40))))
+    split, regex = SentenceSplitter(), SentenceSplitter()
+    regex._splits_on_marks = False  # the path every text with other marks (e.g. '。') takes
+    for text in texts:
+        for last in (len(text) - 1, rng.randrange(len(text))):
+            assert split._starts(text, last) == regex._starts(text, last), (text, last)
+    assert [split.starts(t) for t in texts[:1000]] == list(spacy_sentence_starts(texts[:1000]))
