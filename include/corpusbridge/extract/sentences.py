@@ -6,7 +6,8 @@ rule, though, only looks at tokens in and right after chunks holding sentence pu
 whitespace-delimited chunk on its own. So `SentenceSplitter` runs the sentencizer's exact state machine, asking a
 tokenizer (cached per distinct chunk) only about the chunks that can end a sentence and those right after them.
 By default that tokenizer is `ChunkTokenizer` over spaCy's exported rules (no spaCy import); given an `nlp`, it is
-spaCy's own. The commonest boundary, "word. Next", is found by one regex over the reversed text (see `_starts`).
+spaCy's own. The commonest boundary, "word. Next", is found by splitting the text on its marks, or, when it holds
+marks beyond '.!?', by one regex over the reversed text (see `_starts`).
 Boundaries are checked against the full pipeline in tests/unit/extract/test_sentences.py; `spacy_sentence_starts`
 is the full pipeline (`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers who want spaCy objects.
 """
@@ -138,10 +139,11 @@ class SentenceSplitter:
     def _starts(self, text: str, last: int) -> list[int]:
         """Sentence starts from every mark at or before `last`.
 
-        The text is scanned backwards (reversed) so that one C-speed regex, whose fast search starts at the mark,
-        can also look at the word before it: a plain "word. Next" mark is a boundary two characters on whatever
-        came before (a plain chunk always starts with a letter, so no pending period can run into it), and only
-        the other marks go through the state machine, in text order.
+        A plain "word. Next" mark is a boundary two characters on, whatever came before (a plain chunk always starts
+        with a letter, so no pending period can run into it), and only the other marks go through the state
+        machine, in text order. Plain marks are told apart by `_split_at_marks`, or, for text with marks beyond
+        '.!?', by one C-speed regex over the reversed text, whose fast search starts at the mark and can then look
+        at the word before it.
         """
         if last < 0:
             return []
