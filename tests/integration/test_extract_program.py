@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -219,6 +220,21 @@ def test_an_embedding_failure_publishes_nothing_and_leaves_no_temp_file(batch) -
     assert list(out.iterdir()) == []
     summary = run_extract(ShardInput(shard, 0), batch["dictionary"], out, embedder=HashingEmbedderDouble(), workers=2)
     assert summary.status == "done" and summary.vectors == 3000
+
+
+def test_a_matching_failure_stops_the_vectors_thread_and_publishes_nothing(batch) -> None:
+    """The vectors are computed on a thread while the main thread matches; an error there must stop both."""
+    shard = batch["root"] / "null-id.parquet"
+    ids = [f"doc-{i}" for i in range(3000)]
+    ids[2500] = None  # in the second row group: the vectors thread is well under way by then
+    texts = ["Lung cancer cells. Small cell lung cancer."] * 3000
+    table = pa.table({"doc_id": pa.array(ids, pa.string()), "text": texts})
+    pq.write_table(table, shard, row_group_size=1500)
+    out = batch["root"] / "null-id"
+    with pytest.raises(ExtractError, match="null doc_id"):
+        run_extract(ShardInput(shard, 0), batch["dictionary"], out, embedder=HashingEmbedderDouble(), workers=1)
+    assert list(out.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("corpusbridge-embed")]
 
 
 def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(batch) -> None:
