@@ -24,16 +24,19 @@ _RUNTIME = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 @dataclass(frozen=True)
 class Container:
-    """An Apptainer/Singularity image; the scratch dir is bound at the same path inside."""
+    """An Apptainer/Singularity image; the scratch dir is bound at the same path inside. `gpu` adds `--nv`, which
+    brings the node's NVIDIA driver into the container (the payload's `--embedding-runtime torch` needs it)."""
 
     image: str
     runtime: str = "apptainer"
     binds: tuple[str, ...] = ()
+    gpu: bool = False
 
     def prefix(self, scratch: str) -> list[str]:
         if not _RUNTIME.match(self.runtime):
             raise ValueError(f"container runtime {self.runtime!r} is not a program name (apptainer, singularity)")
-        argv = [self.runtime, "exec", "--bind", f"{scratch}:{scratch}", "--pwd", scratch]
+        argv = [self.runtime, "exec", *(["--nv"] if self.gpu else [])]
+        argv += ["--bind", f"{scratch}:{scratch}", "--pwd", scratch]
         for bind in self.binds:
             argv += ["--bind", bind]
         return [*argv, self.image]

@@ -51,6 +51,8 @@ class SlurmOperator(BaseOperator):
     :param local_output_dir: where stage_out files go (required when stage_out is set). Templated.
     :param container: an Apptainer/Singularity image on the cluster; the command runs through
         `apptainer exec --bind <scratch>`. Templated.
+    :param container_gpu: run the container with `--nv` (the node's NVIDIA driver inside), for GPU jobs; ask
+        SLURM for the GPUs in `sbatch_options`, e.g. `{"gpus": 1}`.
     :param deferrable: wait in the triggerer (default) or in the worker.
     :param poll_interval: seconds between polls.
     :param unreachable_budget: how long the controller or SSH may stay unreachable before the task fails
@@ -81,6 +83,7 @@ class SlurmOperator(BaseOperator):
         sbatch_options: dict[str, Any] | None = None,
         local_output_dir: str | None = None,
         container: str | None = None,
+        container_gpu: bool = False,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         unreachable_budget: float = 600.0,
@@ -97,6 +100,7 @@ class SlurmOperator(BaseOperator):
         self.sbatch_options = dict(sbatch_options or {})
         self.local_output_dir = local_output_dir
         self.container = container
+        self.container_gpu = container_gpu
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.unreachable_budget = unreachable_budget
@@ -117,6 +121,8 @@ class SlurmOperator(BaseOperator):
             "stage_out": self.stage_out,
             "sbatch_options": self.sbatch_options,
             "container": self.container,
+            # Only when set: every job name made before this option existed stays the same.
+            **({"container_gpu": True} if self.container_gpu else {}),
         }
 
     def job_spec(self, context: Any, settings: Any) -> jobs.JobSpec:
@@ -124,7 +130,7 @@ class SlurmOperator(BaseOperator):
         digest = naming.input_hash(self._parameters())
         key = naming.WorkKey(ti.dag_id, ti.task_id, context["run_id"], getattr(ti, "map_index", -1), digest)
         runtime = settings.container_runtime or "apptainer"
-        container = script.Container(self.container, runtime) if self.container else None
+        container = script.Container(self.container, runtime, gpu=self.container_gpu) if self.container else None
         return jobs.JobSpec(
             command=self.command,
             scratch=naming.scratch_dir(settings.scratch_root, key),

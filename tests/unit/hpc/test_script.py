@@ -53,6 +53,11 @@ def test_container_prefix_binds_scratch() -> None:
     assert shell == "singularity exec --bind /s:/s --pwd /s i.sif /bin/bash -c 'echo $X'"
 
 
+def test_a_gpu_container_brings_the_nvidia_driver_in() -> None:
+    line = script.command_line(["python", "-m", "x"], "/s", script.Container("i.sif", gpu=True))
+    assert line == "apptainer exec --nv --bind /s:/s --pwd /s i.sif python -m x"
+
+
 def test_container_runtime_must_be_a_program() -> None:
     with pytest.raises(ValueError, match="runtime"):
         script.command_line(["x"], "/s", script.Container("i", runtime="apptainer; reboot"))
