@@ -7,7 +7,7 @@ equal the numpy runtime's (cosine >= 0.9999), so both can feed one index.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 TorchDtype = Literal["float32", "bfloat16", "float16"]
 # float32 gives the numpy runtime's vectors (cos >= 0.9999, tested); the half types trade that for tensor-core speed
 # on GPUs and must never share an index with float32 vectors unless the bench's agreement figures say it is fine.
-TORCH_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+TORCH_DTYPES: tuple[str, ...] = get_args(TorchDtype)
 
 
 class TorchMiniLM:
@@ -41,7 +41,6 @@ class TorchMiniLM:
         self.config = BertConfig.from_file(model_dir / "config.json")
         if dtype not in TORCH_DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {TORCH_DTYPES}")
-        self.dtype = dtype
         tensors = read_safetensors(model_dir / "model.safetensors")
         self._w = {
             name: torch.from_numpy(np.array(array)).to(self.device, getattr(torch, dtype))

@@ -12,7 +12,7 @@ import gc
 import logging
 import os
 import time
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -258,10 +258,10 @@ def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, proces
     concepts = parquet_writer(concepts_tmp, CONCEPTS_SCHEMA)
     vectors = parquet_writer(vectors_tmp, vectors_schema(embedder.dimension)) if embedder else None
     try:
-        with ExitStack() as stack:
-            embedding = None
-            if embedder is not None and vectors is not None:
-                embedding = stack.enter_context(VectorsThread(run.shard.path, run.has_title, embedder, vectors))
+        thread = None
+        if embedder is not None and vectors is not None:
+            thread = VectorsThread(run.shard.path, run.has_title, embedder, vectors)
+        with thread or nullcontext() as embedding:
             for result in ordered_results(worker, units, min(processes, len(units))):
                 if embedding is not None:
                     embedding.start()  # after the first result: the matching workers are forked by then

@@ -173,10 +173,8 @@ class SentenceSplitter:
         if not self._splits_on_marks:
             return None
         segment = text[: top + 1]
-        if not segment.isascii():
-            extra = segment.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")
-            if not self._punct.isdisjoint(extra):
-                return None
+        if self._other_marks(segment):
+            return None
         if "!" in segment or "?" in segment:
             segment = segment.translate(_MARKS_TO_PERIOD)
         pieces = segment.split(".")
@@ -217,12 +215,17 @@ class SentenceSplitter:
                 done, seen = self._resume(text, done, starts)
         return starts
 
+    def _other_marks(self, text: str) -> frozenset[str]:
+        """The sentence marks in `text` that are not ASCII ('。', '؟', ...); deleting the ASCII bytes leaves only the
+        other characters, much cheaper than a regex over the text."""
+        if text.isascii():
+            return frozenset()
+        return frozenset(text.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")) & self._punct
+
     def _reverse_search(self, text: str) -> re.Pattern[str]:
         """A pattern for the marks this text can hold: a small character class up front is what keeps `re` on its
         fast search (measured: the class of all ~130 marks makes the scan ~10x slower)."""
-        extra: frozenset[str] = frozenset()
-        if not text.isascii():
-            extra = frozenset(text.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")) & self._punct
+        extra = self._other_marks(text)
         pattern = self._searches.get(extra)
         if pattern is None:
             marks = self._ascii_punct + "".join(sorted(extra))
