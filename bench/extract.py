@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import gc
 import json
 import multiprocessing
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen_terms
 
+import corpusbridge
 from corpusbridge.export.schema import ROW_GROUP_ROWS, SHARD_SCHEMA
 from corpusbridge.extract.dictionary import build_dictionary, load_dictionary
 from corpusbridge.extract.matcher import Matcher
@@ -377,6 +379,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
+    # The program starts as an installed package does (pip, `uv --compile-bytecode`, the container): bytecode compiled.
+    compileall.compile_dir(Path(corpusbridge.__file__).parent, quiet=1)
     words = gen_terms.vocabulary(200_000)
     all_terms = gen_terms.terms(max(sizes), words)
     docs = gen_terms.documents(int(args.mb * 1e6), words, all_terms[:1000])

@@ -12,11 +12,11 @@ Between the words of a term, the text must have whitespace or a hyphen, or the v
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import NamedTuple
 
-from corpusbridge.extract.dictionary import MULTI_WORD, SINGLE_WORD, Dictionary
+from corpusbridge.extract.dictionary import MULTI_WORD, SINGLE_WORD, ConceptGroups, Dictionary
 from corpusbridge.extract.normalize import GAP_MAP, NormalizedText, normalize_text
+from corpusbridge.extract.scan import Engine, choose_engine, hit_finder
 
 
 class Match(NamedTuple):
@@ -31,18 +31,34 @@ class Match(NamedTuple):
     matched: str
 
 
-class Matcher:
-    """Finds concepts of one loaded dictionary in texts; cheap to share across forked workers."""
+class _ConceptCache(dict[int, tuple[str, ...]]):
+    """A group's concept ids, kept once looked up: a dict hit is one C lookup, where `ConceptGroups[group]` is a
+    Python call per match (measured: half the time of turning the benchmark's 1k-term matches into rows)."""
 
-    def __init__(self, dictionary: Dictionary) -> None:
+    def __init__(self, groups: ConceptGroups) -> None:
+        super().__init__()
+        self._groups = groups
+
+    def __missing__(self, group: int) -> tuple[str, ...]:
+        concepts = self[group] = self._groups[group]
+        return concepts
+
+
+class Matcher:
+    """Finds concepts of one loaded dictionary in texts; cheap to share across forked workers.
+
+    `engine` picks the scanner of raw hits (see extract/scan.py); the matches are the same with either.
+    """
+
+    def __init__(self, dictionary: Dictionary, engine: Engine = "auto") -> None:
         self.dictionary = dictionary
-        self._scans = [automaton.iter for automaton in dictionary.automata]
-        self._groups = dictionary.groups
+        self.engine = choose_engine(dictionary, engine)
+        self._hits = hit_finder(dictionary, self.engine)
+        self._groups = _ConceptCache(dictionary.groups)
         self._punctuated = dictionary.punctuated
-        # Hot-path tables as lists (indexing a list returns a stored int; indexing an array allocates one):
-        # per entry, key length - 1, and the group of a single word; -2 - group for a plain multi-word term, whose
-        # gaps are checked inline; -1 for a punctuated one (checked in `_gap_group`).
-        self._reach = [(info >> 2) - 1 for info in dictionary.infos]
+        # Per entry, as a list (indexing a list returns a stored int; indexing an array allocates one): the group of
+        # a single word; -2 - group for a plain multi-word term, whose gaps are checked inline; -1 for a punctuated
+        # one (checked in `_gap_group`).
         self._direct = [
             group if info & 3 == SINGLE_WORD else -2 - group if info & 3 == MULTI_WORD else -1
             for info, group in zip(dictionary.infos, dictionary.entry_groups, strict=True)
@@ -68,37 +84,51 @@ class Matcher:
         return located
 
     def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
-        """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits."""
-        mapped = " " + normalized.mapped + " "
-        candidates: list[tuple[int, int, int]] = []
-        append = candidates.append
-        reach, direct, folded = self._reach, self._direct, normalized.folded
-        hits = self._scans[0](mapped) if len(self._scans) == 1 else chain.from_iterable(s(mapped) for s in self._scans)
-        for last, entry in hits:
-            # The padded key is mapped[start : last+1]; the term inside it is folded[start : last-1].
-            start = last - reach[entry]
+        """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits.
+
+        When the valid hits, taken in the order they come, each start at or after the end of the one before, they
+        are in order and disjoint, so they are the selection as they stand; that is the usual case with a small
+        dictionary, and it skips the sort.
+        """
+        # Both padded with a space, so that a term is at the same offsets in each: mapped[start : end - 1].
+        mapped, folded = " " + normalized.mapped + " ", " " + normalized.folded
+        found: list[tuple[int, int, int]] = []
+        append = found.append
+        direct = self._direct
+        reached, disjoint = 0, True
+        for entry, start, end in self._hits(mapped):
+            if mapped[start - 1] != " ":
+                continue  # inside a word (see extract/scan.py: a hit brings its word boundary after, not before)
             group = direct[entry]
             if group < -1:
                 # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
-                text, term = folded[start : last - 1], mapped[start + 1 : last]
+                text, term = folded[start : end - 1], mapped[start : end - 1]
                 if text != term and text.translate(GAP_MAP) != term:
                     continue
                 group = -2 - group
             elif group < 0:
-                group = self._gap_group(normalized, start, last)
+                group = self._gap_group(normalized, start - 1, end - 2)
                 if group < 0:
                     continue
-            append((start, start + 1 - last, group))
-        candidates.sort()
-        chosen: list[tuple[int, int, int]] = []
-        reached = -1
-        for start, negative_length, group in candidates:
-            if start >= reached:
-                reached = start - negative_length
-                chosen.append((start, reached, group))
-        return chosen
+            if start < reached:
+                disjoint = False
+            reached = end - 1
+            append((start - 1, end - 2, group))
+        return found if disjoint else _leftmost_longest(found)
 
-    def _gap_group(self, normalized: NormalizedText, start: int, last: int) -> int:
-        """The group of a punctuated term's hit whose gaps agree with one of its forms, else -1 (no match)."""
-        term = normalized.mapped[start : last - 1]
-        return self._punctuated[term].get(normalized.folded[start : last - 1].translate(GAP_MAP), -1)
+    def _gap_group(self, normalized: NormalizedText, start: int, end: int) -> int:
+        """The group of a punctuated term's hit at folded[start:end] whose gaps agree with one of its forms, else
+        -1 (no match)."""
+        term = normalized.mapped[start:end]
+        return self._punctuated[term].get(normalized.folded[start:end].translate(GAP_MAP), -1)
+
+
+def _leftmost_longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """From (start, end, group) hits: the leftmost, then the longest, then again after its end."""
+    chosen: list[tuple[int, int, int]] = []
+    reached = -1
+    for start, negative_end, group in sorted([(start, -end, group) for start, end, group in found]):
+        if start >= reached:
+            reached = -negative_end
+            chosen.append((start, reached, group))
+    return chosen

@@ -37,7 +37,7 @@ from corpusbridge.extract.results import (
 )
 from corpusbridge.extract.vectors import VectorsThread
 from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results, plan_units
-from corpusbridge.hashing import file_sha256
+from corpusbridge.hashing import BackgroundSha256, file_sha256
 
 if TYPE_CHECKING:
     from corpusbridge.extract.embed import Embedder, EmbeddingOptions
@@ -134,8 +134,7 @@ def run_extract(
     if done is not None:
         return _summary(done, "skipped", out_dir, run.timings)
     _remove_stale_temps(out_dir, shard.index)
-    _verify_input(run)
-    run.clock("verify", started)
+    input_digest = _check_input(run)
     if embeddings and embedder is None:
         from corpusbridge.extract.embed import EmbeddingOptions
 
@@ -144,7 +143,9 @@ def run_extract(
             "embeddings: %s, runtime %s, batches of %d", embedder.model_name, embedder.runtime, embedder.batch_size
         )
     try:
-        entry = _process(run, dictionary, embedder if embeddings else None, workers or worker_count(), sentence_mode)
+        entry = _process(
+            run, dictionary, input_digest, embedder if embeddings else None, workers or worker_count(), sentence_mode
+        )
     except BaseException:
         for name in (concepts_name(shard.index), vectors_name(shard.index)):
             run.tmp(name).unlink(missing_ok=True)  # a failed run publishes nothing and leaves nothing behind
@@ -205,16 +206,13 @@ def _remove_stale_temps(out_dir: Path, index: int) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _verify_input(run: _Run) -> None:
+def _check_input(run: _Run) -> BackgroundSha256:
+    """Check the shard's layout and start hashing it; `_verify_sha256` checks the hash before any row is read (the
+    dictionary and the model load meanwhile)."""
     shard = run.shard
     if not shard.path.is_file():
         raise ExtractError(f"{shard.path}: input shard not found; stage it (or check --manifest/--index)")
-    run.input_sha256 = file_sha256(shard.path)
-    if shard.expected_sha256 and run.input_sha256 != shard.expected_sha256:
-        raise ExtractError(
-            f"{shard.path}: sha256 mismatch (expected {shard.expected_sha256}, got {run.input_sha256}); "
-            "the shard is corrupt or stale: stage it again"
-        )
+    digest = BackgroundSha256(shard.path)
     metadata = pq.ParquetFile(shard.path).metadata
     missing = missing_columns(metadata.schema.to_arrow_schema())
     if missing:
@@ -225,6 +223,17 @@ def _verify_input(run: _Run) -> None:
     run.has_title = "title" in metadata.schema.names
     if shard.expected_rows is not None and run.rows != shard.expected_rows:
         raise ExtractError(f"{shard.path}: {run.rows} rows, manifest says {shard.expected_rows}; stage it again")
+    return digest
+
+
+def _verify_sha256(run: _Run, digest: BackgroundSha256) -> None:
+    shard = run.shard
+    run.input_sha256 = digest.result()
+    if shard.expected_sha256 and run.input_sha256 != shard.expected_sha256:
+        raise ExtractError(
+            f"{shard.path}: sha256 mismatch (expected {shard.expected_sha256}, got {run.input_sha256}); "
+            "the shard is corrupt or stale: stage it again"
+        )
 
 
 # The last loaded dictionary stays loaded: freeing a 1M-term automaton costs ~0.4 s of CPU (21M nodes, measured), which
@@ -241,11 +250,29 @@ def _loaded_dictionary(path: Path) -> Dictionary:
     return _LOADED[key]
 
 
-def _process(run: _Run, dictionary_path: Path, embedder: Embedder | None, processes: int, mode: str) -> ResultEntry:
+def _process(
+    run: _Run,
+    dictionary_path: Path,
+    input_digest: BackgroundSha256,
+    embedder: Embedder | None,
+    processes: int,
+    mode: str,
+) -> ResultEntry:
     started = time.perf_counter()
     dictionary = _loaded_dictionary(dictionary_path)
     run.clock("load_dictionary", started)
-    worker = RowGroupWorker(run.shard.path, Matcher(dictionary), mode)
+    matcher = Matcher(dictionary)
+    log.info(
+        "dictionary %s: %d keys, loaded in %.2f s, scanned with %s",
+        dictionary.version[:12],
+        len(dictionary.infos),
+        dictionary.load_seconds,
+        matcher.engine,
+    )
+    worker = RowGroupWorker(run.shard.path, matcher, mode)
+    started = time.perf_counter()
+    _verify_sha256(run, input_digest)
+    run.clock("verify_wait", started)
     # The dictionary's millions of objects live as long as the process: keep the cyclic GC from rescanning them
     # (measured ~25% of matcher time at 100k terms) and from touching their pages in forked workers (copy-on-write).
     gc.freeze()

@@ -3,11 +3,17 @@
 Row groups, or with several workers contiguous parts of them, are the units of work; results come back merged per
 row group and in row-group order whatever the number of workers, which is what keeps the output bytes independent
 of it. At most 2 x workers units are in flight (bounded memory).
+
+A worker hands its result back as an Arrow IPC file in a private temp folder (under $TMPDIR, which SLURM jobs
+usually point at node-local storage), not through the pool's pipe: measured with 2 workers on 2 cores, pushing
+the ~1.5 MB results of a 52 MB shard through the pipe cost 0.05 s of parent CPU and ~0.06 s of wall time, while
+writing and memory-mapping files costs next to nothing.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from corpusbridge.extract.matcher import Matcher
@@ -130,11 +137,30 @@ def _append(
 
 
 _WORKER: RowGroupWorker | None = None
+_SPOOL: Path | None = None
 
 
-def _match_in_child(unit: WorkUnit) -> GroupResult:
-    assert _WORKER is not None, "worker state is set before the pool forks"
-    return _WORKER.match_unit(unit)
+@dataclass(frozen=True)
+class SpooledResult:
+    path: Path
+    docs: int
+    without_text: int
+
+    def load(self) -> GroupResult:
+        """The table, memory-mapped; the file is removed at once (the mapping keeps its pages)."""
+        with pa.memory_map(str(self.path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        self.path.unlink()
+        return GroupResult(table, self.docs, self.without_text)
+
+
+def _match_in_child(unit: WorkUnit, number: int) -> SpooledResult:
+    assert _WORKER is not None and _SPOOL is not None, "worker state is set before the pool forks"
+    result = _WORKER.match_unit(unit)
+    path = _SPOOL / f"unit-{number}.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, result.table.schema) as writer:
+        writer.write_table(result.table)
+    return SpooledResult(path, result.docs, result.without_text)
 
 
 def ordered_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
@@ -155,16 +181,18 @@ def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int)
         for unit in units:
             yield worker.match_unit(unit)
         return
-    _WORKER = worker
+    global _SPOOL
     context = multiprocessing.get_context("fork")
-    with context.Pool(processes, initializer=reset_inherited_signals) as pool:
-        pending: deque = deque()
-        for unit in units:
-            pending.append(pool.apply_async(_match_in_child, (unit,)))
-            if len(pending) >= 2 * processes:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-        pool.close()  # all work is done: let the workers exit on their own instead of being signalled
-        pool.join()
-    _WORKER = None
+    with tempfile.TemporaryDirectory(prefix="corpusbridge-extract-") as spool:
+        _WORKER, _SPOOL = worker, Path(spool)
+        with context.Pool(processes, initializer=reset_inherited_signals) as pool:
+            pending: deque = deque()
+            for number, unit in enumerate(units):
+                pending.append(pool.apply_async(_match_in_child, (unit, number)))
+                if len(pending) >= 2 * processes:
+                    yield pending.popleft().get().load()
+            while pending:
+                yield pending.popleft().get().load()
+            pool.close()  # all work is done: let the workers exit on their own instead of being signalled
+            pool.join()
+    _WORKER = _SPOOL = None

@@ -1,4 +1,5 @@
-"""Build a real dictionary artifact from a few terms (real pyahocorasick, real files)."""
+"""Build a real dictionary artifact from a few terms (real pyahocorasick, real files); every test that makes a
+matcher runs once per scanning engine, which pins that both give the same matches."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from corpusbridge.extract.matcher import Matcher
 MakeMatcher = Callable[..., Matcher]
 
 
-@pytest.fixture
-def make_matcher(tmp_path: Path) -> MakeMatcher:
+@pytest.fixture(params=["pyahocorasick", "ahocorasick_rs"])
+def make_matcher(tmp_path: Path, request: pytest.FixtureRequest) -> MakeMatcher:
     counter = iter(range(1000))
 
     def make(terms: dict[str, str] | list[tuple[str, str]], **options: bool) -> Matcher:
@@ -24,6 +25,6 @@ def make_matcher(tmp_path: Path) -> MakeMatcher:
         source.write_text("concept_id\tterm\n" + "".join(f"{c}\t{t}\n" for t, c in rows), encoding="utf-8")
         artifact = tmp_path / f"artifact-{number}"
         build_dictionary(source, artifact, BuildOptions(**options))
-        return Matcher(load_dictionary(artifact))
+        return Matcher(load_dictionary(artifact), engine=request.param)
 
     return make
