@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from corpusbridge.extract.spacy_rules import TokenizerRules, export_rules, stored_rules
+from corpusbridge.extract.spacy_rules import TokenizerRules, export_rules, installed_spacy, stored_rules
 
 
 def test_stored_rules_match_the_installed_spacy() -> None:
@@ -27,3 +27,9 @@ def test_the_payload_finds_sentences_without_importing_spacy() -> None:
         "assert 'spacy' not in sys.modules, sorted(m for m in sys.modules if m.startswith('spacy'))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_installed_spacy_version_is_read_without_importing_spacy() -> None:
+    from importlib import metadata
+
+    assert installed_spacy() == metadata.version("spacy")
