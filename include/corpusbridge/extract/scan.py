@@ -2,16 +2,17 @@
 
 A hit is (entry, start, end): the term of key number `entry` and the space after it occupy `mapped[start:end]`, so
 a hit ends at a word boundary; whether a space precedes it, the matcher checks. Every occurrence is reported,
-overlapping ones included, in no promised order; the matcher validates and selects. Both engines give the same
-hits, so the same matches (tests/unit/extract/test_matcher.py runs every case through both):
+overlapping ones included, in no promised order; the matcher validates and selects. At word starts both engines
+report the same hits, so the matches are the same (tests/unit/extract/test_scan.py, and every matcher test runs
+through both):
 
 - pyahocorasick: the artifact's own automata, loaded and never built on a node, at any size.
-- ahocorasick_rs: a Rust DFA compiled from the artifact's keys as the dictionary loads, only for dictionaries of at
-  most RUST_MAX_KEYS keys. Measured on the benchmark corpus (bench/RESULTS.md): it scans 1.4-1.5x faster and returns
-  a text's hits as one list; it compiles 10k keys in 0.04 s, but a Rust automaton cannot be pickled, and its build
-  grows to 6 s and 1.3 GB at 1M keys, so big dictionaries scan with the shipped automata. Its keys leave out the
-  leading space of the artifact's keys (`' ' + term + ' '`): a DFA whose keys all start with a space scanned 25%
-  slower, for 0.1% more hits to drop (measured, 1k terms).
+- ahocorasick_rs: Rust DFAs compiled from the artifact's keys as the dictionary loads, only for dictionaries of at
+  most RUST_MAX_KEYS keys. Measured on the benchmark corpus (bench/RESULTS.md): they scan about twice as fast and
+  return a text's hits as one list; but a Rust automaton cannot be pickled, and its build grows fast with the
+  number of keys (6 s and 1.3 GB at 1M), so big dictionaries scan with the shipped automata. The Rust keys leave out
+  the leading space of the artifact's keys (`' ' + term + ' '`): a DFA whose keys all start with a space scanned 25%
+  slower, for 0.1% more hits (inside words) to drop.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from corpusbridge.extract.dictionary import Dictionary
 
 Engine = Literal["auto", "pyahocorasick", "ahocorasick_rs"]
 ENGINES: tuple[str, ...] = get_args(Engine)
-RUST_MAX_KEYS = 10_000
+# The two DFAs (text and bytes) build in 0.01 s at 1k keys and 0.06 s at 5k, but superlinearly beyond (0.16 s at
+# 10k): serial start-up time that a shard's faster scan must pay back.
+RUST_MAX_KEYS = 5_000
 Hits = Callable[[str], Iterable[tuple[int, int, int]]]
 
 
@@ -55,11 +58,17 @@ def dictionary_keys(dictionary: Dictionary) -> list[str]:
 
 def _rust_hits(dictionary: Dictionary) -> Hits:
     keys = [key[1:] for key in dictionary_keys(dictionary)]
-    automaton = ahocorasick_rs.AhoCorasick(keys, implementation=ahocorasick_rs.Implementation.DFA)
-    find = automaton.find_matches_as_indexes
+    dfa = ahocorasick_rs.Implementation.DFA
+    find_text = ahocorasick_rs.AhoCorasick(keys, implementation=dfa).find_matches_as_indexes
+    encoded = [key.encode() for key in keys]
+    find_bytes = ahocorasick_rs.BytesAhoCorasick(encoded, implementation=dfa).find_matches_as_indexes
 
     def hits(mapped: str) -> list[tuple[int, int, int]]:
-        return find(mapped, overlapping=True)
+        if mapped.isascii():
+            # Byte offsets are character offsets here, and the bytes automaton skips converting them: measured 20%
+            # less scan time on the benchmark corpus, encoding included.
+            return find_bytes(mapped.encode("ascii"), overlapping=True)
+        return find_text(mapped, overlapping=True)
 
     return hits
 
