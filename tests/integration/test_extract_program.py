@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -235,6 +236,23 @@ def test_a_matching_failure_stops_the_vectors_thread_and_publishes_nothing(batch
         run_extract(ShardInput(shard, 0), batch["dictionary"], out, embedder=HashingEmbedderDouble(), workers=1)
     assert list(out.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name.startswith("corpusbridge-embed")]
+
+
+def test_worker_results_pass_through_a_temp_folder_that_is_removed_on_success_and_failure(batch, monkeypatch) -> None:
+    spool_root = batch["root"] / "tmpdir"
+    spool_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_root))  # what $TMPDIR sets
+    _run(batch, "spooled", workers=2, embeddings=False)
+    assert list(spool_root.iterdir()) == []
+    shard = batch["root"] / "null-id-2.parquet"
+    ids = [f"doc-{i}" for i in range(3000)]
+    ids[2500] = None  # raised in a forked worker, re-raised in the parent
+    table = pa.table({"doc_id": pa.array(ids, pa.string()), "text": ["Lung cancer cells."] * 3000})
+    pq.write_table(table, shard, row_group_size=1500)
+    out = batch["root"] / "null-id-2"
+    with pytest.raises(ExtractError, match="null doc_id"):
+        run_extract(ShardInput(shard, 0), batch["dictionary"], out, embeddings=False, workers=2)
+    assert list(out.iterdir()) == [] and list(spool_root.iterdir()) == []
 
 
 def test_fast_sentence_splitter_gives_the_same_rows_as_the_full_spacy_pipeline(batch) -> None:
