@@ -1,10 +1,11 @@
 """Whole-word, leftmost-longest, non-overlapping dictionary matching with offsets into the original text.
 
-Every key is anchored at both ends (`' ' + term + ' '`) and the text is scanned as `' ' + mapped + ' '` (non-word
-characters mapped 1:1 to spaces), so every raw hit of the overlapping scan is already a whole-word occurrence.
-Taking the leftmost-longest among ALL such hits (not filtering a leftmost-longest scan afterwards) is what makes
-"lung cancers" with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell line" yield "cell":
-the longer key never matches, so it can never hide the shorter one.
+Every key is anchored at word boundaries (`' ' + term + ' '`) and the text is scanned as `' ' + mapped + ' '`
+(non-word characters mapped 1:1 to spaces), so every raw hit of the overlapping scan that has a space before it is a
+whole-word occurrence (the Rust engine's keys leave the leading space out; see extract/scan.py). Taking the
+leftmost-longest among ALL such hits (not filtering a leftmost-longest scan afterwards) is what makes "lung cancers"
+with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell line" yield "cell": the longer key
+never matches, so it can never hide the shorter one.
 
 Between the words of a term, the text must have whitespace or a hyphen, or the very punctuation the term has
 ("t(9;22)"); "lung, cancer" is not "lung cancer".

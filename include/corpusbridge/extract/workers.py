@@ -176,12 +176,11 @@ def ordered_results(worker: RowGroupWorker, units: list[WorkUnit], processes: in
 
 
 def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
-    global _WORKER
+    global _WORKER, _SPOOL
     if processes <= 1 or len(units) <= 1:
         for unit in units:
             yield worker.match_unit(unit)
         return
-    global _SPOOL
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="corpusbridge-extract-") as spool:
         _WORKER, _SPOOL = worker, Path(spool)
