@@ -33,6 +33,7 @@ Hits = Callable[[str], Iterable[tuple[int, int, int]]]
 
 
 def choose_engine(dictionary: Dictionary, engine: Engine = "auto") -> str:
+    """The engine to scan with: as asked, or for "auto" the Rust DFAs when the dictionary is small enough."""
     if engine not in ENGINES:
         raise ValueError(f"unknown matching engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine != "auto":
