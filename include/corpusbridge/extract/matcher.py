@@ -59,7 +59,7 @@ class Matcher:
         self._punctuated = dictionary.punctuated
         # Per entry, as a list (indexing a list returns a stored int; indexing an array allocates one): the group of
         # a single word; -2 - group for a plain multi-word term, whose gaps are checked inline; -1 for a punctuated
-        # one (checked in `_gap_group`).
+        # one (its forms in `_punctuated`).
         self._direct = [
             group if info & 3 == SINGLE_WORD else -2 - group if info & 3 == MULTI_WORD else -1
             for info, group in zip(dictionary.infos, dictionary.entry_groups, strict=True)
@@ -101,27 +101,23 @@ class Matcher:
             if mapped[start - 1] != " ":
                 continue  # inside a word (see extract/scan.py: a hit brings its word boundary after, not before)
             group = direct[entry]
-            if group < -1:
-                # Plain multi-word term: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+            if group < 0:  # a term of several words: the text's gaps must agree with the term's
                 text, term = folded[start : end - 1], mapped[start : end - 1]
-                if text != term and text.translate(GAP_MAP) != term:
-                    continue
-                group = -2 - group
-            elif group < 0:
-                group = self._gap_group(normalized, start - 1, end - 2)
-                if group < 0:
-                    continue
+                if group < -1:
+                    # Plain: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+                    if text != term and text.translate(GAP_MAP) != term:
+                        continue
+                    group = -2 - group
+                else:
+                    # Punctuated ("t(9;22)"): the text's gaps must match one of its forms exactly.
+                    group = self._punctuated[term].get(text.translate(GAP_MAP), -1)
+                    if group < 0:
+                        continue
             if start < reached:
                 disjoint = False
             reached = end - 1
             append((start - 1, end - 2, group))
         return found if disjoint else _leftmost_longest(found)
-
-    def _gap_group(self, normalized: NormalizedText, start: int, end: int) -> int:
-        """The group of a punctuated term's hit at folded[start:end] whose gaps agree with one of its forms, else
-        -1 (no match)."""
-        term = normalized.mapped[start:end]
-        return self._punctuated[term].get(normalized.folded[start:end].translate(GAP_MAP), -1)
 
 
 def _leftmost_longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
