@@ -4,7 +4,6 @@ or none) and as the reference the OpenSSH transport is held to by the shared con
 from __future__ import annotations
 
 import glob as globbing
-import hashlib
 import os
 import secrets
 import shutil
@@ -12,6 +11,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from corpusbridge.hashing import file_sha256
 from corpusbridge.hpc.transport import CommandResult, RemoteStat, TransportTimeout
 
 _NOT_FOUND = 127  # what a remote shell answers for an unknown program; same here so callers see one behaviour
@@ -88,8 +88,7 @@ class LocalTransport:
         path = self._path(remote)
         if not path.is_file():
             return None
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return file_sha256(path)
 
     def makedirs(self, remote: str) -> None:
         self._path(remote).mkdir(parents=True, exist_ok=True)
