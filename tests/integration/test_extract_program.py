@@ -304,3 +304,14 @@ def test_a_row_group_split_across_workers_gives_the_same_bytes(batch) -> None:
     one, two = ((batch["root"] / f"split-{w}" / "concepts-0.parquet").read_bytes() for w in (1, 2))
     assert one == two
     assert pq.read_metadata(batch["root"] / "split-2" / "concepts-0.parquet").num_row_groups == 1
+
+
+def test_payload_process_runs_the_full_spacy_pipeline_without_embeddings(batch) -> None:
+    """`--sentences spacy` needs numpy (spaCy imports it): the concepts-only numpy block must not apply then."""
+    _run(batch, "fast-library", workers=1, embeddings=False)
+    command = [sys.executable, "-m", "corpusbridge.extract", "--manifest", str(batch["manifest"]), "--index", "0"]
+    command += ["--dictionary", str(batch["dictionary"]), "--out", str(batch["root"] / "spacy-process")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    subprocess.run([*command, "--no-embeddings", "--sentences", "spacy", "--json"], env=env, check=True)
+    library = (batch["root"] / "fast-library" / "concepts-0.parquet").read_bytes()
+    assert (batch["root"] / "spacy-process" / "concepts-0.parquet").read_bytes() == library

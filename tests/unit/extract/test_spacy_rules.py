@@ -20,7 +20,7 @@ def test_rules_survive_a_json_round_trip() -> None:
 def test_the_payload_finds_sentences_without_importing_spacy() -> None:
     code = (
         "import sys\n"
-        "from corpusbridge.cli.extract import main\n"
+        "from corpusbridge.extract.command import main\n"
         "from corpusbridge.extract import program, workers\n"
         "from corpusbridge.extract.sentences import SentenceSplitter\n"
         "assert SentenceSplitter().starts('One (e.g. this). Two.') == [17]\n"
