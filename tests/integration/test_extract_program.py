@@ -191,9 +191,9 @@ def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
 def test_real_embedder_end_to_end(batch) -> None:
     """Enable-after-merge check: the real model behind load_embedder, through the whole program."""
     try:
-        from corpusbridge.extract.embed import load_embedder
+        from corpusbridge.extract.embeddings.embedder import load_embedder
     except ImportError:
-        pytest.skip("embed.py not present yet")
+        pytest.skip("embeddings/embedder.py not present yet")
     embedder = load_embedder()
     summary = _run(batch, "real", workers=1, embedder=embedder)
     vectors = pq.read_table(batch["root"] / "real" / "vectors-0.parquet")

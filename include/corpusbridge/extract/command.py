@@ -75,7 +75,7 @@ def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     """Process the shard the options name; print the summary (or the error) and return the exit code."""
     from corpusbridge.export.manifest import ManifestError
-    from corpusbridge.extract.dictionary import DictionaryError
+    from corpusbridge.extract.dictionary.artifact import DictionaryError
     from corpusbridge.extract.program import ExtractError, ShardInput, run_extract, shard_from_manifest
 
     if args.manifest is not None and args.index is None:
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     expected: tuple[type[Exception], ...] = (ExtractError, ManifestError, DictionaryError, OSError)
     if not args.no_embeddings:
         # Imported only here: the concepts-only path never loads the embedding module (nor numpy, see __main__).
-        from corpusbridge.extract.embed import EmbeddingError, EmbeddingOptions
+        from corpusbridge.extract.embeddings.embedder import EmbeddingError, EmbeddingOptions
 
         embedding = EmbeddingOptions(args.embedding_runtime, args.embedding_dtype, args.embedding_batch_size)
         expected += (EmbeddingError,)

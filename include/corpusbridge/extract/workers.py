@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from corpusbridge.extract.matcher import Matcher
+from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.results import CONCEPTS_SCHEMA
-from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
+from corpusbridge.extract.sentences.splitter import SentenceSplitter, spacy_sentence_starts
 from corpusbridge.processes import reset_inherited_signals
 
 READ_BATCH_ROWS = 1024

@@ -2,7 +2,7 @@
 
 `load_embedder()` gives an `Embedder` whose vectors equal sentence-transformers' (`normalize_embeddings=True`)
 to float32 round-off. The default runtime is the numpy encoder in `minilm.py` (no torch in the container); the
-`torch` runtime (`embed_torch.py`) is for GPU nodes and gives the same vectors. Never mix vectors from different
+`torch` runtime (`minilm_torch.py`) is for GPU nodes and gives the same vectors. Never mix vectors from different
 models in one index: `model_name` and `model_hash` go into every result's provenance for that reason.
 """
 
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from corpusbridge import config
-from corpusbridge.extract.minilm import MiniLMEncoder
+from corpusbridge.extract.embeddings.minilm import MiniLMEncoder
 from corpusbridge.hashing import file_sha256
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from corpusbridge.extract.embed_torch import TorchDtype
+    from corpusbridge.extract.embeddings.minilm_torch import TorchDtype
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # sentence-transformers' max_seq_length for this model (sentence_bert_config.json). The tokenizer.json shipped
@@ -145,7 +145,7 @@ def load_embedder(
         encoder = MiniLMEncoder(model_dir)
         encode, dimension, label = _numpy_batch_encoder(encoder, threads), encoder.dimension, "numpy"
     elif runtime == "torch":
-        from corpusbridge.extract.embed_torch import TorchMiniLM
+        from corpusbridge.extract.embeddings.minilm_torch import TorchMiniLM
 
         torch_model = TorchMiniLM(model_dir, device=device, threads=threads, dtype=dtype)
         encode, dimension = torch_model.encode_batch, torch_model.dimension

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from corpusbridge.extract.chunk_tokenizer import ChunkTokenizer
-from corpusbridge.extract.sentences import blank_pipeline
-from corpusbridge.extract.spacy_rules import tokenizer_rules
+from corpusbridge.extract.sentences.chunk_tokenizer import ChunkTokenizer
+from corpusbridge.extract.sentences.spacy_rules import tokenizer_rules
+from corpusbridge.extract.sentences.splitter import blank_pipeline
 
 PARTS = [*"aAzZ09.,;:!?()[]{}'\"-–—/\\+*&%$#@<>=_~`^|…。«»’‘“”°µ", "e.g.", "U.S.", "Dr.", "n't", "'s", "http://"]
 PARTS += ["www.", ".com", "3.5", "10", "km", "a.m.", "vs.", "hes", "cannot", ":)", "<3", "No.", "Jan.", "i.e"]

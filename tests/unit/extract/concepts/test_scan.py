@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from corpusbridge.extract import scan
+from corpusbridge.extract.concepts import scan
+from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.dictionary import build_dictionary, load_dictionary
-from corpusbridge.extract.matcher import Matcher
-from corpusbridge.extract.normalize import normalize_text
+from corpusbridge.extract.dictionary.normalize import normalize_text
 
 WORDS = ["lung", "cancer", "cell", "small", "line", "il", "6", "t", "é", "straße", "b"]
 
@@ -80,7 +80,7 @@ def test_auto_uses_rust_for_small_dictionaries_only(dictionary, monkeypatch: pyt
 def test_split_artifacts_scan_with_their_shipped_automata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = tmp_path / "terms.tsv"
     source.write_text("concept_id\tterm\n" + "".join(f"C{i}\t{w} term\n" for i, w in enumerate(WORDS)), "utf-8")
-    monkeypatch.setattr("corpusbridge.extract.dictionary.PART_PICKLE_BYTES", 256)
+    monkeypatch.setattr("corpusbridge.extract.dictionary.build.PART_PICKLE_BYTES", 256)
     build_dictionary(source, tmp_path / "split")
     loaded = load_dictionary(tmp_path / "split")
     assert len(loaded.automata) > 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from corpusbridge.extract.matcher import Match
-from corpusbridge.extract.sentences import SentenceSplitter, as_spans, blank_pipeline, spacy_sentence_starts
+from corpusbridge.extract.concepts.matcher import Match
+from corpusbridge.extract.sentences.splitter import SentenceSplitter, as_spans, blank_pipeline, spacy_sentence_starts
 
 PIECES = [
     "lung",

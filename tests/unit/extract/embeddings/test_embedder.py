@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpusbridge.extract.embed import DEFAULT_MODEL, Embedder, load_embedder
+from corpusbridge.extract.embeddings.embedder import DEFAULT_MODEL, Embedder, load_embedder
 
-REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "embeddings" / "minilm_reference.json"
+REFERENCE = Path(__file__).resolve().parents[3] / "fixtures" / "embeddings" / "minilm_reference.json"
 SHORT_TEXTS = [
     "Lung cancer screening with low-dose CT reduces mortality.",
     "Small cell lung cancer",

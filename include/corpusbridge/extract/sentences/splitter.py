@@ -8,8 +8,9 @@ tokenizer (cached per distinct chunk) only about the chunks that can end a sente
 By default that tokenizer is `ChunkTokenizer` over spaCy's exported rules (no spaCy import); given an `nlp`, it is
 spaCy's own. The commonest boundary, "word. Next", is found by splitting the text on its marks, or, when it holds
 marks beyond '.!?', by one regex over the reversed text (see `_starts`).
-Boundaries are checked against the full pipeline in tests/unit/extract/test_sentences.py; `spacy_sentence_starts`
-is the full pipeline (`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers who want spaCy objects.
+Boundaries are checked against the full pipeline in tests/unit/extract/sentences/test_splitter.py;
+`spacy_sentence_starts` is the full pipeline (`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers
+who want spaCy objects.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from corpusbridge.extract.chunk_tokenizer import ChunkTokenizer
-from corpusbridge.extract.spacy_rules import tokenizer_rules
+from corpusbridge.extract.sentences.chunk_tokenizer import ChunkTokenizer
+from corpusbridge.extract.sentences.spacy_rules import tokenizer_rules
 
 if TYPE_CHECKING:
     from spacy.language import Language

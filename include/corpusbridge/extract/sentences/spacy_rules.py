@@ -6,7 +6,7 @@ the sentencizer's punctuation, so they are exported once from spaCy into `spacy_
 read from there. The file records the spaCy version it came from: when the installed spaCy differs, the rules are
 taken from spaCy itself (slower start, same answers). Regenerate after a spaCy upgrade:
 
-    python -m corpusbridge.extract.spacy_rules
+    python -m corpusbridge.extract.sentences.spacy_rules
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def tokenizer_rules() -> TokenizerRules:
     if installed is not None and installed != rules.spacy_version:
         log.warning(
             "%s was exported from spaCy %s, but spaCy %s is installed: reading the rules from spaCy (slower start); "
-            "run `python -m corpusbridge.extract.spacy_rules` to refresh the file",
+            "run `python -m corpusbridge.extract.sentences.spacy_rules` to refresh the file",
             RULES_FILE,
             rules.spacy_version,
             installed,

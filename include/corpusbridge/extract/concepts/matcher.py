@@ -2,7 +2,7 @@
 
 Every key is anchored at word boundaries (`' ' + term + ' '`) and the text is scanned as `' ' + mapped + ' '`
 (non-word characters mapped 1:1 to spaces), so every raw hit of the overlapping scan that has a space before it is a
-whole-word occurrence (the Rust engine's keys leave the leading space out; see extract/scan.py). Taking the
+whole-word occurrence (the Rust engine's keys leave the leading space out; see scan.py). Taking the
 leftmost-longest among ALL such hits (not filtering a leftmost-longest scan afterwards) is what makes "lung cancers"
 with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell line" yield "cell": the longer key
 never matches, so it can never hide the shorter one.
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from corpusbridge.extract.dictionary import MULTI_WORD, SINGLE_WORD, ConceptGroups, Dictionary
-from corpusbridge.extract.normalize import GAP_MAP, NormalizedText, normalize_text
-from corpusbridge.extract.scan import Engine, choose_engine, hit_finder
+from corpusbridge.extract.concepts.scan import Engine, choose_engine, hit_finder
+from corpusbridge.extract.dictionary.artifact import MULTI_WORD, SINGLE_WORD, ConceptGroups, Dictionary
+from corpusbridge.extract.dictionary.normalize import GAP_MAP, NormalizedText, normalize_text
 
 
 class Match(NamedTuple):
@@ -48,7 +48,7 @@ class _ConceptCache(dict[int, tuple[str, ...]]):
 class Matcher:
     """Finds concepts of one loaded dictionary in texts; cheap to share across forked workers.
 
-    `engine` picks the scanner of raw hits (see extract/scan.py); the matches are the same with either.
+    `engine` picks the scanner of raw hits (see scan.py); the matches are the same with either.
     """
 
     def __init__(self, dictionary: Dictionary, engine: Engine = "auto") -> None:
@@ -99,7 +99,7 @@ class Matcher:
         reached, disjoint = 0, True
         for entry, start, end in self._hits(mapped):
             if mapped[start - 1] != " ":
-                continue  # inside a word (see extract/scan.py: a hit brings its word boundary after, not before)
+                continue  # inside a word (see scan.py: a hit brings its word boundary after, not before)
             group = direct[entry]
             if group < 0:  # a term of several words: the text's gaps must agree with the term's
                 text, term = folded[start : end - 1], mapped[start : end - 1]

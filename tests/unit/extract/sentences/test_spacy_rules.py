@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from corpusbridge.extract.spacy_rules import TokenizerRules, export_rules, installed_spacy, stored_rules
+from corpusbridge.extract.sentences.spacy_rules import TokenizerRules, export_rules, installed_spacy, stored_rules
 
 
 def test_stored_rules_match_the_installed_spacy() -> None:
-    assert stored_rules() == export_rules(), "run `python -m corpusbridge.extract.spacy_rules` after a spaCy upgrade"
+    assert stored_rules() == export_rules(), (
+        "run `python -m corpusbridge.extract.sentences.spacy_rules` after a spaCy upgrade"
+    )
 
 
 def test_rules_survive_a_json_round_trip() -> None:
@@ -22,7 +24,7 @@ def test_the_payload_finds_sentences_without_importing_spacy() -> None:
         "import sys\n"
         "from corpusbridge.extract.command import main\n"
         "from corpusbridge.extract import program, workers\n"
-        "from corpusbridge.extract.sentences import SentenceSplitter\n"
+        "from corpusbridge.extract.sentences.splitter import SentenceSplitter\n"
         "assert SentenceSplitter().starts('One (e.g. this). Two.') == [17]\n"
         "assert 'spacy' not in sys.modules, sorted(m for m in sys.modules if m.startswith('spacy'))\n"
     )

@@ -3,7 +3,7 @@
 A hit is (entry, start, end): the term of key number `entry` and the space after it occupy `mapped[start:end]`, so
 a hit ends at a word boundary; whether a space precedes it, the matcher checks. Every occurrence is reported,
 overlapping ones included, in no promised order; the matcher validates and selects. At word starts both engines
-report the same hits, so the matches are the same (tests/unit/extract/test_scan.py, and every matcher test runs
+report the same hits, so the matches are the same (tests/unit/extract/concepts/test_scan.py, and every matcher test runs
 through both):
 
 - pyahocorasick: the artifact's own automata, loaded and never built on a node, at any size.
@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import ahocorasick_rs
 
-from corpusbridge.extract.dictionary import Dictionary
+from corpusbridge.extract.dictionary.artifact import Dictionary
 
 Engine = Literal["auto", "pyahocorasick", "ahocorasick_rs"]
 ENGINES: tuple[str, ...] = get_args(Engine)

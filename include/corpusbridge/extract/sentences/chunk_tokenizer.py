@@ -5,14 +5,14 @@ alternately (`_split_affixes`), then URL match, special case or infix split of w
 the special-case matcher over the chunk's tokens (`_apply_special_cases`: longest match first). spaCy tokenizes
 each chunk on its own (its special-case matcher skips a match whose text, spanning chunks, holds whitespace the
 special case does not), so this gives the same tokens as `nlp.tokenizer(text)` for every chunk of `text`;
-tests/unit/extract/test_chunk_tokenizer.py checks that against spaCy.
+tests/unit/extract/sentences/test_chunk_tokenizer.py checks that against spaCy.
 """
 
 from __future__ import annotations
 
 import re
 
-from corpusbridge.extract.spacy_rules import Pattern, TokenizerRules
+from corpusbridge.extract.sentences.spacy_rules import Pattern, TokenizerRules
 
 
 def _compiled(pattern: Pattern | None) -> re.Pattern[str] | None:

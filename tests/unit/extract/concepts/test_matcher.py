@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpusbridge.extract.matcher import Matcher
+from corpusbridge.extract.concepts.matcher import Matcher
 
 TERMS = {
     "lung": "C_LUNG",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from corpusbridge.extract.normalize import normalize_term, normalize_text, term_variants
+from corpusbridge.extract.dictionary.normalize import normalize_term, normalize_text, term_variants
 
 
 def test_ascii_text_folds_one_to_one() -> None:
@@ -53,7 +53,7 @@ def test_terms_are_trimmed_to_words_and_whitespace_collapsed() -> None:
 
 
 def test_fast_path_and_general_path_agree_on_non_ascii_text() -> None:
-    from corpusbridge.extract.normalize import _fold_mapped
+    from corpusbridge.extract.dictionary.normalize import _fold_mapped
 
     rng = random.Random(5)
     alphabet = "abZ -.,é É α Ω ‘’–—Ⅻ½ﬁßİ\u00a0\u0301\t\n"

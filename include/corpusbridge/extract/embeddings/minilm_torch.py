@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
-from corpusbridge.extract.minilm import LAYER_NORM_EPS, BertConfig, read_safetensors
+from corpusbridge.extract.embeddings.minilm import LAYER_NORM_EPS, BertConfig, read_safetensors
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -31,7 +31,7 @@ class TorchMiniLM:
         try:
             import torch
         except ImportError as exc:
-            from corpusbridge.extract.embed import EmbeddingError
+            from corpusbridge.extract.embeddings.embedder import EmbeddingError
 
             raise EmbeddingError("the 'torch' embedding runtime needs torch installed; use runtime='numpy'") from exc
         self._torch = torch

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpusbridge.extract.minilm import gelu_inplace, read_safetensors
+from corpusbridge.extract.embeddings.minilm import gelu_inplace, read_safetensors
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype_names: dict[str, str]) -> None:

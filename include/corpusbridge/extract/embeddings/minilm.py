@@ -1,4 +1,4 @@
-"""The MiniLM (6-layer BERT) encoder in plain numpy: the torch-free runtime behind `embed.py`.
+"""The MiniLM (6-layer BERT) encoder in plain numpy: the torch-free runtime behind `embedder.py`.
 
 A forward pass of BertModel + mean pooling + L2 norm, as sentence-transformers runs all-MiniLM-L6-v2, written
 out so the compute container needs numpy and `tokenizers` only (no torch, no 90 MB ONNX artifact). The weights
