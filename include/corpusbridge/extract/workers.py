@@ -12,7 +12,11 @@ writing and memory-mapping files costs next to nothing.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 import tempfile
 from bisect import bisect_right
 from collections import deque
@@ -32,6 +36,7 @@ from corpusbridge.extract.sentences.splitter import SentenceSplitter, spacy_sent
 from corpusbridge.processes import reset_inherited_signals
 
 READ_BATCH_ROWS = 1024
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ExtractError(RuntimeError):
@@ -163,6 +168,29 @@ def _match_in_child(unit: WorkUnit, number: int) -> SpooledResult:
     return SpooledResult(path, result.docs, result.without_text)
 
 
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when the process that forked it dies (Linux; nothing elsewhere).
+
+    A pool worker blocks on the task queue, whose pipe it holds both ends of, so it never notices a parent killed
+    with SIGKILL (a node's OOM killer, `scancel --signal=KILL`, kill -9): it would keep its share of the automaton's
+    memory and a core of the allocation. `parent` is checked afterwards, for a parent that died before the prctl.
+    The kernel's "parent" is the forking thread: the pool is made and drained by one thread, which outlives it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)  # the parent is already gone; nobody will read what this worker does
+
+
+def _start_worker(parent: int) -> None:
+    """Pool initializer: default SIGTERM handling (see corpusbridge.processes), and die with the payload process."""
+    reset_inherited_signals()
+    die_with_parent(parent)
+
+
 def ordered_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
     """One result per row group, in order, merged from its units; at most 2 x processes units in flight."""
     parts: list[GroupResult] = []
@@ -184,7 +212,7 @@ def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int)
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="corpusbridge-extract-") as spool:
         _WORKER, _SPOOL = worker, Path(spool)
-        with context.Pool(processes, initializer=reset_inherited_signals) as pool:
+        with context.Pool(processes, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
             pending: deque = deque()
             for number, unit in enumerate(units):
                 pending.append(pool.apply_async(_match_in_child, (unit, number)))
