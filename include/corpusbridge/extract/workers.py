@@ -12,7 +12,6 @@ writing and memory-mapping files costs next to nothing.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -171,13 +170,16 @@ def _match_in_child(unit: WorkUnit, number: int) -> SpooledResult:
 def die_with_parent(parent: int) -> None:
     """Have the kernel SIGKILL this process when the process that forked it dies (Linux; nothing elsewhere).
 
-    A pool worker blocks on the task queue, whose pipe it holds both ends of, so it never notices a parent killed
-    with SIGKILL (a node's OOM killer, `scancel --signal=KILL`, kill -9): it would keep its share of the automaton's
-    memory and a core of the allocation. `parent` is checked afterwards, for a parent that died before the prctl.
+    A pool worker notices a parent killed with SIGKILL (a node's OOM killer, `scancel --signal=KILL`, kill -9) only
+    when it next touches the task queue, after its current unit, which can run for minutes (a big dictionary, the
+    spaCy pipeline); until then it keeps its share of the automaton's memory and a core of the allocation. `parent`
+    is checked afterwards, for a parent that died before the prctl.
     The kernel's "parent" is the forking thread: the pool is made and drained by one thread, which outlives it.
     """
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here: a payload that runs no pool never pays for it
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
