@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from corpusbridge.hpc import jobs
-from corpusbridge.hpc.parsing import IndexState
+from corpusbridge.hpc.parsing import ArrayTaskState
 
 SPEC = jobs.JobSpec(command=["true"], scratch="/s", job_name="cb-x", array_size=4)
 
 
-def row(job: str, index: int | None, state: str) -> IndexState:
-    return IndexState(job, index, state, name="cb-x")
+def row(job: str, index: int | None, state: str) -> ArrayTaskState:
+    return ArrayTaskState(job, index, state, name="cb-x")
 
 
 def test_fresh_work_submits_everything() -> None:
