@@ -183,8 +183,9 @@ def sbatch(transport: Transport, spec: JobSpec, remote_script: str, indices: lis
 
 def submit_or_reattach(transport: Transport, spec: JobSpec, policy: StatePolicy = DEFAULT_POLICY) -> Submission:
     """Skip succeeded indices, re-attach to live ones, pre-flight then submit the rest (one job)."""
-    markers = read_markers(transport, spec.scratch)
+    # squeue first, markers second: an index finishing in between is then seen live, then done (never todo).
     existing = find_jobs(transport, spec.job_name)
+    markers = read_markers(transport, spec.scratch)
     found = plan(spec, existing, markers.done, cancelled=markers.cancelled, policy=policy)
     submitted: dict[str, list[int]] = {}
     verdict = ""

@@ -44,7 +44,8 @@ class SlurmOperator(BaseOperator):
         its environment). A string is bash code and may use them: `$SLURM_ARRAY_TASK_ID` (arrays) and
         `$CORPUSBRIDGE_INDEX` (always set; 0 for a single job) say which index runs. Templated.
     :param slurm_conn_id: an `ssh` Connection; extras `scratch_root` (required), `partition`, `account`,
-        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`. Default `corpusbridge_hpc`.
+        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`, `state_policy`. Default
+        `corpusbridge_hpc`.
     :param array_size: run indices 0..array_size-1 (`--array=0-N`); None submits a single job.
     :param array_parallelism: at most this many indices at once (`%K`).
     :param stage_in: local files or folders copied into the scratch dir before submission. Templated.

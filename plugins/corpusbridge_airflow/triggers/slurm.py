@@ -142,7 +142,7 @@ class SlurmJobTrigger(BaseTrigger):
         except Exception as exc:  # no supervisor to ask (dag.test, tests): fall back to cancelling with a marker
             self.log.info("could not read the task state (%s): treating the kill as a stop", exc)
             return UNKNOWN_STATE
-        return _state_of(states.get(ti.run_id, {}), ti.task_id, getattr(ti, "map_index", -1))
+        return state_in_answer(states.get(ti.run_id, {}), ti.task_id, getattr(ti, "map_index", -1))
 
 
 def wait_in_worker(trigger: SlurmJobTrigger) -> SlurmEvent:
@@ -156,12 +156,12 @@ async def _first_event(trigger: SlurmJobTrigger) -> SlurmEvent:
     raise RuntimeError(f"the SLURM trigger for jobs {sorted(trigger.jobs)} ended without an event")
 
 
-def _state_of(by_task: dict[str, Any], task_id: str, map_index: int | None) -> str | None:
+def state_in_answer(by_task: dict[str, Any], task_id: str, map_index: int | None) -> str | None:
     """The state in a `get_task_states` answer (keyed `task_id`, or `task_id_<map index>` for mapped tasks)."""
     for key in (f"{task_id}_{map_index}", task_id):
         if key in by_task:
             value = by_task[key]
-            return None if value is None else str(value)
+            return None if value is None else str(getattr(value, "value", value))
     return UNKNOWN_STATE
 
 

@@ -137,3 +137,11 @@ def test_special_exit_keeps_waiting_for_release() -> None:
 )
 def test_on_kill_cancels_only_a_stopped_task_not_a_cleared_one(state, cancel: bool) -> None:
     assert cancel_on_kill(state) is cancel
+
+
+def test_task_state_is_read_from_a_get_task_states_answer() -> None:
+    from corpusbridge_airflow.triggers.slurm import state_in_answer
+
+    assert state_in_answer({"compute": "failed"}, "compute", -1) == "failed"
+    assert state_in_answer({"compute_3": None}, "compute", 3) is None  # cleared
+    assert state_in_answer({}, "compute", -1) == UNKNOWN_STATE
