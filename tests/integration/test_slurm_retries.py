@@ -83,12 +83,21 @@ def deferred_trigger(op, context, method=None, event=None):
     return deferral.value.trigger
 
 
-def test_clearing_a_deferred_task_gives_the_new_try_a_working_job(hpc_sandbox, clear_context) -> None:
+def test_clearing_a_deferred_task_gives_the_new_try_a_working_job(hpc_sandbox, clear_context, caplog, capfd) -> None:
+    import logging
+
     from corpusbridge.hpc.events import SlurmEvent
     from corpusbridge_airflow.triggers.slurm import wait_in_worker
 
     nonce, context = clear_context
-    old = deferred_trigger(operator(nonce), context)
+    with caplog.at_level(logging.INFO):
+        old = deferred_trigger(operator(nonce), context)
+    (old_job,) = old.jobs
+    # Where operator logs land depends on whether Airflow configured structlog in this session: read both.
+    logged = caplog.text + "".join(capfd.readouterr())
+    # The pre-flight line names the job submitted, not the id `sbatch --test-only` consumed.
+    preflight = f"submitted SLURM job {old_job} for indices [0, 1]; pre-flight (sbatch --test-only): job {old_job} "
+    assert preflight + "would start at" in logged
     wait_for_state(hpc_sandbox, nonce, "RUNNING")
     new_try = operator(nonce)
     attached = deferred_trigger(new_try, context)  # the clear's new try, while the old trigger still waits
