@@ -59,8 +59,8 @@ def test_squeue_by_name_keeps_names() -> None:
 
 
 def test_squeue_name_with_a_pipe_in_it() -> None:
-    (row,) = parsing.parse_squeue_named("5|odd|name|RUNNING|None\n")
-    assert (row.job_id, row.name, row.state) == ("5", "odd|name", "RUNNING")
+    (row,) = parsing.parse_squeue_named(fixture("squeue-named-pipe-in-name"))
+    assert row.name == "cb-fixture|odd|name" and row.job_id.isdigit() and row.index is None
 
 
 def test_scontrol_array_running_has_one_row_per_index() -> None:
