@@ -18,7 +18,9 @@ from corpusbridge.hpc.transport import Transport
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
-# A job corpusbridge cancelled under this try (clear/kill race) is resubmitted at most this many times per try.
+# Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
+# this task writes the cancel markers that trigger them, so each kill causes at most one; this bounds a loop in
+# a non-deferrable wait.
 MAX_RESUBMITS = 3
 
 
