@@ -237,3 +237,13 @@ def test_rows_stream_through_a_server_side_cursor_one_row_group_at_a_time(corpus
     monkeypatch.setattr(shards_module.ShardWriter, "add", watching_add)
     assert run_export(corpus, Selection(mode="all"), tmp_path).docs_exported == 30
     assert seen["cursors"] == {"corpusbridge_export"} and seen["buffered"] < 4
+
+
+def test_the_query_is_parsed_with_the_index_text_configuration() -> None:
+    from corpusbridge.export import statements
+
+    try:
+        from corpusbridge.index.statements import TEXT_CONFIG as index_config  # type: ignore[attr-defined]
+    except ImportError:
+        from corpusbridge.index.fulltext import TEXT_CONFIG as index_config
+    assert index_config == statements.TEXT_CONFIG

@@ -136,7 +136,7 @@ def _write(
             for doc_id, clean_seq, text, title, year in _stream(conn, selection):
                 shard = writer.add(doc_id, text, title, year)
                 digest.update(f"{doc_id}\t{clean_seq}\n".encode())
-                documents.write(json.dumps([doc_id, shard, clean_seq]) + "\n")
+                documents.write(f"{copy_text(doc_id)}\t{shard}\t{clean_seq}\n")
                 rows += 1
                 if rows % FETCH_ROWS == 0:
                     meter.advance(FETCH_ROWS)
@@ -216,14 +216,22 @@ def _insert_batch(
     ).fetchone()
     if row is None or not row[0]:
         return  # the batch existed: same id = same documents in the same shards, already listed
+    prefix = copy_text(batch_id) + "\t"
     with (
         open(written.spool, encoding="utf-8") as documents,
         conn.cursor() as cursor,
         cursor.copy(statements.COPY_BATCH_DOCUMENTS) as copy,
     ):
-        for line in documents:
-            doc_id, shard, clean_seq = json.loads(line)
-            copy.write_row((batch_id, doc_id, shard, clean_seq))
+        while lines := documents.readlines(2**20):  # the spool is already COPY text; only the batch id is added
+            copy.write("".join(prefix + line for line in lines))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str) -> str:
+    """A value as one field of COPY's text format (backslash, tab, newline and CR escaped)."""
+    return value.translate(_COPY_ESCAPES)
 
 
 def _reuse_in_flight(
