@@ -247,3 +247,26 @@ def test_the_query_is_parsed_with_the_index_text_configuration() -> None:
     except ImportError:
         from corpusbridge.index.fulltext import TEXT_CONFIG as index_config
     assert index_config == statements.TEXT_CONFIG
+
+
+def test_an_abandoned_batch_gives_its_documents_back_to_pending(corpus, tmp_path) -> None:
+    from corpusbridge.export.stage import BatchNotFound, abandon_batch
+
+    first = run_export(corpus, Selection(limit=5, dictionary_version=DICT), tmp_path)
+    assert run_export(corpus, Selection(dictionary_version=DICT), tmp_path).docs_exported == 25
+    assert abandon_batch(corpus, first.batch_id) == "abandoned"
+    back = run_export(corpus, Selection(year_to=2009, dictionary_version=DICT), tmp_path)
+    assert _exported_ids(back) == ["doc-000", "doc-001", "doc-002", "doc-003", "doc-004"]
+    _simulate_load(corpus, back.batch_id, model=None)
+    assert abandon_batch(corpus, back.batch_id) == "loaded"
+    with pytest.raises(BatchNotFound, match="no export batch 'nope'"):
+        abandon_batch(corpus, "nope")
+
+
+def test_a_killed_runs_temp_folder_is_removed_by_the_next_run(corpus, tmp_path) -> None:
+    stale = tmp_path / ".export-tmp-12345-dead"
+    stale.mkdir()
+    (stale / ".shard-00000.parquet.tmp-12345").write_bytes(b"half a shard")
+    (tmp_path / ".export-tmp-12345-dead.documents").write_text("doc\t0\t1\n")
+    summary = run_export(corpus, Selection(mode="all"), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [summary.batch_id]

@@ -110,6 +110,24 @@ def run_export(
     return summary
 
 
+class BatchNotFound(LookupError):
+    """No export batch with that id; the message says where to look."""
+
+
+def abandon_batch(conn: psycopg.Connection, batch_id: str) -> str:
+    """Mark an in-flight batch abandoned so its documents are pending again; returns the batch's status after.
+
+    For a batch that will never come back (its run was given up): until then the pending selection keeps its
+    documents out of other batches. A loaded batch stays loaded. Commits.
+    """
+    with conn.transaction():
+        conn.execute(statements.ABANDON_BATCH, (batch_id,))
+        row = conn.execute(statements.BATCH_STATUS, (batch_id,)).fetchone()
+    if row is None:
+        raise BatchNotFound(f"no export batch {batch_id!r}; `SELECT batch_id, status FROM export_batches` lists them")
+    return str(row[0])
+
+
 def batch_digest(selection: Selection, limits: ShardRowLimits) -> hashlib._Hash:
     """The start of a batch id: what the same documents must also share to be the same batch."""
     header = {
