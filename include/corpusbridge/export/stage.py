@@ -95,7 +95,7 @@ def run_export(
     with stage_lock(conn, Stage.EXPORT):
         summary = ExportSummary(run_id=start_run(conn, Stage.EXPORT, {"selection": selection.as_dict()}))
         with recorded_run(conn, Stage.EXPORT, summary):
-            if _reuse_in_flight(conn, selection, out_dir, limits, summary):
+            if _reuse_in_flight(conn, selection, limits, summary):
                 return summary
             _remove_stale_temps(out_dir)  # under the stage lock: any temp folder left is a dead run's
             written = _write(conn, selection, out_dir, limits, ProgressMeter(Stage.EXPORT, progress))
@@ -253,16 +253,15 @@ def copy_text(value: str) -> str:
 
 
 def _reuse_in_flight(
-    conn: psycopg.Connection, selection: Selection, out_dir: Path, limits: ShardRowLimits, summary: ExportSummary
+    conn: psycopg.Connection, selection: Selection, limits: ShardRowLimits, summary: ExportSummary
 ) -> bool:
-    """A batch of this very selection still in flight under `out_dir`, with its files intact, is returned instead of
-    a new one (the DAG's retry of a failed load finds its batch; no second copy goes to the cluster)."""
+    """A batch of this very selection still in flight, with its files intact (wherever they are), is returned
+    instead of a new one: the DAG's retry of a failed load finds its batch, and no second copy goes to the cluster.
+    One whose files were lost is exported again (the same documents give the same batch id and bytes)."""
     params = {"selection": Jsonb(selection.as_dict()), "shard_rows": limits.rows, "shard_bytes": limits.bytes}
     rows = conn.execute(statements.FIND_IN_FLIGHT, params).fetchall()
     conn.commit()
     for batch_id, shard_count, batch_rows, size, manifest_path, manifest_sha256 in rows:
-        if Path(manifest_path).parent.parent != out_dir:
-            continue  # exported elsewhere: this export writes (the same bytes) where it was asked to
         if _intact(Path(manifest_path), manifest_sha256):
             summary.batch_id, summary.shards, summary.docs_exported = batch_id, shard_count, batch_rows
             summary.bytes, summary.manifest, summary.reused = size, manifest_path, True
