@@ -5,14 +5,9 @@
 -- carry it (NOT NULL DEFAULT now()), so nothing needs a backfill here; an index makes the interval a range scan.
 CREATE INDEX IF NOT EXISTS clean_documents_updated_at ON clean_documents (updated_at);
 
--- Canonical documents are the only ones exported. `canonical_id = doc_id` compares two columns, which the planner
--- estimates at 0.5% of the rows whatever the data: with ~100% canonical it then chose nested-loop anti-joins that
--- are quadratic at scale. A stored boolean gets real statistics.
-ALTER TABLE clean_documents ADD COLUMN IF NOT EXISTS is_canonical boolean
-    GENERATED ALWAYS AS (canonical_id = doc_id) STORED;
--- Exported in byte order of doc_id (COLLATE "C": the same order, hence the same shards, on every server whatever its
--- locale); this partial index serves that ordered scan.
-CREATE INDEX IF NOT EXISTS clean_documents_canonical ON clean_documents ((doc_id COLLATE "C")) WHERE is_canonical;
+-- Canonical documents are the only ones exported, in byte order of doc_id (COLLATE "C": the same order, hence the
+-- same shards, on every server whatever its locale); this partial index serves that ordered scan.
+CREATE INDEX IF NOT EXISTS clean_documents_canonical ON clean_documents ((doc_id COLLATE "C")) WHERE canonical_id = doc_id;
 
 -- A batch names the model by hash (what document_results compares with); model_name stays for people.
 ALTER TABLE export_batches ADD COLUMN IF NOT EXISTS model_hash text;
