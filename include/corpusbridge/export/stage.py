@@ -166,6 +166,10 @@ def _write(
         raise
     meter.advance(rows % FETCH_ROWS)
     meter.report()
+    if sum(entry.rows for entry in shards) != rows:  # nothing lost between the cursor and the shards
+        shutil.rmtree(folder, ignore_errors=True)
+        spool.unlink(missing_ok=True)
+        raise RuntimeError(f"export: {rows} documents read but {sum(e.rows for e in shards)} written to shards")
     manifest = ExportManifest(digest.hexdigest()[:BATCH_ID_CHARS], schema_fingerprint(SHARD_SCHEMA), shards)
     size = sum((folder / entry.path).stat().st_size for entry in shards)
     return _Written(folder, spool, manifest, rows, size)
