@@ -110,8 +110,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
 def test_kill_mid_ingest_then_rerun_equals_one_clean_run(db_uri, tmp_path, pg_server_uri) -> None:
     corpus = tmp_path / "gen"
     generate(corpus, 4000, seed=11)
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
-    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=env)
+    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=_env())
     with psycopg.connect(db_uri, autocommit=True) as watch:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and victim.poll() is None:
@@ -120,26 +119,101 @@ def test_kill_mid_ingest_then_rerun_equals_one_clean_run(db_uri, tmp_path, pg_se
             time.sleep(0.02)
     os.killpg(victim.pid, signal.SIGKILL)  # the loader and its parser workers die together, as in a crash
     victim.wait()
-    _kill_orphans(db_uri)
+    _wait_until(lambda: _other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
     with psycopg.connect(db_uri, autocommit=True) as watch:
         partial = _count(watch, "raw_documents")
-    rerun = _cli("ingest", str(corpus), "--db", db_uri, "--json", env=env)
-    out, err = rerun.communicate(timeout=120)
+    killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)
+    _assert_equals_one_clean_run(pg_server_uri, corpus, killed_then_rerun)
+    assert partial < len(killed_then_rerun), "the kill should land mid-run"
+
+
+def test_workers_die_with_a_killed_ingest_and_the_next_run_proceeds(db_uri, tmp_path, pg_server_uri) -> None:
+    """kill -9 of the main process alone: its workers must not go on, nor keep its sessions (and the lock) open."""
+    corpus = tmp_path / "gen"
+    generate(corpus, 4000, seed=13)
+    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=_env())
+    workers = _workers_once_merging(victim, db_uri)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    _wait_until(lambda: not any(_alive(pid) for pid in workers), f"workers {workers} outlived the killed ingest")
+    _wait_until(lambda: _other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
+    killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)  # no IngestAlreadyRunning
+    _assert_equals_one_clean_run(pg_server_uri, corpus, killed_then_rerun)
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
+
+
+def _workers_once_merging(victim: subprocess.Popen, db_uri: str) -> list[int]:
+    """The ingest's child processes, once its workers have merged a chunk (so the kill lands mid-run)."""
+    deadline = time.monotonic() + 120
+    with psycopg.connect(db_uri, autocommit=True) as watch:
+        while time.monotonic() < deadline and victim.poll() is None:
+            children = _children(victim.pid)
+            if len(children) >= 2 and _count(watch, "source_files") > 0:
+                return children
+            time.sleep(0.02)
+    raise AssertionError(f"the ingest ended (rc {victim.poll()}) before its workers were seen merging")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for a reaper (which holds no socket any more)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until(condition, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} (waited {seconds:.0f} s)")
+        time.sleep(0.1)
+
+
+def _other_sessions(db_uri: str) -> int:
+    with psycopg.connect(db_uri, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rerun_and_snapshot(db_uri: str, corpus: Path) -> list[tuple]:
+    rerun = _cli("ingest", str(corpus), "--db", db_uri, "--json", env=_env())
+    out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()
     summary = json.loads(out)
     assert summary["reconciled"] and summary["files_unchanged"] + summary["files_new"] == summary["files_seen"]
     with psycopg.connect(db_uri) as conn:
-        killed_then_rerun = conn.execute(TABLE_SNAPSHOT).fetchall()
         statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs ORDER BY run_id")]
-    assert statuses == ["failed", "succeeded"]
-    clean_corpus_db = _fresh_database(pg_server_uri)
-    with psycopg.connect(clean_corpus_db) as conn:
-        from corpusbridge.db import apply_migrations
+        assert statuses == ["failed", "succeeded"]
+        return conn.execute(TABLE_SNAPSHOT).fetchall()
 
+
+def _assert_equals_one_clean_run(server_uri: str, corpus: Path, snapshot: list[tuple]) -> None:
+    from corpusbridge.db import apply_migrations
+
+    with psycopg.connect(_fresh_database(server_uri)) as conn:
         apply_migrations(conn)
         run_ingest(conn, corpus)
-        assert conn.execute(TABLE_SNAPSHOT).fetchall() == killed_then_rerun
-    assert partial < len(killed_then_rerun), "the kill should land mid-run"
+        assert conn.execute(TABLE_SNAPSHOT).fetchall() == snapshot
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
@@ -150,18 +224,6 @@ def _count(conn: psycopg.Connection, table: str) -> int:
     except psycopg.errors.UndefinedTable:  # the run has not migrated the schema yet
         return 0
     return int(row[0]) if row else 0
-
-
-def _kill_orphans(db_uri: str) -> None:
-    """Parser workers of the killed run may still hold connections; end them as a crash would."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    dbname = conninfo_to_dict(db_uri)["dbname"]
-    with psycopg.connect(db_uri, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        )
 
 
 def _fresh_database(server_uri: str) -> str:
