@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from gen_corpus import generate
+from process_support import children, fresh_database, other_sessions, running, wait_until
 
 from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
@@ -92,6 +94,16 @@ def test_parallel_and_serial_runs_give_identical_rows(db, db_uri, tmp_path, pg_s
     assert db.execute(TABLE_SNAPSHOT).fetchall() == snapshot
 
 
+def test_progress_lines_show_files_records_and_megabytes_per_second(db, tmp_path, caplog) -> None:
+    from corpusbridge_airflow.stages import log_progress
+
+    caplog.set_level(logging.INFO, logger="corpusbridge_airflow.stages")
+    run_ingest(db, _samples(tmp_path), progress=log_progress)
+    last = caplog.records[-1].getMessage()
+    assert last.startswith("ingest: 14/14 files (100%)")
+    assert all(f" {unit}/s" in last for unit in ("files", "records", "MB")), last
+
+
 def test_limit_files_takes_a_stable_subset(db, tmp_path) -> None:
     corpus = _samples(tmp_path)
     first = run_ingest(db, corpus, IngestOptions(limit_files=5))
@@ -119,7 +131,7 @@ def test_kill_mid_ingest_then_rerun_equals_one_clean_run(db_uri, tmp_path, pg_se
             time.sleep(0.02)
     os.killpg(victim.pid, signal.SIGKILL)  # the loader and its parser workers die together, as in a crash
     victim.wait()
-    _wait_until(lambda: _other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
+    wait_until(lambda: other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
     with psycopg.connect(db_uri, autocommit=True) as watch:
         partial = _count(watch, "raw_documents")
     killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)
@@ -135,8 +147,8 @@ def test_workers_die_with_a_killed_ingest_and_the_next_run_proceeds(db_uri, tmp_
     workers = _workers_once_merging(victim, db_uri)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    _wait_until(lambda: not any(_alive(pid) for pid in workers), f"workers {workers} outlived the killed ingest")
-    _wait_until(lambda: _other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
+    wait_until(lambda: not any(running(pid) for pid in workers), f"workers {workers} outlived the killed ingest")
+    wait_until(lambda: other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
     killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)  # no IngestAlreadyRunning
     _assert_equals_one_clean_run(pg_server_uri, corpus, killed_then_rerun)
 
@@ -150,49 +162,11 @@ def _workers_once_merging(victim: subprocess.Popen, db_uri: str) -> list[int]:
     deadline = time.monotonic() + 120
     with psycopg.connect(db_uri, autocommit=True) as watch:
         while time.monotonic() < deadline and victim.poll() is None:
-            children = _children(victim.pid)
-            if len(children) >= 2 and _count(watch, "source_files") > 0:
-                return children
+            found = children(victim.pid)
+            if len(found) >= 2 and _count(watch, "source_files") > 0:
+                return found
             time.sleep(0.02)
     raise AssertionError(f"the ingest ended (rc {victim.poll()}) before its workers were seen merging")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie waiting for a reaper (which holds no socket any more)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait_until(condition, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {seconds:.0f} s)")
-        time.sleep(0.1)
-
-
-def _other_sessions(db_uri: str) -> int:
-    with psycopg.connect(db_uri, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND backend_type = 'client backend'"
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _rerun_and_snapshot(db_uri: str, corpus: Path) -> list[tuple]:
@@ -210,7 +184,7 @@ def _rerun_and_snapshot(db_uri: str, corpus: Path) -> list[tuple]:
 def _assert_equals_one_clean_run(server_uri: str, corpus: Path, snapshot: list[tuple]) -> None:
     from corpusbridge.db import apply_migrations
 
-    with psycopg.connect(_fresh_database(server_uri)) as conn:
+    with psycopg.connect(fresh_database(server_uri)) as conn:
         apply_migrations(conn)
         run_ingest(conn, corpus)
         assert conn.execute(TABLE_SNAPSHOT).fetchall() == snapshot
@@ -224,19 +198,6 @@ def _count(conn: psycopg.Connection, table: str) -> int:
     except psycopg.errors.UndefinedTable:  # the run has not migrated the schema yet
         return 0
     return int(row[0]) if row else 0
-
-
-def _fresh_database(server_uri: str) -> str:
-    import uuid
-
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"clean_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_uri, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server_uri) | {"dbname": name}
-    return make_conninfo(**params)
 
 
 def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from process_support import running
 
 from corpusbridge.processes import die_with_parent, reset_inherited_signals
 
@@ -90,13 +90,13 @@ def test_pool_workers_die_when_their_parent_is_killed() -> None:
     try:
         assert parent.stdout is not None
         workers = [int(pid) for pid in parent.stdout.readline().split()]
-        assert len(workers) == 2 and all(_running(pid) for pid in workers)
+        assert len(workers) == 2 and all(running(pid) for pid in workers)
         parent.kill()
         parent.wait()
         deadline = time.monotonic() + 30
-        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_running(pid) for pid in workers), f"workers {workers} outlived their killed parent"
+        assert not any(running(pid) for pid in workers), f"workers {workers} outlived their killed parent"
     finally:
         parent.kill()
 
@@ -107,11 +107,3 @@ def test_a_worker_whose_parent_is_already_gone_exits_at_once() -> None:
     worker.start()
     worker.join(30)
     assert worker.exitcode == 1
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphaned zombie waits for a reaper but holds nothing any more)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
