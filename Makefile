@@ -37,12 +37,16 @@ clean:
 	rm -rf $(VENV) .corpusbridge .pytest_cache .ruff_cache
 
 # --- sanitize and index ---
-.PHONY: bench-sanitize test-elasticsearch
+.PHONY: bench-sanitize test-elasticsearch test-faults
 # 200k documents (1M takes > 5 min on a shared 2-core box); DOCS=1000000 for the issue's size.
 bench-sanitize: install
 	$(BIN)/python bench/sanitize.py --docs $${DOCS:-200000}
 
 # Needs a real cluster: ELASTICSEARCH_URL=http://127.0.0.1:9200 make test-elasticsearch
+# The fault and bad-input suite alone (docs/faults.md).
+test-faults: install
+	$(BIN)/python -m pytest -m faults -rs
+
 test-elasticsearch: install
 	$(BIN)/python -m pytest -m elasticsearch -rs tests/integration/test_elasticsearch_live.py
 

@@ -20,7 +20,7 @@ import psycopg
 from corpusbridge.hashing import file_sha256
 from corpusbridge.ingest import statements
 from corpusbridge.ingest.parse import DEFAULT_RECORD_CAP, FileParse, parse_file
-from corpusbridge.ingest.records import QUARANTINE_RAW_CAP, Quarantined, Record, json_bytes
+from corpusbridge.ingest.records import Quarantined, Record, json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +67,6 @@ def _chunk_copy(cur: psycopg.Cursor) -> Iterator[psycopg.Copy]:
     with cur.copy(statements.COPY_CHUNK) as copy:
         copy.set_types(statements.COPY_TYPES)
         yield copy
-
-
-def copy_whole_file_quarantine(cur: psycopg.Cursor, task: FileTask, exc: BaseException) -> FileResult:
-    """Content that breaks the parser itself: the file is quarantined whole, with the reason."""
-    log.warning("%s: parser could not read the file (%s); quarantining it whole", task.path, one_line(exc))
-    with open(task.path, "rb") as f:
-        head = f.read(QUARANTINE_RAW_CAP + 1)
-    item = Quarantined.of("file", f"ParserFailure:{type(exc).__name__}", one_line(exc), head)
-    with _chunk_copy(cur) as copy:
-        copy.write_row(_quarantine_row(task, 0, item))
-    digest = file_sha256(Path(task.path))
-    return FileResult(
-        task.file_no, task.path, task.size, task.mtime_ns, digest, "unknown", False, task.known_sha256 is not None,
-        1, 1, task.size,
-    )  # fmt: skip
 
 
 def _copy_file(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:

@@ -134,6 +134,11 @@ INSERT_QUARANTINE: LiteralString = f"""
     FROM {CHUNK_TABLE} WHERE kind = 'quarantine'
     ORDER BY file_no, ordinal
 """
+# A file recorded whole (refused before reading, or broken the parser): one entry for the file (`whole_file.py`).
+QUARANTINE_WHOLE_FILE: LiteralString = """
+    INSERT INTO quarantine (run_id, source_file, locator, error_class, message, raw, raw_truncated)
+    VALUES (%s, %s, 'file', %s, %s, %s, %s)
+"""
 # One statement for the chunk's ledger rows (a statement per file was a tenth of the merge time). A file whose
 # bytes did not change (format '') keeps what it said before.
 UPSERT_LEDGER: LiteralString = """
