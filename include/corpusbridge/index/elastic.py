@@ -164,10 +164,13 @@ def index_elasticsearch(
             rebuild, summary.mode, summary.from_seq = True, "rebuild", 0  # nothing to update yet: build it
         target = _create_index(client, alias, summary.run_id) if rebuild else alias
         summary.index_name = target
-        _send_pages(conn, client, summary, statements.DOC_PAGE, lambda r: index_action(r, target), batch_size, meter)
-        if not rebuild:
-            delete = lambda r: delete_action(r["doc_id"], target)  # noqa: E731
-            _send_pages(conn, client, summary, statements.REMOVAL_PAGE, delete, batch_size, meter)
+        pages: list[tuple[LiteralString, Callable[[dict[str, Any]], dict[str, Any]]]] = [
+            (statements.DOC_PAGE, lambda r: index_action(r, target))
+        ]
+        if not rebuild:  # a rebuilt index never had the removed documents
+            pages.append((statements.REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target)))
+        for page_sql, to_action in pages:
+            _send_pages(conn, client, summary, page_sql, to_action, batch_size, meter)
         if rebuild:
             _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
