@@ -56,6 +56,9 @@ BODY_CHARS = 100_000
 # A rebuilt index is put behind the alias only if at most this share of documents was refused: a cluster that
 # refuses everything (a broken mapping, a full disk) must not replace a working index with an empty one.
 MAX_REBUILD_FAILURES = 0.01
+# A refused document is sent again by each later run until it is accepted; after this many refusals of the same
+# version it is rejected for good (index_rejects.permanent) until the document changes.
+REJECT_ATTEMPTS = 5
 
 _DOC_PAGE: LiteralString = """
     SELECT doc_id, canonical_id, source_format, title, abstract, left(full_text, %(body)s) AS full_text, authors,
@@ -67,6 +70,17 @@ _REMOVAL_PAGE: LiteralString = """
     WHERE r.clean_seq > %(after)s AND r.clean_seq <= %(upto)s
       AND NOT EXISTS (SELECT 1 FROM clean_documents c WHERE c.doc_id = r.doc_id)
     ORDER BY r.clean_seq LIMIT %(limit)s
+"""
+# Refused documents whose current version is behind the watermark (newer versions go out with the changes);
+# those no longer clean are sent as deletes. Kept here, next to its one use.
+_RETRY_PAGE: LiteralString = """
+    SELECT r.doc_id, c.canonical_id, c.source_format, c.title, c.abstract, left(c.full_text, %(body)s) AS full_text,
+           c.authors, c.year, c.venue, c.language, coalesce(c.clean_seq, r.clean_seq) AS clean_seq,
+           c.doc_id IS NULL AS removed
+    FROM index_rejects r LEFT JOIN clean_documents c ON c.doc_id = r.doc_id
+    WHERE r.backend = 'elasticsearch' AND NOT r.permanent AND r.doc_id > %(after)s
+      AND coalesce(c.clean_seq, 0) <= %(upto)s
+    ORDER BY r.doc_id LIMIT %(limit)s
 """
 
 
@@ -179,6 +193,7 @@ def index_elasticsearch(
             _send_pages(
                 conn, client, summary, _REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target), batch_size, progress
             )
+            _retry_rejects(conn, client, summary, target, batch_size, progress)
         if rebuild:
             _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
@@ -238,6 +253,24 @@ def _send_pages(
         report_progress(summary, progress)
 
 
+def _retry_rejects(
+    conn: psycopg.Connection,
+    client: Elasticsearch,
+    summary: IndexSummary,
+    target: str,
+    batch_size: int,
+    progress: IndexProgressCallback | None,
+) -> None:
+    """Send again what earlier runs had refused: the watermark moved past them, this is their way back in."""
+    after = ""
+    while rows := _page(conn, _RETRY_PAGE, after, summary.from_seq, batch_size):  # type: ignore[arg-type]
+        actions = (delete_action(r["doc_id"], target) if r["removed"] else index_action(r, target) for r in rows)
+        _record_outcome(conn, summary, rows, send_bulk(client, actions))
+        conn.commit()
+        after = rows[-1]["doc_id"]
+        report_progress(summary, progress)
+
+
 def _page(conn: psycopg.Connection, page_sql: LiteralString, after: int, upto: int, limit: int) -> list[dict]:
     params = {"after": after, "upto": upto, "limit": limit, "body": BODY_CHARS}
     with conn.cursor(row_factory=dict_row) as cur:
@@ -250,11 +283,25 @@ def _record_outcome(conn: psycopg.Connection, summary: IndexSummary, rows: list[
     failed = {f.doc_id for f in outcome.failures}
     for f in outcome.failures:
         conn.execute(
-            "INSERT INTO index_rejects (backend, doc_id, clean_seq, status, error_type, reason, run_id)"
-            " VALUES ('elasticsearch', %s, %s, %s, %s, %s, %s) ON CONFLICT (backend, doc_id) DO UPDATE SET"
+            "INSERT INTO index_rejects (backend, doc_id, clean_seq, status, error_type, reason, run_id, permanent)"
+            " VALUES ('elasticsearch', %(doc)s, %(seq)s, %(status)s, %(type)s, %(reason)s, %(run)s, 1 >= %(max)s)"
+            " ON CONFLICT (backend, doc_id) DO UPDATE SET"
             " clean_seq = EXCLUDED.clean_seq, status = EXCLUDED.status, error_type = EXCLUDED.error_type,"
-            " reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now()",
-            (f.doc_id, seqs.get(f.doc_id, 0), f.status, f.error_type, f.reason, summary.run_id),
+            " reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now(),"
+            # a refusal of the same version is one more attempt; a new version starts again from one
+            " attempts = CASE WHEN index_rejects.clean_seq = EXCLUDED.clean_seq THEN index_rejects.attempts + 1"
+            " ELSE 1 END,"
+            " permanent = CASE WHEN index_rejects.clean_seq = EXCLUDED.clean_seq"
+            " THEN index_rejects.attempts + 1 >= %(max)s ELSE 1 >= %(max)s END",
+            {
+                "doc": f.doc_id,
+                "seq": seqs.get(f.doc_id, 0),
+                "status": f.status,
+                "type": f.error_type,
+                "reason": f.reason,
+                "run": summary.run_id,
+                "max": REJECT_ATTEMPTS,
+            },
         )
     conn.execute(
         "DELETE FROM index_rejects WHERE backend = 'elasticsearch' AND doc_id = ANY(%s)",
