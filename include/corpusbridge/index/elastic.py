@@ -58,6 +58,9 @@ BODY_CHARS = statements.BODY_CHARS
 # A rebuilt index is put behind the alias only if at most this share of documents was refused: a cluster that
 # refuses everything (a broken mapping, a full disk) must not replace a working index with an empty one.
 MAX_REBUILD_FAILURES = 0.01
+# A refused document is sent again by each later run until it is accepted; after this many refusals of the same
+# version it is rejected for good (index_rejects.permanent) until the document changes.
+REJECT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -167,10 +170,12 @@ def index_elasticsearch(
         pages: list[tuple[LiteralString, Callable[[dict[str, Any]], dict[str, Any]]]] = [
             (statements.DOC_PAGE, lambda r: index_action(r, target))
         ]
-        if not rebuild:  # a rebuilt index never had the removed documents
+        if not rebuild:  # a rebuilt index never had the removed documents, and sends every refused one again
             pages.append((statements.REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target)))
         for page_sql, to_action in pages:
             _send_pages(conn, client, summary, page_sql, to_action, batch_size, meter)
+        if not rebuild:
+            _retry_rejects(conn, client, summary, target, batch_size, meter)
         if rebuild:
             _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
@@ -226,6 +231,24 @@ def _send_pages(
         meter.advance(len(rows))
 
 
+def _retry_rejects(
+    conn: psycopg.Connection,
+    client: Elasticsearch,
+    summary: IndexSummary,
+    target: str,
+    batch_size: int,
+    meter: ProgressMeter,
+) -> None:
+    """Send again what earlier runs had refused: the watermark moved past them, this is their way back in."""
+    after = ""
+    while rows := _page(conn, statements.RETRY_PAGE, after, summary.from_seq, batch_size):  # type: ignore[arg-type]
+        actions = (delete_action(r["doc_id"], target) if r["removed"] else index_action(r, target) for r in rows)
+        _record_outcome(conn, summary, rows, send_bulk(client, actions))
+        conn.commit()
+        after = rows[-1]["doc_id"]
+        meter.advance(len(rows))
+
+
 def _page(conn: psycopg.Connection, page_sql: LiteralString, after: int, upto: int, limit: int) -> list[dict]:
     params = {"after": after, "upto": upto, "limit": limit, "body": BODY_CHARS}
     with conn.cursor(row_factory=dict_row) as cur:
@@ -239,7 +262,15 @@ def _record_outcome(conn: psycopg.Connection, summary: IndexSummary, rows: list[
     for f in outcome.failures:
         conn.execute(
             statements.RECORD_REJECT,
-            (f.doc_id, seqs.get(f.doc_id, 0), f.status, f.error_type, f.reason, summary.run_id),
+            {
+                "doc": f.doc_id,
+                "seq": seqs.get(f.doc_id, 0),
+                "status": f.status,
+                "type": f.error_type,
+                "reason": f.reason,
+                "run": summary.run_id,
+                "max": REJECT_ATTEMPTS,
+            },
         )
     conn.execute(statements.FORGET_REJECTS, ([d for d in seqs if d not in failed],))
     summary.docs_in += len(rows)

@@ -87,10 +87,27 @@ REMOVAL_PAGE: LiteralString = """
       AND NOT EXISTS (SELECT 1 FROM clean_documents c WHERE c.doc_id = r.doc_id)
     ORDER BY r.clean_seq LIMIT %(limit)s
 """
+# A refusal of the same version is one more attempt; a new version starts again from one. After `max` attempts
+# the document is rejected for good (until it changes).
 RECORD_REJECT: LiteralString = """
-    INSERT INTO index_rejects (backend, doc_id, clean_seq, status, error_type, reason, run_id)
-    VALUES ('elasticsearch', %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (backend, doc_id) DO UPDATE SET clean_seq = EXCLUDED.clean_seq, status = EXCLUDED.status,
-        error_type = EXCLUDED.error_type, reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now()
+    INSERT INTO index_rejects (backend, doc_id, clean_seq, status, error_type, reason, run_id, permanent)
+    VALUES ('elasticsearch', %(doc)s, %(seq)s, %(status)s, %(type)s, %(reason)s, %(run)s, 1 >= %(max)s)
+    ON CONFLICT (backend, doc_id) DO UPDATE SET
+        clean_seq = EXCLUDED.clean_seq, status = EXCLUDED.status, error_type = EXCLUDED.error_type,
+        reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now(),
+        attempts = CASE WHEN index_rejects.clean_seq = EXCLUDED.clean_seq THEN index_rejects.attempts + 1 ELSE 1 END,
+        permanent = CASE WHEN index_rejects.clean_seq = EXCLUDED.clean_seq
+                         THEN index_rejects.attempts + 1 >= %(max)s ELSE 1 >= %(max)s END
 """
 FORGET_REJECTS: LiteralString = "DELETE FROM index_rejects WHERE backend = 'elasticsearch' AND doc_id = ANY(%s)"
+# Refused documents whose current version is behind the watermark (newer versions go out with the changes);
+# those no longer clean are sent as deletes. Keyset-paged by doc_id.
+RETRY_PAGE: LiteralString = """
+    SELECT r.doc_id, c.canonical_id, c.source_format, c.title, c.abstract, left(c.full_text, %(body)s) AS full_text,
+           c.authors, c.year, c.venue, c.language, coalesce(c.clean_seq, r.clean_seq) AS clean_seq,
+           c.doc_id IS NULL AS removed
+    FROM index_rejects r LEFT JOIN clean_documents c ON c.doc_id = r.doc_id
+    WHERE r.backend = 'elasticsearch' AND NOT r.permanent AND r.doc_id > %(after)s
+      AND coalesce(c.clean_seq, 0) <= %(upto)s
+    ORDER BY r.doc_id LIMIT %(limit)s
+"""
