@@ -7,8 +7,9 @@ files, not yet in the ledger, are read again by the next run.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import logging
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +18,10 @@ from pathlib import Path
 
 import psycopg
 
-from corpusbridge.hashing import file_sha256
 from corpusbridge.ingest import statements
 from corpusbridge.ingest.parse import DEFAULT_RECORD_CAP, FileParse, parse_file
+from corpusbridge.ingest.reader import open_listed
 from corpusbridge.ingest.records import Quarantined, Record, json_bytes
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class FileTask:
@@ -71,7 +69,7 @@ def _chunk_copy(cur: psycopg.Cursor) -> Iterator[psycopg.Copy]:
 
 def _copy_file(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
     if task.known_sha256 is not None:
-        digest = file_sha256(Path(task.path))
+        digest = _listed_sha256(task)
         if digest == task.known_sha256:  # touched, not changed: nothing to parse
             return FileResult(
                 task.file_no, task.path, task.size, task.mtime_ns, digest, "", True, True, 0, 0, task.size
@@ -83,6 +81,14 @@ def _copy_file(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
         task.file_no, task.path, task.size, task.mtime_ns, info.sha256, info.format, False,
         task.known_sha256 is not None, counts[0], counts[1], info.bytes_read,
     )  # fmt: skip
+
+
+def _listed_sha256(task: FileTask) -> str:
+    """The file's sha256, read without following a symlink or blocking on a FIFO swapped in since the chunk's check
+    (FileRefused then: the chunk records the file with the reason)."""
+    fd, _ = open_listed(task.path, task.size, task.mtime_ns)
+    with io.FileIO(fd, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _write_items(copy: psycopg.Copy, task: FileTask, items: Iterator[Record | Quarantined], counts: list[int]) -> None:
