@@ -104,6 +104,18 @@ def test_progress_lines_show_files_records_and_megabytes_per_second(db, tmp_path
     assert all(f" {unit}/s" in last for unit in ("files", "records", "MB")), last
 
 
+def test_skipped_entries_are_counted_in_the_run_log(db, tmp_path) -> None:
+    corpus = _samples(tmp_path)
+    (corpus / ".DS_Store").write_bytes(b"\0")
+    (corpus / ".git").mkdir()
+    summary = run_ingest(db, corpus)
+    assert summary.files_skipped == {"hidden entries": 2} and summary.as_dict()["files_skipped"] == {
+        "hidden entries": 2
+    }
+    counts = db.execute("SELECT counts->'files_skipped' FROM stage_runs WHERE stage = 'ingest'").fetchone()
+    assert counts == ({"hidden entries": 2},)
+
+
 def test_limit_files_takes_a_stable_subset(db, tmp_path) -> None:
     corpus = _samples(tmp_path)
     first = run_ingest(db, corpus, IngestOptions(limit_files=5))

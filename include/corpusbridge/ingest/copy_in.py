@@ -23,6 +23,7 @@ from corpusbridge.ingest.parse import DEFAULT_RECORD_CAP, FileParse, parse_file
 from corpusbridge.ingest.reader import open_listed
 from corpusbridge.ingest.records import Quarantined, Record, json_bytes
 
+
 @dataclass(frozen=True)
 class FileTask:
     file_no: int

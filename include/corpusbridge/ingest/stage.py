@@ -7,6 +7,7 @@ Run bookkeeping (lock, run row, progress) is the run contract of `corpusbridge.r
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class IngestSummary(RunSummary):
 
     columns: ClassVar[tuple[str, ...]] = (
         "files_seen", "files_new", "files_changed", "files_unchanged", "records_seen", "records_loaded",
-        "records_duplicate", "records_quarantined", "bytes_read",
+        "records_duplicate", "records_quarantined", "bytes_read", "files_skipped",
     )  # fmt: skip
 
     source_dir: str = ""
@@ -63,6 +64,7 @@ class IngestSummary(RunSummary):
     records_quarantined: int = 0
     bytes_read: int = 0
     quarantine_by_class: dict[str, int] = field(default_factory=dict)
+    files_skipped: dict[str, int] = field(default_factory=dict)  # not listed, by kind (hidden entries, ...)
 
     @property
     def reconciled(self) -> bool:
@@ -155,9 +157,11 @@ def _pending_files(
     The walk is COPYed into a temp table, so neither the walk nor the pending list is ever held in memory.
     """
     scan_conn.execute(statements.CREATE_FOUND_FILES)
+    skipped = Counter[str]()
     with scan_conn.cursor().copy(statements.COPY_FOUND_FILES) as copy:
-        for found in walk_files(root, options.limit_files):
+        for found in walk_files(root, options.limit_files, skipped):
             copy.write_row((found.path, found.size, found.mtime_ns))
+    summary.files_skipped = dict(sorted(skipped.items()))
     scan_conn.execute(statements.CREATE_PENDING)
     scan_conn.execute(statements.PENDING_KEY)
     seen, new, same = scan_conn.execute(statements.PENDING_COUNTS).fetchone() or (0, 0, 0)
