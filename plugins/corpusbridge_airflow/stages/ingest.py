@@ -26,4 +26,6 @@ def ingest_stage(source_dir: str | None, limit_files: int | None = None) -> dict
             summary.records_quarantined,
             ", ".join(f"{k}={v}" for k, v in summary.quarantine_by_class.items()),
         )
+    if summary.files_skipped:
+        log.info("listing skipped %s", ", ".join(f"{n} {kind}" for kind, n in summary.files_skipped.items()))
     return summary.as_dict()
