@@ -51,8 +51,8 @@ def after_listing(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
 
     hooks: list = []
 
-    def listing_then_hook(root, limit=None):  # type: ignore[no-untyped-def]
-        yield from discover.walk_files(root, limit)
+    def listing_then_hook(root, limit=None, skipped=None):  # type: ignore[no-untyped-def]
+        yield from discover.walk_files(root, limit, skipped)
         while hooks:  # once: a later run lists what the swap left
             hooks.pop()()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -112,13 +113,17 @@ def _ingest(
     summary: IngestSummary,
     progress: ProgressCallback | None,
 ) -> None:
-    # Autocommit: a transaction held open for the whole run would pin the xmin horizon, so VACUUM could not reclaim
-    # the chunk rows each merge deletes, and every later merge would wade through all of them.
-    with psycopg.connect(workers.conninfo_of(conn), autocommit=True) as scan_conn:
+    n_workers = options.workers or worker_count()
+    with ExitStack() as stack:
+        pool = stack.enter_context(_started_pool(conn, n_workers)) if n_workers > 1 else None
+        # Autocommit: a transaction held open for the whole run would pin the xmin horizon, so VACUUM could not
+        # reclaim the chunk rows each merge deletes, and every later merge would wade through all of them.
+        scan_conn = stack.enter_context(psycopg.connect(workers.conninfo_of(conn), autocommit=True))
         tasks = _pending_files(scan_conn, root, options, summary)
         meter = ProgressMeter(Stage.INGEST, progress, total=summary.files_new + summary.files_changed, unit="files")
         log.info("ingest: %d new or changed files to read", meter.total)
-        for outcome in _run_chunks(conn, summary.run_id, tasks, options):
+        chunks = _chunks(tasks, options.chunk_files)
+        for outcome in _run_chunks(conn, summary.run_id, chunks, options, pool, n_workers):
             _account(summary, outcome)
             meter.advance(
                 len(outcome.files),
@@ -182,17 +187,33 @@ def _stream_tasks(scan_conn: psycopg.Connection, page: int = 10_000) -> Iterator
         last = rows[-1][0]
 
 
+def _started_pool(conn: psycopg.Connection, n_workers: int) -> ProcessPoolExecutor:
+    """Parser workers, started now (one no-op call each) so that their start overlaps the listing.
+
+    They are spawned, not forked: they must not hold this process's connections (and with them the ingest lock)
+    open after it dies, and they die with it (`corpusbridge.processes`).
+    """
+    pool = worker_pool(n_workers, workers.init, (workers.conninfo_of(conn),))
+    for _ in range(n_workers):
+        pool.submit(int)
+    return pool
+
+
 def _run_chunks(
-    conn: psycopg.Connection, run_id: int, tasks: Iterator[FileTask], options: IngestOptions
+    conn: psycopg.Connection,
+    run_id: int,
+    chunks: Iterator[list[FileTask]],
+    options: IngestOptions,
+    pool: ProcessPoolExecutor | None,
+    n_workers: int,
 ) -> Iterator[ChunkOutcome]:
-    chunks = _chunks(tasks, options.chunk_files)
-    n_workers = options.workers or worker_count()
-    if n_workers <= 1:
+    """Outcomes of the chunks, from the pool's `n_workers` or, without a pool, from this process."""
+    if pool is None:
         with workers.open_worker_connection(workers.conninfo_of(conn)) as worker_conn:
             for chunk in chunks:
                 yield ingest_chunk(worker_conn, run_id, chunk, options.record_cap)
         return
-    yield from _parallel(conn, run_id, chunks, options, n_workers)
+    yield from _parallel(pool, n_workers, run_id, chunks, options)
 
 
 def _chunks(tasks: Iterator[FileTask], size: int) -> Iterator[list[FileTask]]:
@@ -207,27 +228,23 @@ def _chunks(tasks: Iterator[FileTask], size: int) -> Iterator[list[FileTask]]:
 
 
 def _parallel(
-    conn: psycopg.Connection, run_id: int, chunks: Iterator[list[FileTask]], options: IngestOptions, n_workers: int
+    pool: ProcessPoolExecutor, n_workers: int, run_id: int, chunks: Iterator[list[FileTask]], options: IngestOptions
 ) -> Iterator[ChunkOutcome]:
-    """Each worker parses, copies in and merges whole chunks on its own connection; the loader only hands them out.
-
-    The workers are spawned, not forked: they must not hold this process's connections (and with them the ingest
-    lock) open after it dies, and they die with it.
-    """
-    with worker_pool(n_workers, workers.init, (workers.conninfo_of(conn),)) as pool:
-        pending: set[Future[ChunkOutcome]] = set()
-        exhausted = False
-        while not exhausted or pending:
-            while not exhausted and len(pending) < n_workers * 2:  # bounded look-ahead keeps memory flat
-                chunk = next(chunks, None)
-                exhausted = chunk is None
-                if chunk is not None:
-                    pending.add(pool.submit(workers.run_chunk, run_id, chunk, options.record_cap))
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+    """Each worker parses, copies in and merges whole chunks on its own connection; the loader only hands them out."""
+    look_ahead = 2 * n_workers  # bounded look-ahead keeps memory flat
+    pending: set[Future[ChunkOutcome]] = set()
+    exhausted = False
+    while not exhausted or pending:
+        while not exhausted and len(pending) < look_ahead:
+            chunk = next(chunks, None)
+            exhausted = chunk is None
+            if chunk is not None:
+                pending.add(pool.submit(workers.run_chunk, run_id, chunk, options.record_cap))
+        if not pending:
+            break
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future.result()
 
 
 def _quarantine_classes(conn: psycopg.Connection, run_id: int) -> dict[str, int]:
