@@ -134,6 +134,8 @@ def _cleaner(workers: int) -> Iterator[Cleaner]:
         yield in_process
         return
     with worker_pool(workers) as pool:  # spawned: no inherited connection or lock, and they die with us
+        for _ in range(workers):
+            pool.submit(int)  # start every worker now: they import while the first batch is read
 
         def parallel(batch: list[RawDocument]) -> list[CleanRecord | Reject]:
             if len(batch) < _PARALLEL_MIN_BATCH:
