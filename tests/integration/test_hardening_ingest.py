@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from corpusbridge.ingest.run import IngestOptions, IngestSummary, run_ingest
+from corpusbridge.ingest.stage import IngestOptions, IngestSummary, run_ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -47,16 +47,16 @@ SECRET = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n"
 @pytest.fixture
 def after_listing(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Run a callback once the directory listing is complete and before any file is read (the real race)."""
-    from corpusbridge.ingest import discover, run
+    from corpusbridge.ingest import discover, stage
 
     hooks: list = []
 
-    def listing_then_hook(root, limit=None):  # type: ignore[no-untyped-def]
-        yield from discover.walk_files(root, limit)
+    def listing_then_hook(*args, **kwargs):  # type: ignore[no-untyped-def]
+        yield from discover.walk_files(*args, **kwargs)
         while hooks:  # once: a later run lists what the swap left
             hooks.pop()()
 
-    monkeypatch.setattr(run, "walk_files", listing_then_hook)
+    monkeypatch.setattr(stage, "walk_files", listing_then_hook)
     return hooks.append
 
 
@@ -86,6 +86,8 @@ class _FifoWriter:
     def release(self) -> None:
         import os
 
+        if self.thread.ident is None:
+            return  # never started: the run failed before the swap
         os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))  # unblocks an open; the close, a write (EPIPE)
         self.thread.join(timeout=60)
 

@@ -7,8 +7,6 @@ anywhere leaves each file either fully merged or not in the ledger (and read aga
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
 from collections.abc import Sequence
@@ -17,9 +15,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors
 
-from corpusbridge.ingest.merge import BatchCounts, merge_staged
+from corpusbridge.ingest import statements
+from corpusbridge.ingest.copy_in import FileResult, FileTask, copy_chunk, one_line
+from corpusbridge.ingest.discover import NON_UTF8_PREFIX
+from corpusbridge.ingest.merge import BatchCounts, merge_chunk
 from corpusbridge.ingest.reader import FileRefused, Identity, checked_files, open_listed
-from corpusbridge.ingest.staging import FileResult, FileTask, one_line, stage_chunk
 from corpusbridge.ingest.whole_file import quarantine_whole_file, record_refused
 
 log = logging.getLogger(__name__)
@@ -40,53 +40,36 @@ def ingest_chunk(conn: psycopg.Connection, run_id: int, tasks: list[FileTask], c
     """Stage and merge a chunk; content that breaks it is isolated by redoing the chunk file by file.
 
     Every file is first checked to still be the regular file that was listed (no symlink followed, no FIFO
-    waited on), and a file seen before is compared by hash through that same open; the others are recorded
-    with the reason and the rest of the chunk goes on.
+    waited on); the others are recorded with the reason and the rest of the chunk goes on.
     """
-    checked: dict[str, Checked] = {}
+    checked: dict[str, Identity] = {}
     outcomes = []
     for task in tasks:
         try:
-            checked[task.path] = _check(task)
+            fd, checked[task.path] = open_listed(task.path, task.size, task.mtime_ns)
+            os.close(fd)
         except FileRefused as refused:
             outcomes.append(_whole(lambda t=task, r=refused: record_refused(conn, run_id, t, r)))
     readable = [task for task in tasks if task.path in checked]
     if readable:
-        with checked_files({path: c.identity for path, c in checked.items()}):
-            outcomes.append(_stage_readable(conn, run_id, readable, checked, cap))
+        with checked_files(checked):
+            outcomes.append(_stage_readable(conn, run_id, readable, cap))
     return _combine(outcomes)
 
 
-@dataclass(frozen=True)
-class Checked:
-    identity: Identity
-    sha256: str | None  # of a file seen before (the ledger has its hash), else None
-
-
-def _check(task: FileTask) -> Checked:
-    fd, identity = open_listed(task.path, task.size, task.mtime_ns)
-    with io.FileIO(fd, "rb") as f:
-        digest = None if task.known_sha256 is None else hashlib.file_digest(f, "sha256").hexdigest()
-    return Checked(identity, digest)
-
-
-def _stage_readable(
-    conn: psycopg.Connection, run_id: int, tasks: list[FileTask], checked: dict[str, Checked], cap: int
-) -> ChunkOutcome:
+def _stage_readable(conn: psycopg.Connection, run_id: int, tasks: list[FileTask], cap: int) -> ChunkOutcome:
     try:
-        return _retrying(lambda: _stage_and_merge(conn, run_id, tasks, checked, cap))
+        return _retrying(lambda: _stage_and_merge(conn, run_id, tasks, cap))
     except Exception as exc:
         if _is_infrastructure(exc, tasks):
             raise  # the run fails; a rerun resumes with the files not yet in the ledger
         log.warning("a file in this chunk broke staging (%s); redoing the chunk file by file", one_line(exc))
-    return _combine([_one_file(conn, run_id, task, checked, cap) for task in tasks])
+    return _combine([_one_file(conn, run_id, task, cap) for task in tasks])
 
 
-def _one_file(
-    conn: psycopg.Connection, run_id: int, task: FileTask, checked: dict[str, Checked], cap: int
-) -> ChunkOutcome:
+def _one_file(conn: psycopg.Connection, run_id: int, task: FileTask, cap: int) -> ChunkOutcome:
     try:
-        return _retrying(lambda: _stage_and_merge(conn, run_id, [task], checked, cap))
+        return _retrying(lambda: _stage_and_merge(conn, run_id, [task], cap))
     except Exception as exc:
         if _is_infrastructure(exc, [task]):
             raise
@@ -115,35 +98,22 @@ def _whole(record) -> ChunkOutcome:  # type: ignore[no-untyped-def]
     return ChunkOutcome([_retrying(record)], BatchCounts(0, 0, 1))
 
 
-def _stage_and_merge(
-    conn: psycopg.Connection, run_id: int, tasks: list[FileTask], checked: dict[str, Checked], cap: int
-) -> ChunkOutcome:
-    unchanged = [t for t in tasks if t.known_sha256 is not None and checked[t.path].sha256 == t.known_sha256]
-    changed = [t for t in tasks if t.known_sha256 is not None and t not in unchanged]
+def _stage_and_merge(conn: psycopg.Connection, run_id: int, tasks: list[FileTask], cap: int) -> ChunkOutcome:
     with conn.transaction(), conn.cursor() as cur:
         _commit_without_flush_wait(cur)
-        _forget_what_they_said(cur, changed)
-        to_parse = [FileTask(t.file_no, t.path, t.size, t.mtime_ns, None) if t in changed else t for t in tasks]
-        results = stage_chunk(cur, [t for t in to_parse if t not in unchanged], cap)
-        results += [_unchanged(t, checked[t.path]) for t in unchanged]
-        return ChunkOutcome(results, merge_staged(cur, run_id, results))
+        results = copy_chunk(cur, _hashable_by_name(cur, tasks), cap)
+        return ChunkOutcome(results, merge_chunk(cur, run_id, results))
 
 
-def _forget_what_they_said(cur: psycopg.Cursor, tasks: list[FileTask]) -> None:
-    """Changed files are parsed as new (already compared by hash here, never by name, which could be swapped
-    for a FIFO by then), so what they said before is dropped here, as the merge does for re-read files."""
-    if tasks:
-        paths = [t.path for t in tasks]
-        cur.execute("DELETE FROM document_sources WHERE source_file = ANY(%s)", (paths,))
-        cur.execute("DELETE FROM quarantine WHERE source_file = ANY(%s)", (paths,))
-
-
-def _unchanged(task: FileTask, checked: Checked) -> FileResult:
-    """Touched but identical: nothing parsed; the ledger takes the new stat."""
-    assert checked.sha256 is not None
-    return FileResult(
-        task.file_no, task.path, task.size, task.mtime_ns, checked.sha256, "", True, True, 0, 0, task.size
-    )  # fmt: skip
+def _hashable_by_name(cur: psycopg.Cursor, tasks: list[FileTask]) -> list[FileTask]:
+    """Files listed under an escaped non-UTF-8 name cannot be hashed by name: they are read whole instead of
+    compared by hash, so here, as the merge does for re-read files, what they said before is dropped first."""
+    escaped = [t.path for t in tasks if t.known_sha256 is not None and t.path.startswith(NON_UTF8_PREFIX)]
+    if not escaped:
+        return tasks
+    cur.execute(statements.FORGET_SOURCES, (escaped,))
+    cur.execute(statements.FORGET_QUARANTINE, (escaped,))
+    return [FileTask(t.file_no, t.path, t.size, t.mtime_ns, None) if t.path in escaped else t for t in tasks]
 
 
 def _commit_without_flush_wait(cur: psycopg.Cursor) -> None:

@@ -52,11 +52,14 @@ def fs_path(name: str) -> str | bytes:
     return os.fsencode(text)
 
 
-def walk_files(root: Path, limit: int | None = None) -> Iterator[FoundFile]:
-    """Files under `root`, sorted per directory (so `limit` picks a stable subset), hidden ones skipped."""
+def walk_files(root: Path, limit: int | None = None, skipped: Counter[str] | None = None) -> Iterator[FoundFile]:
+    """Files under `root`, sorted per directory (so `limit` picks a stable subset), hidden ones skipped.
+
+    What was skipped is counted by kind into `skipped` (the run keeps it in `ingest_runs.files_skipped`).
+    """
     if not root.is_dir():
         raise FileNotFoundError(f"source directory {root} does not exist or is not a directory")
-    skipped = Counter[str]()
+    skipped = Counter[str]() if skipped is None else skipped
     try:
         for count, found in enumerate(_walk(root.absolute(), skipped), start=1):
             yield found

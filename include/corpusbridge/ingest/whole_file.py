@@ -13,19 +13,17 @@ import os
 
 import psycopg
 
-from corpusbridge.ingest.merge import merge_staged
+from corpusbridge.ingest import statements
+from corpusbridge.ingest.copy_in import FileResult, FileTask, one_line
+from corpusbridge.ingest.merge import merge_chunk
 from corpusbridge.ingest.reader import FileRefused, open_listed
 from corpusbridge.ingest.records import QUARANTINE_RAW_CAP
-from corpusbridge.ingest.staging import FileResult, FileTask, one_line
 
 log = logging.getLogger(__name__)
 
 RETRY_MTIME_NS = -1  # never a file's mtime: the next run sees the file as changed and reads it again
 _STABLE = {"NotRegularFile"}  # a symlink or FIFO stays one: recorded once, not again every run
 _READ = 1 << 20
-# Kept next to its one use; the merge of staged records owns the other quarantine statement (merge.py).
-_QUARANTINE_FILE = """INSERT INTO quarantine (run_id, source_file, locator, error_class, message, raw, raw_truncated)
-                      VALUES (%s, %s, 'file', %s, %s, %s, %s)"""
 
 
 def record_refused(conn: psycopg.Connection, run_id: int, task: FileTask, refused: FileRefused) -> FileResult:
@@ -67,7 +65,9 @@ def _record(
     conn: psycopg.Connection, run_id: int, result: FileResult, error_class: str, message: str, raw: bytes
 ) -> FileResult:
     with conn.transaction(), conn.cursor() as cur:
-        merge_staged(cur, run_id, [result])  # ledger row; drops what an earlier read of this file said
+        merge_chunk(cur, run_id, [result])  # ledger row; drops what an earlier read of this file said
         kept = raw[:QUARANTINE_RAW_CAP]
-        cur.execute(_QUARANTINE_FILE, (run_id, result.path, error_class, message, kept, len(raw) > len(kept)))
+        cur.execute(
+            statements.QUARANTINE_WHOLE_FILE, (run_id, result.path, error_class, message, kept, len(raw) > len(kept))
+        )
     return result
