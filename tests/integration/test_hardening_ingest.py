@@ -51,8 +51,8 @@ def after_listing(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
 
     hooks: list = []
 
-    def listing_then_hook(root, limit=None, skipped=None):  # type: ignore[no-untyped-def]
-        yield from discover.walk_files(root, limit, skipped)
+    def listing_then_hook(*args, **kwargs):  # type: ignore[no-untyped-def]
+        yield from discover.walk_files(*args, **kwargs)
         while hooks:  # once: a later run lists what the swap left
             hooks.pop()()
 
@@ -61,27 +61,35 @@ def after_listing(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
 
 
 class _FifoWriter:
-    """Writes a record into a FIFO if anyone ever opens it for reading (the old code did, and then loaded it)."""
+    """Writes a record (and 1 MiB of blank lines, more than a pipe holds) into a FIFO for anyone who reads it.
+
+    `drained` tells, without any timing, whether some reader consumed the data: the old code opened the FIFO
+    and read it (and without a writer, hung). The checked open closes it unread, so the writer gets EPIPE.
+    """
 
     def __init__(self, path: Path) -> None:
         import threading
 
         self.path = path
+        self.drained = False
         self.thread = threading.Thread(target=self._write, daemon=True)
 
     def _write(self) -> None:
+        payload = json.dumps({"id": "from-fifo", "title": "read through a FIFO"}).encode() + b"\n" * (1 << 20)
         try:
             with open(self.path, "wb") as f:  # blocks until a reader opens the FIFO
-                f.write(json.dumps({"id": "from-fifo", "title": "read through a FIFO"}).encode() + b"\n")
+                f.write(payload)  # returns once a reader took all but the last pipe-full
+                self.drained = True
         except OSError:
             pass
 
     def release(self) -> None:
         import os
 
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # lets a still-blocked writer finish
-        self.thread.join(timeout=30)
-        os.close(fd)
+        if self.thread.ident is None:
+            return  # never started: the run failed before the swap
+        os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))  # unblocks an open; the close, a write (EPIPE)
+        self.thread.join(timeout=60)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -115,6 +123,7 @@ def test_files_swapped_after_listing_are_refused_and_the_rest_loads(db, tmp_path
         ("link.jsonl", "file", "NotRegularFile"),
         ("pipe.jsonl", "file", "NotRegularFile"),
     ]
+    assert not writer.drained, "nothing read the FIFO"
     stored = b"".join(bytes(r[0] or b"") for r in db.execute("SELECT raw FROM quarantine"))
     assert b"root:" not in stored, "nothing was read through the symlink"
     ids = {r[0] for r in db.execute("SELECT doc_id FROM raw_documents")}
@@ -171,3 +180,34 @@ def test_a_file_name_that_is_not_utf8_is_ingested_under_an_escaped_name(db, tmp_
         f.write(_good(1, "more"))
     changed = _ingest(db, corpus)
     assert (changed.files_changed, changed.records_seen, changed.records_quarantined) == (1, 3, 0)
+
+
+def test_a_changed_known_file_swapped_for_a_fifo_mid_chunk_is_never_read(db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Swapped after the chunk's check, before staging: the hash comparison used to reopen it by name."""
+    import os
+
+    from corpusbridge.ingest import chunk
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "k.jsonl").write_bytes(_good(2, "k"))
+    _ingest(db, corpus)
+    (corpus / "k.jsonl").write_bytes(_good(3, "k"))  # changed: the next run compares it with the ledger's hash
+    writer = _FifoWriter(corpus / "k.jsonl")
+    real = chunk.checked_files
+
+    def swap_then_check(identities):  # type: ignore[no-untyped-def]
+        (corpus / "k.jsonl").unlink()
+        os.mkfifo(corpus / "k.jsonl")
+        writer.thread.start()
+        return real(identities)
+
+    monkeypatch.setattr(chunk, "checked_files", swap_then_check)
+    try:
+        summary = _ingest(db, corpus)
+    finally:
+        writer.release()
+    assert (summary.files_changed, summary.records_seen, summary.records_quarantined) == (1, 1, 1)
+    assert _quarantine(db) == [("k.jsonl", "file", "NotRegularFile")]
+    assert not writer.drained, "nothing read the FIFO"
+    assert db.execute("SELECT count(*) FROM raw_documents WHERE doc_id = 'id:from-fifo'").fetchone() == (0,)
