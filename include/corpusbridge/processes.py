@@ -7,7 +7,6 @@ lived. A spawned worker inherits no descriptor but its pipes, and the kernel kil
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -38,6 +37,8 @@ def die_with_parent(parent_pid: int) -> None:
     thread that lives as long as the pool, as the main thread of the CLI and of an Airflow task does.
     """
     if sys.platform.startswith("linux"):
+        import ctypes  # here: a process that starts no pool (the concepts-only payload) never pays for it
+
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             errno = ctypes.get_errno()

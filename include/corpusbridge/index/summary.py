@@ -55,7 +55,6 @@ def index_run(conn: psycopg.Connection, backend: Backend, *, rebuild: bool) -> I
     """Run the block as one index run of `backend` (one index run at a time per database: StageBusy otherwise)."""
     with stage_lock(conn, Stage.INDEX):
         from_seq, to_seq = watermark.bounds(conn, backend, rebuild=rebuild)
-        conn.commit()  # start_run's own transaction would otherwise nest in this one, and fail with it
         mode = "rebuild" if rebuild else "incremental"
         values = {"backend": backend, "mode": mode, "from_seq": from_seq, "to_seq": to_seq}
         summary = IndexSummary(
