@@ -38,15 +38,20 @@ class Batch:
     doc_ids: list[str]
 
 
-def corpus(docs: int, seed: int = 7) -> list[tuple[str, str | None, str]]:
-    """(doc_id, text, title): sentences of the test vocabulary; every 50th document has no text."""
+def corpus(docs: int, seed: int = 7) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(doc_id, exported text, title, abstract), the text composed as the export does (title, blank line,
+    abstract); every 50th document has neither."""
     rng = random.Random(seed)
-    rows = []
+    rows: list[tuple[str, str | None, str | None, str | None]] = []
     for i in range(docs):
         sentences = [
             " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14))).capitalize() + "." for _ in range(3)
         ]
-        rows.append((f"doc:{i:05d}", None if i % 50 == 7 else " ".join(sentences), f"Study {i} of lung cells"))
+        title, abstract = f"Study {i} of lung cells", " ".join(sentences)
+        if i % 50 == 7:
+            rows.append((f"doc:{i:05d}", None, None, None))
+        else:
+            rows.append((f"doc:{i:05d}", f"{title}\n\n{abstract}", title, abstract))
     return rows
 
 
@@ -131,17 +136,18 @@ def register_batch(conn: psycopg.Connection, batch: Batch, *, clean_seq: int = 1
             ),
         )
         for entry in manifest.shards:
-            table = pq.read_table(shard_path(batch.manifest, entry), columns=["doc_id", "title"])
-            for doc_id, title in zip(*table.to_pydict().values(), strict=True):
+            table = pq.read_table(shard_path(batch.manifest, entry), columns=["doc_id", "title", "text"])
+            for doc_id, title, text in zip(*table.to_pydict().values(), strict=True):
+                abstract = text.split("\n\n", 1)[1] if text else None
                 conn.execute(
                     "INSERT INTO export_batch_documents (batch_id, doc_id, shard, clean_seq) VALUES (%s, %s, %s, %s)",
                     (batch.batch_id, doc_id, entry.index, clean_seq),
                 )
                 conn.execute(
-                    "INSERT INTO clean_documents (doc_id, source_format, title, language_from, canonical_id, "
-                    "clean_hash, source_seq, run_id, code_version) VALUES (%s, 'jsonl', %s, 'none', %s, 'h', 1, 1, "
-                    "'test') ON CONFLICT (doc_id) DO NOTHING",
-                    (doc_id, title, doc_id),
+                    "INSERT INTO clean_documents (doc_id, source_format, title, abstract, language_from, "
+                    "canonical_id, clean_hash, source_seq, run_id, code_version) "
+                    "VALUES (%s, 'jsonl', %s, %s, 'none', %s, 'h', 1, 1, 'test') ON CONFLICT (doc_id) DO NOTHING",
+                    (doc_id, title, abstract, doc_id),
                 )
 
 

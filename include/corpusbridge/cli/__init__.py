@@ -20,6 +20,10 @@ COMMAND_MODULES = (
     "corpusbridge.cli.search",
     "corpusbridge.cli.dictionary",
     "corpusbridge.cli.extract",
+    "corpusbridge.cli.load",
+    "corpusbridge.cli.status",
+    "corpusbridge.cli.similar",
+    "corpusbridge.cli.concepts",
 )
 
 

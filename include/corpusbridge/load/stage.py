@@ -21,32 +21,53 @@ from typing import Any, ClassVar
 
 import psycopg
 
-from corpusbridge.export.manifest import ExportManifest, read_manifest
+from corpusbridge.export.manifest import ExportManifest, ManifestError, read_manifest
 from corpusbridge.extract.results import result_name
 from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
 from corpusbridge.load.ledger import Provenance, ResultChanged, ShardCounts
 from corpusbridge.load.reconcile import Reconciliation, ReconciliationError, reconcile
-from corpusbridge.load.streams import copy_concepts, copy_vectors
+from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors
 from corpusbridge.load.verify import ResultVerificationError, VerifiedShard, check_results
 from corpusbridge.runs import (
     ProgressCallback,
     ProgressMeter,
     RunSummary,
     Stage,
+    StageBusy,
     checkpoint,
     recorded_run,
     stage_lock,
     start_run,
 )
 
-__all__ = ["LoadError", "LoadSummary", "Provenance", "ResultChanged", "ResultVerificationError", "run_load"]
+__all__ = [
+    "LOAD_FAILURES",
+    "LoadError",
+    "LoadSummary",
+    "Provenance",
+    "ResultChanged",
+    "ResultVerificationError",
+    "run_load",
+]
 
 log = logging.getLogger(__name__)
 
 
 class LoadError(RuntimeError):
     """A shard or batch that cannot be loaded as it is; the message names it and the fix."""
+
+
+# What a load can fail with that a person can act on (each message names the shard or batch and the fix).
+LOAD_FAILURES = (
+    LoadError,
+    ManifestError,
+    ResultChanged,
+    ResultFormatError,
+    ResultVerificationError,
+    ReconciliationError,
+    StageBusy,
+)
 
 
 @dataclass
