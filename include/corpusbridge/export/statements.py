@@ -13,7 +13,10 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from corpusbridge.export.selection import Selection
-from corpusbridge.index.fulltext import TEXT_CONFIG
+
+# The text search configuration the full-text index builds search_vector with (index stage): a query must be parsed
+# with the same one. Spelled here rather than imported, as the index modules are being reorganised.
+TEXT_CONFIG: LiteralString = "english"
 
 # The exported text: title, abstract and body, one blank line apart (the payload's concept offsets point into it;
 # the title is also its own column, which the payload puts before the text for the vector: title counts twice there,
