@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "corpusbridge.cli.status",
     "corpusbridge.cli.similar",
     "corpusbridge.cli.concepts",
+    "corpusbridge.cli.run",
 )
 
 
