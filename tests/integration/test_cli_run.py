@@ -60,6 +60,19 @@ def test_a_new_dictionary_reprocesses_concepts_only_without_new_vectors(
         ).fetchone()[0]
     assert ids == {"x:species", "x:protein"} and per_doc == 0
 
+    # --reprocess exports every document again; with the same dictionary and model that is the batch already
+    # loaded (batch ids come from the content), so its ledger loads nothing twice
+    concepts = _concept_rows(db_uri)
+    again = _run(capsys, "--db", db_uri, "--no-embeddings", "--dictionary", str(terms), "--reprocess")
+    assert again["docs_exported"] == first["docs_loaded"] and again["batch_id"] == second["batch_id"]
+    assert again["docs_loaded"] == 0 and again["reconciled"]
+    assert _concept_rows(db_uri) == concepts
+
+
+def _concept_rows(db_uri: str) -> int:
+    with psycopg.connect(db_uri) as conn:
+        return conn.execute("SELECT count(*) FROM document_concepts").fetchone()[0]
+
 
 def _status(capsys: pytest.CaptureFixture[str], db_uri: str) -> dict:
     assert main(["status", "--db", db_uri, "--json"]) == 0
