@@ -54,6 +54,7 @@ class _Open:
     handle: BinaryIO
     writer: pq.ParquetWriter
     rows: int = 0
+    full: bool = False  # decided after each row group: a shard only grows a row group at a time
 
 
 @dataclass
@@ -69,7 +70,7 @@ class ShardWriter:
     @property
     def current_index(self) -> int:
         """The shard the next added row goes to."""
-        if self._open is not None and not self._full(self._open):
+        if self._open is not None and not self._open.full:
             return self._open.index
         return len(self.shards) + (1 if self._open is not None else 0)
 
@@ -118,6 +119,7 @@ class ShardWriter:
         )  # fmt: skip
         shard.writer.write_table(table, row_group_size=len(self._buffer))
         shard.rows += len(self._buffer)
+        shard.full = self._full(shard)
         self._buffer.clear()
 
     def _start(self) -> _Open:

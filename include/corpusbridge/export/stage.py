@@ -95,7 +95,7 @@ def run_export(
     with stage_lock(conn, Stage.EXPORT):
         summary = ExportSummary(run_id=start_run(conn, Stage.EXPORT, {"selection": selection.as_dict()}))
         with recorded_run(conn, Stage.EXPORT, summary):
-            if _reuse_in_flight(conn, selection, out_dir, limits, summary):
+            if _reuse_in_flight(conn, selection, limits, summary):
                 return summary
             _remove_stale_temps(out_dir)  # under the stage lock: any temp folder left is a dead run's
             written = _write(conn, selection, out_dir, limits, ProgressMeter(Stage.EXPORT, progress))
@@ -108,6 +108,24 @@ def run_export(
                 shutil.rmtree(written.folder, ignore_errors=True)
                 written.spool.unlink(missing_ok=True)
     return summary
+
+
+class BatchNotFound(LookupError):
+    """No export batch with that id; the message says where to look."""
+
+
+def abandon_batch(conn: psycopg.Connection, batch_id: str) -> str:
+    """Mark an in-flight batch abandoned so its documents are pending again; returns the batch's status after.
+
+    For a batch that will never come back (its run was given up): until then the pending selection keeps its
+    documents out of other batches. A loaded batch stays loaded. Commits.
+    """
+    with conn.transaction():
+        conn.execute(statements.ABANDON_BATCH, (batch_id,))
+        row = conn.execute(statements.BATCH_STATUS, (batch_id,)).fetchone()
+    if row is None:
+        raise BatchNotFound(f"no export batch {batch_id!r}; `SELECT batch_id, status FROM export_batches` lists them")
+    return str(row[0])
 
 
 def batch_digest(selection: Selection, limits: ShardRowLimits) -> hashlib._Hash:
@@ -136,7 +154,7 @@ def _write(
             for doc_id, clean_seq, text, title, year in _stream(conn, selection):
                 shard = writer.add(doc_id, text, title, year)
                 digest.update(f"{doc_id}\t{clean_seq}\n".encode())
-                documents.write(json.dumps([doc_id, shard, clean_seq]) + "\n")
+                documents.write(f"{copy_text(doc_id)}\t{shard}\t{clean_seq}\n")
                 rows += 1
                 if rows % FETCH_ROWS == 0:
                     meter.advance(FETCH_ROWS)
@@ -216,27 +234,34 @@ def _insert_batch(
     ).fetchone()
     if row is None or not row[0]:
         return  # the batch existed: same id = same documents in the same shards, already listed
+    prefix = copy_text(batch_id) + "\t"
     with (
         open(written.spool, encoding="utf-8") as documents,
         conn.cursor() as cursor,
         cursor.copy(statements.COPY_BATCH_DOCUMENTS) as copy,
     ):
-        for line in documents:
-            doc_id, shard, clean_seq = json.loads(line)
-            copy.write_row((batch_id, doc_id, shard, clean_seq))
+        while lines := documents.readlines(2**20):  # the spool is already COPY text; only the batch id is added
+            copy.write("".join(prefix + line for line in lines))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str) -> str:
+    """A value as one field of COPY's text format (backslash, tab, newline and CR escaped)."""
+    return value.translate(_COPY_ESCAPES)
 
 
 def _reuse_in_flight(
-    conn: psycopg.Connection, selection: Selection, out_dir: Path, limits: ShardRowLimits, summary: ExportSummary
+    conn: psycopg.Connection, selection: Selection, limits: ShardRowLimits, summary: ExportSummary
 ) -> bool:
-    """A batch of this very selection still in flight under `out_dir`, with its files intact, is returned instead of
-    a new one (the DAG's retry of a failed load finds its batch; no second copy goes to the cluster)."""
+    """A batch of this very selection still in flight, with its files intact (wherever they are), is returned
+    instead of a new one: the DAG's retry of a failed load finds its batch, and no second copy goes to the cluster.
+    One whose files were lost is exported again (the same documents give the same batch id and bytes)."""
     params = {"selection": Jsonb(selection.as_dict()), "shard_rows": limits.rows, "shard_bytes": limits.bytes}
     rows = conn.execute(statements.FIND_IN_FLIGHT, params).fetchall()
     conn.commit()
     for batch_id, shard_count, batch_rows, size, manifest_path, manifest_sha256 in rows:
-        if Path(manifest_path).parent.parent != out_dir:
-            continue  # exported elsewhere: this export writes (the same bytes) where it was asked to
         if _intact(Path(manifest_path), manifest_sha256):
             summary.batch_id, summary.shards, summary.docs_exported = batch_id, shard_count, batch_rows
             summary.bytes, summary.manifest, summary.reused = size, manifest_path, True

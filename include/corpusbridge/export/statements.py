@@ -113,3 +113,10 @@ UPSERT_BATCH: LiteralString = """
 """
 
 COPY_BATCH_DOCUMENTS: LiteralString = "COPY export_batch_documents (batch_id, doc_id, shard, clean_seq) FROM STDIN"
+
+# Give up a batch that will never be loaded (its run was abandoned, its files lost): its documents become pending
+# again. A batch with shards already loaded keeps them; only 'exported' batches can be abandoned.
+ABANDON_BATCH: LiteralString = """
+    UPDATE export_batches SET status = 'abandoned' WHERE batch_id = %s AND status = 'exported' RETURNING batch_id
+"""
+BATCH_STATUS: LiteralString = "SELECT status FROM export_batches WHERE batch_id = %s"
