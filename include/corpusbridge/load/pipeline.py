@@ -145,18 +145,10 @@ def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results
             "the slurm backend needs a cluster connection: set AIRFLOW_CONN_CORPUSBRIDGE_HPC (JSON, as "
             "`scripts/hpc-sandbox.sh up` prints) or pass --hpc-conn"
         )
-    from corpusbridge.compute.slurm import run_slurm
-    from corpusbridge.hpc.openssh import OpenSSHTransport
+    from corpusbridge.compute.slurm import run_slurm_on
 
-    transport = OpenSSHTransport(options.cluster)
-    return run_slurm(
-        transport,
-        options.cluster.scratch_root,
-        manifest,
-        dictionary,
-        results,
-        embeddings=options.embeddings,
-        python=options.slurm_python,
+    return run_slurm_on(
+        options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
     )
 
 
