@@ -166,19 +166,32 @@ def _write(
         raise
     meter.advance(rows % FETCH_ROWS)
     meter.report()
+    if sum(entry.rows for entry in shards) != rows:  # nothing lost between the cursor and the shards
+        shutil.rmtree(folder, ignore_errors=True)
+        spool.unlink(missing_ok=True)
+        raise RuntimeError(f"export: {rows} documents read but {sum(e.rows for e in shards)} written to shards")
     manifest = ExportManifest(digest.hexdigest()[:BATCH_ID_CHARS], schema_fingerprint(SHARD_SCHEMA), shards)
     size = sum((folder / entry.path).stat().st_size for entry in shards)
     return _Written(folder, spool, manifest, rows, size)
 
 
-def _stream(
-    conn: psycopg.Connection, selection: Selection
-) -> Iterator[tuple[str, int, str | None, str | None, int | None]]:
-    """The selection's rows through a server-side cursor (FETCH_ROWS at a time), in one read-only snapshot."""
-    with conn.transaction(), conn.cursor(name="corpusbridge_export") as cursor:
-        cursor.itersize = FETCH_ROWS
-        cursor.execute(statements.selection_query(selection), statements.selection_params(selection))
-        yield from cursor
+_Row = tuple[str, int, str | None, str | None, int | None]  # doc_id, clean_seq, text, title, year
+
+
+def _stream(conn: psycopg.Connection, selection: Selection) -> Iterator[_Row]:
+    """The selection's rows in export order: the ordered (doc_id, clean_seq) pairs through a server-side cursor,
+    their texts fetched by primary key FETCH_ROWS at a time, all in one repeatable-read snapshot (a text that
+    changes meanwhile cannot slip in under the clean_seq that was selected)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with conn.cursor(name="corpusbridge_export") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(statements.selection_query(selection), statements.selection_params(selection))
+            while chunk := cursor.fetchmany(FETCH_ROWS):
+                rows = conn.execute(statements.TEXTS, ([doc_id for doc_id, _ in chunk],)).fetchall()
+                texts = {doc_id: (text, title, year) for doc_id, text, title, year in rows}
+                for doc_id, clean_seq in chunk:
+                    yield (doc_id, clean_seq, *texts[doc_id])
 
 
 def _publish(
