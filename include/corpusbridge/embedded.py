@@ -103,13 +103,23 @@ def _wait_ready(pgdata: Path) -> PostmasterInfo:
 
 def write_auth(pgdata: Path, server_uid: int) -> bool:
     """Peer-only pg_hba.conf and the user map; True when either file changed (a running server must reload)."""
-    users = {pwd.getpwuid(os.geteuid()).pw_name, pwd.getpwuid(server_uid).pw_name}
+    users = {_user_name(os.geteuid()), _user_name(server_uid)}
     ident = pgdata / "pg_ident.conf"
     kept = ident.read_text() if ident.exists() else ""
     missing = [u for u in sorted(users) if f"{_MAP} {u} postgres" not in kept.splitlines()]
     mapped = kept + "".join(f"{_MAP} {u} postgres\n" for u in missing)
     changed = _replace(pgdata / "pg_hba.conf", HBA, server_uid)
     return _replace(ident, mapped, server_uid) or changed
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # peer authentication needs a name: a uid without one (some containers) cannot log in
+        raise EmbeddedServerError(
+            f"uid {uid} has no user name (no passwd entry), so the embedded PostgreSQL cannot authenticate it; "
+            "add the user (or set CORPUSBRIDGE_DB to a server of your own)"
+        ) from None
 
 
 def _replace(target: Path, text: str, owner_uid: int) -> bool:
