@@ -59,21 +59,32 @@ def result_files(index: int, embeddings: bool) -> list[str]:
 def verified_result(out_dir: Path, shard: ShardEntry, dictionary_version: str, embeddings: bool) -> ResultEntry | None:
     """The shard's result entry when it completed for this very input, dictionary and embeddings setting and every
     output file it lists is intact; None otherwise (missing, foreign, stale or damaged: process it again)."""
+    return checked_result(out_dir, shard, dictionary_version, embeddings)[0]
+
+
+def checked_result(
+    out_dir: Path, shard: ShardEntry, dictionary_version: str, embeddings: bool
+) -> tuple[ResultEntry | None, str]:
+    """verified_result with the reason when it is None, naming the file: what a failed fetch reports."""
     path = out_dir / result_name(shard.index)
+    if not path.is_file():
+        return None, f"{path.name} is missing"
     try:
         entry = ResultEntry.read(path)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{path.name} is unreadable ({type(exc).__name__}: {exc})"
     if (entry.input_sha256, entry.input_rows, entry.dictionary_version) != (
         shard.sha256,
         shard.rows,
         dictionary_version,
     ):
-        return None
+        return None, f"{path.name} is for another input or dictionary"
     if ("vectors" in entry.outputs) != embeddings:
-        return None
+        return None, f"{path.name} was computed {'without' if embeddings else 'with'} embeddings"
     for output in entry.outputs.values():
         target = out_dir / output.path
-        if not target.is_file() or file_sha256(target) != output.sha256:
-            return None
-    return entry
+        if not target.is_file():
+            return None, f"{output.path} is missing"
+        if file_sha256(target) != output.sha256:
+            return None, f"{output.path} is damaged (its sha256 differs from {path.name})"
+    return entry, ""

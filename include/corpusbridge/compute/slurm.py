@@ -19,9 +19,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.compute.outputs import ComputeSummary, failure_message, result_files, verified_result
+from corpusbridge.compute.outputs import (
+    ComputeSummary,
+    checked_result,
+    failure_message,
+    result_files,
+    verified_result,
+)
 from corpusbridge.compute.payload import extract_argv
-from corpusbridge.export.manifest import read_manifest, shard_path
+from corpusbridge.export.manifest import ShardEntry, read_manifest, shard_path
 from corpusbridge.extract.dictionary import read_version
 from corpusbridge.hashing import file_sha256
 from corpusbridge.hpc import jobs, monitor, naming, script, staging
@@ -137,6 +143,7 @@ def run_slurm(
         spec = _job_spec(scratch_root, manifest, dictionary, version, embeddings, python, container_spec,
                          parallelism, dict(options or {}), len(shards), label)  # fmt: skip
         _stage(transport, spec.scratch, manifest, dictionary)
+        _mark_verified_here(transport, spec.scratch, [s.index for s in shards if s not in pending])
         submission = jobs.submit_or_reattach(transport, spec)
         summary.job_ids = sorted(submission.jobs)
         summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
@@ -144,6 +151,7 @@ def run_slurm(
         failed = _wait(transport, spec.scratch, submission.jobs, poll_seconds, vanished_polls)
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
         summary.failed.update(failed)
+        summary.failed.update(_unverified(transport, spec.scratch, pending, version, embeddings, out_dir, failed))
     for shard in shards:
         entry = verified_result(out_dir, shard, version, embeddings)
         if entry is not None:
@@ -228,3 +236,64 @@ def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings
     """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
     patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
     staging.fetch(transport, patterns, out_dir, require_match=False)
+
+
+# Writes a completion marker for each index given that has none: `workstation` stands where a job id would be.
+_MARK = 'd="$1"; shift; mkdir -p -- "$d" && for i in "$@"; do [ -e "$d/$i" ] || echo workstation > "$d/$i"; done'
+
+
+def _mark_verified_here(transport: Transport, scratch: str, indices: list[int]) -> None:
+    """Completion markers for the indices whose verified result is already on the workstation.
+
+    Without them a scratch folder that lost its markers (purged, or a new scratch root) would have the array
+    submitted whole, computing again shards that need nothing. A marker whose outputs are not on the cluster is
+    harmless: the fetch then finds nothing for that index, and the workstation's copy is the one that counts.
+    """
+    if not indices:
+        return
+    result = transport.run(["sh", "-c", _MARK, "sh", posixpath.join(scratch, script.MARKER_DIR), *map(str, indices)])
+    if not result.ok:
+        raise OSError(f"writing completion markers in {scratch} failed: {result.stderr.strip()}")
+
+
+def _unverified(
+    transport: Transport,
+    scratch: str,
+    pending: list[ShardEntry],
+    version: str,
+    embeddings: bool,
+    out_dir: Path,
+    failed: Mapping[int, str],
+) -> dict[int, str]:
+    """The indices that ended well on the cluster but whose fetched result does not verify, each with the file to
+    blame and what a rerun does.
+
+    Their completion marker would make every rerun skip them and fetch the same bad files again, so the marker and
+    the outputs are removed on the cluster: a rerun computes exactly these indices again. A scratch folder that is
+    gone (purged between submit and fetch) is said so: a rerun stages and computes what is missing.
+    """
+    bad: dict[int, str] = {}
+    for shard in pending:
+        entry, why = checked_result(out_dir, shard, version, embeddings)
+        if entry is None and shard.index not in failed:
+            bad[shard.index] = why
+    if not bad:
+        return {}
+    if transport.stat(scratch) is None:
+        return {
+            index: f"the scratch folder {scratch} is gone on the cluster (purged between submit and fetch?): {why}; "
+            "run again: the batch is staged again and only the shards without a verified result are computed"
+            for index, why in bad.items()
+        }
+    remote_out = posixpath.join(scratch, OUT_FOLDER)
+    doomed = [script.marker_path(scratch, i) for i in sorted(bad)]
+    doomed += [posixpath.join(remote_out, name) for i in sorted(bad) for name in result_files(i, embeddings=True)]
+    removed = transport.run(["rm", "-f", "--", *doomed])
+    after = (
+        "its outputs on the cluster were removed: a rerun computes it again"
+        if removed.ok
+        else (f"removing its outputs on the cluster failed ({removed.stderr.strip()}): remove them and run again")
+    )
+    for index, why in sorted(bad.items()):
+        log.error("compute slurm: shard %d: fetched result does not verify: %s", index, why)
+    return {index: f"the fetched result does not verify: {why}; {after}" for index, why in bad.items()}
