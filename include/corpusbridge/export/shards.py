@@ -8,6 +8,7 @@ never leaves a half shard under a real name. Memory is one row group of rows, wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,18 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Drop the shard being written (its temp file) after a failure."""
-        if self._open is not None:
-            self._open.writer.close()
-            self._open.handle.close()
-            self._open.tmp.unlink(missing_ok=True)
-            self._open = None
+        shard, self._open = self._open, None
         self._buffer.clear()
+        if shard is not None:
+            # Closing writes the footer and flushes: after a full disk that fails again, and must not keep the
+            # temp file (nor the caller's cleanup) from going.
+            try:
+                with contextlib.suppress(OSError):
+                    shard.writer.close()
+                with contextlib.suppress(OSError):
+                    shard.handle.close()
+            finally:
+                shard.tmp.unlink(missing_ok=True)
 
     def _group_rows(self) -> int:
         """A row group ends at ROW_GROUP_ROWS rows or where the shard's row target cuts it."""

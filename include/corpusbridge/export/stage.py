@@ -14,6 +14,7 @@ removes).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -98,16 +99,33 @@ def run_export(
             if _reuse_in_flight(conn, selection, limits, summary):
                 return summary
             _remove_stale_temps(out_dir)  # under the stage lock: any temp folder left is a dead run's
-            written = _write(conn, selection, out_dir, limits, ProgressMeter(Stage.EXPORT, progress))
             try:
-                if written.rows:
-                    _publish(conn, selection, written, out_dir, limits, summary)
-                else:
-                    log.info("export: nothing to export for %s", selection.as_dict())
-            finally:
-                shutil.rmtree(written.folder, ignore_errors=True)
-                written.spool.unlink(missing_ok=True)
+                written = _write(conn, selection, out_dir, limits, ProgressMeter(Stage.EXPORT, progress))
+                try:
+                    if written.rows:
+                        _publish(conn, selection, written, out_dir, limits, summary)
+                    else:
+                        log.info("export: nothing to export for %s", selection.as_dict())
+                finally:
+                    shutil.rmtree(written.folder, ignore_errors=True)
+                    written.spool.unlink(missing_ok=True)
+            except OSError as exc:
+                if not _out_of_space(exc):
+                    raise
+                raise ExportDiskFull(
+                    f"export: no space left on device under {out_dir} (the shards need more room than is free); "
+                    "nothing was published and the partial files were removed: free space there or export to "
+                    "another folder, then run again"
+                ) from exc
     return summary
+
+
+class ExportDiskFull(OSError):
+    """The export folder's filesystem filled up mid-write; nothing was published."""
+
+
+def _out_of_space(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
 
 
 class BatchNotFound(LookupError):
@@ -160,9 +178,11 @@ def _write(
                     meter.advance(FETCH_ROWS)
         shards = writer.close()
     except BaseException:
-        writer.abort()
-        shutil.rmtree(folder, ignore_errors=True)
-        spool.unlink(missing_ok=True)
+        try:
+            writer.abort()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            spool.unlink(missing_ok=True)
         raise
     meter.advance(rows % FETCH_ROWS)
     meter.report()
