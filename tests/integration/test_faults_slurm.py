@@ -29,9 +29,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from faults_support import fill, sanitized_corpus, small_disk
 
 import corpusbridge.compute.slurm as compute_slurm
 from corpusbridge.cli import main
+from corpusbridge.compute.outputs import result_files
 from corpusbridge.extract.results import ResultEntry
 from corpusbridge.hpc import jobs
 
@@ -260,3 +262,40 @@ def test_the_sshd_serving_the_upload_killed_mid_transfer_fails_with_a_transport_
 def _listening_ports() -> set[int]:
     lines = subprocess.run(["ss", "-tlnH"], capture_output=True, text=True, check=True).stdout.splitlines()
     return {int(line.split()[3].rsplit(":", 1)[1]) for line in lines}
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "small-disk") as mount:
+        yield mount
+
+
+def test_a_full_disk_during_fetch_is_a_clear_error_with_no_half_file_then_a_rerun_fetches_without_computing(
+    db, hpc_sandbox, openssh_transport, disk: Path, tmp_path: Path
+) -> None:
+    from corpusbridge.compute.dictionary import cached_dictionary
+    from corpusbridge.compute.slurm import run_slurm
+    from corpusbridge.export.selection import Selection
+    from corpusbridge.export.stage import run_export
+
+    sanitized_corpus(db, 40)
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("concept_id\tterm\nC1\tlung cancer\nC2\tasthma\nC3\tmalaria\n", encoding="utf-8")
+    dictionary = cached_dictionary(terms, tmp_path / "dictionaries")
+    export = run_export(db, Selection(dictionary_version=dictionary.version), tmp_path / "exports", shard_rows=15)
+    args = (openssh_transport, hpc_sandbox.scratch_root, Path(str(export.manifest)), dictionary.path, disk / "results")
+    kwargs = {"embeddings": False, "python": sys.executable, "poll_seconds": 1.0, "options": {"time": "00:05:00"},
+              "label": uuid.uuid4().hex}  # fmt: skip
+    (disk / "results").mkdir()
+    filler = fill(disk)
+    with pytest.raises(OSError, match="no space left on device") as failed:
+        run_slurm(*args, **kwargs)
+    assert str(disk / "results") in str(failed.value) and "free space there and run again" in str(failed.value)
+    assert list((disk / "results").iterdir()) == []  # no half file under any name
+
+    filler.unlink()
+    again = run_slurm(*args, **kwargs)
+    assert (again.failed, again.submitted, again.docs_processed) == ({}, [], 40)  # fetched, nothing computed again
+    assert sorted(p.name for p in (disk / "results").iterdir()) == sorted(
+        name for i in range(3) for name in result_files(i, embeddings=False)
+    )

@@ -12,6 +12,7 @@ never submits twice), submit the array with a throttle, poll squeue until every 
 
 from __future__ import annotations
 
+import errno
 import logging
 import posixpath
 import time
@@ -235,7 +236,20 @@ def _wait(
 def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings: bool, out_dir: Path) -> None:
     """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
     patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
-    staging.fetch(transport, patterns, out_dir, require_match=False)
+    try:
+        staging.fetch(transport, patterns, out_dir, require_match=False)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in str(exc):
+            raise
+        raise ComputeDiskFull(
+            f"compute slurm: no space left on device in {out_dir} while fetching the results; every file is "
+            "written under a temporary name first, so what is there verified and nothing is half-written: free "
+            "space there and run again (the results still on the cluster are fetched, nothing is computed again)"
+        ) from exc
+
+
+class ComputeDiskFull(OSError):
+    """The results folder's filesystem filled up during the fetch; the files already fetched are intact."""
 
 
 # Writes a completion marker for each index given that has none: `workstation` stands where a job id would be.
