@@ -111,14 +111,17 @@ def _export(
     conn: psycopg.Connection, options: PipelineOptions, version: str, out_dir: Path, summary: PipelineSummary
 ) -> Path | None:
     from corpusbridge.export.selection import Selection
-    from corpusbridge.export.stage import run_export
+    from corpusbridge.export.stage import ExportDiskFull, run_export
 
     selection = Selection(
         mode="all" if options.reprocess else "pending",
         dictionary_version=version,
         model_hash=model_hash(options.embeddings),
     )
-    exported = run_export(conn, selection, out_dir, shard_rows=options.shard_rows)
+    try:
+        exported = run_export(conn, selection, out_dir, shard_rows=options.shard_rows)
+    except ExportDiskFull as exc:
+        raise PipelineError(str(exc)) from exc
     if exported.batch_id is None or exported.manifest is None:
         return None
     summary.batch_id, summary.shards, summary.docs_exported = exported.batch_id, exported.shards, exported.docs_exported
@@ -146,10 +149,18 @@ def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results
             "`scripts/hpc-sandbox.sh up` prints) or pass --hpc-conn"
         )
     from corpusbridge.compute.slurm import run_slurm_on
+    from corpusbridge.hpc.staging import StagingError
+    from corpusbridge.hpc.transport import TransportError
 
-    return run_slurm_on(
-        options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
-    )
+    try:
+        return run_slurm_on(
+            options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
+        )
+    except (TransportError, StagingError, OSError) as exc:  # the connection, a transfer, or the results' disk
+        raise PipelineError(
+            f"compute on the cluster did not finish: {exc}. Nothing of this try was loaded; run again: staging and "
+            "fetching resume where they stopped and no array index is submitted twice"
+        ) from exc
 
 
 def _load(
