@@ -48,7 +48,8 @@ bench-sanitize: install
 FAULT_TESTS = kill_mid_ingest or crash_then_rerun or unreachable_cluster or killed_run_leaves or corrupted_input \
 	or slurmctld_and_sshd_restarted or worker_killed_mid_wait or user_kill_cancels or corrupted_upload \
 	or persistent_corruption or hostile_argument or hostile_parameter or hostile_option or normalize_doi \
-	or busy_cluster or persistent_server_errors or refused_wholesale or controller_unreachable or workers_die
+	or busy_cluster or persistent_server_errors or refused_wholesale or controller_unreachable or workers_die \
+	or load_killed_inside or database_restart_inside or run_local_twice or run_slurm_reads_the_connection
 test-faults: install
 	$(BIN)/python -m pytest -m faults -rs
 	$(BIN)/python -m pytest -rs -k "$(FAULT_TESTS)" tests
