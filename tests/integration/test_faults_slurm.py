@@ -298,3 +298,33 @@ def test_a_full_disk_during_fetch_is_a_clear_error_with_no_half_file_then_a_reru
     assert sorted(p.name for p in (disk / "results").iterdir()) == sorted(
         name for i in range(3) for name in result_files(i, embeddings=False)
     )
+
+
+def test_the_sshd_serving_the_fetch_killed_mid_transfer_fails_the_run_then_the_rerun_fetches_without_computing(
+    db_uri: str, cluster: dict, hpc_sandbox, submitted: list[list[int]], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import corpusbridge.hpc.openssh as openssh
+
+    killed: list[int] = []
+    real_untar = openssh.untar_in_order
+
+    def untar_after_killing_its_sshd(stream: Any, targets: list[Path]) -> int:
+        """The download's tar stream is open (the remote tar runs); the sshd serving it is killed first."""
+        if not killed:
+            for pid in _serving_sshd_pids(cluster["control"], hpc_sandbox.port):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return real_untar(stream, targets)
+
+    monkeypatch.setattr(openssh, "untar_in_order", untar_after_killing_its_sshd)
+    code, failed = _run(capsys, _argv(db_uri))
+    assert code == 1 and killed and "compute on the cluster did not finish" in failed["error"], failed
+    assert "run again" in failed["error"] and _ledger(db_uri) == []
+    results = cluster["home"] / "results"
+    assert [p.name for p in results.rglob("*") if p.is_file() and p.name.startswith(".")] == []  # no half file
+
+    monkeypatch.setattr(openssh, "untar_in_order", real_untar)
+    code, again = _run(capsys, _argv(db_uri))
+    assert code == 0, again
+    assert submitted == [[0, 1, 2], []]  # fetched again, nothing computed twice
+    _assert_rows_exactly_once(db_uri, cluster["home"], again["batch_id"])

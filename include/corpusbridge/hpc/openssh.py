@@ -18,6 +18,7 @@ import re
 import secrets
 import shlex
 import subprocess
+import tarfile
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -302,13 +303,16 @@ class OpenSSHTransport:
                 self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
             )
             assert proc.stdout is not None
+            broken = ""
             try:
                 written = untar_in_order(proc.stdout, [target for _, target in items])
+            except tarfile.TarError as exc:  # the stream ended early (a dropped connection): classified below
+                written, broken = -1, f"the download stream broke off ({exc}); "
             finally:
                 proc.stdout.close()
                 proc.wait()
             err.seek(0)
-            message = _text(err.read()).strip()
+            message = broken + _text(err.read()).strip()
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(message) or not self.master_alive()):
             self._master_ready = False
             raise TransportError(f"ssh to {self.settings.destination} failed during download: {_why(message.encode())}")
