@@ -19,6 +19,7 @@ $(VENV)/.installed: locks/workstation.txt pyproject.toml
 	test -x $(BIN)/python || uv venv -q -p $(PY) $(VENV)
 	uv pip sync -q --compile-bytecode --require-hashes --python $(BIN)/python locks/workstation.txt
 	uv pip install -q --compile-bytecode --no-deps --python $(BIN)/python -e .
+	echo "$(CURDIR)/plugins" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/corpusbridge_airflow.pth"
 	touch $@
 
 install: $(VENV)/.installed
