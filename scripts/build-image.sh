@@ -139,7 +139,7 @@ EOF
 
 pack() {  # $1: root dir, $2: image path. mksquashfs refuses SOURCE_DATE_EPOCH next to explicit times.
   env -u SOURCE_DATE_EPOCH mksquashfs "$1" "$2" -noappend -quiet -no-progress -all-root -no-xattrs -reproducible \
-    -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -comp zstd -processors "${IMAGE_CPUS:-1}" >/dev/null
+    -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -comp zstd -Xcompression-level 6 -processors "${IMAGE_CPUS:-1}" >/dev/null
 }
 
 cleanup() {  # never rm -rf through the bind mount of the host's uv cache
@@ -173,4 +173,4 @@ main() {
   echo "build-image: $OUT/$NAME.sqfs sha256:$(cut -d' ' -f1 "$OUT/$NAME.sqfs.sha256")" >&2
 }
 
-main "$@"
+main "$@"; exit  # exit here: bash reads a script as it runs, so an edit during a build cannot run more
