@@ -57,6 +57,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy include/corpusbridge
+	$(BIN)/hadolint docker/Dockerfile docker/compute.Dockerfile
 
 test: install lint $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up)
 	$(BIN)/python -m pytest
