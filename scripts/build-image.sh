@@ -153,6 +153,14 @@ main() {
   need_tools
   local work root wheel
   mkdir -p "$OUT"
+  # One build at a time per output folder (make image and test sessions); the second finds the image current.
+  exec 9>"$OUT/.build.lock"
+  flock 9
+  labels >"$OUT/.labels.next"
+  if [ -z "${FORCE:-}" ] && [ -f "$OUT/$NAME.sqfs.sha256" ] && cmp -s "$OUT/.labels.next" "$OUT/$NAME.label.json"; then
+    echo "build-image: $OUT/$NAME.sqfs is current (same labels; FORCE=1 rebuilds)" >&2
+    return 0
+  fi
   work=$(mktemp -d "$OUT/work.XXXXXX")
   WORK=$work
   trap cleanup EXIT

@@ -7,7 +7,6 @@ sources; the tests skip, with the build's message, only where its Debian package
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -74,12 +73,9 @@ def _build() -> None:
 
 @pytest.fixture(scope="session")
 def compute_image() -> Image:
-    """The current compute image, built when missing or stale (one build at a time across test sessions)."""
-    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(IMAGE_DIR / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _is_current():
-            _build()
+    """The current compute image, built when missing or stale (the script builds one at a time per folder)."""
+    if not _is_current():
+        _build()
     hex_digest = IMAGE.with_name(IMAGE.name + ".sha256").read_text().split()[0]
     return Image(IMAGE, f"sha256:{hex_digest}", json.loads(LABEL.read_text()))
 
