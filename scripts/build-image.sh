@@ -83,6 +83,8 @@ install_payload() {  # $1: root dir, $2: library wheel
   mkdir -p "$root/var/cache/uv" "$root/tmp/build" "$cache"
   cp "$(uv_binary)" "$root/tmp/build/uv"
   cp "$ROOT/locks/compute.txt" "$2" "$root/tmp/build/"
+  # uv records the wheel's mtime in the installed dist-info (uv_cache.json): make it the build's fixed time.
+  touch -d "@$SOURCE_DATE_EPOCH" "$root/tmp/build/$(basename "$2")"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   cp /etc/ssl/certs/ca-certificates.crt "$root/tmp/build/host-ca.crt"
   mount --bind "$cache" "$root/var/cache/uv"

@@ -193,7 +193,7 @@ def test_definition_test_section_passes_in_the_image(compute_image: Image, runne
 
 
 def test_image_is_read_only_isolated_and_labelled(compute_image: Image, runner: Path, tmp_path: Path) -> None:
-    (tmp_path / "in.txt").write_text("bound")
+    (tmp_path / "in.txt").write_text("bound\n")
     probe = (
         "cat /data/in.txt; touch /opt/venv/x 2>/dev/null && echo writable || echo read-only; "
         "echo pid1=$(cat /proc/1/comm); python -c 'import sys; print(sys.executable)'; "
@@ -208,7 +208,7 @@ def test_image_is_read_only_isolated_and_labelled(compute_image: Image, runner: 
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
-    assert lines[0] == "bound" and lines[1] == "read-only" and lines[2] != "pid1=systemd"
+    assert lines[0] == "bound" and lines[1] == "read-only" and lines[2] == "pid1=bwrap"  # its own PID namespace
     assert lines[3] == "/opt/venv/bin/python" and lines[4] == "host-hidden" and lines[5] == compute_image.digest
     assert (
         compute_image.labels["org.corpusbridge.lock-sha256"]
