@@ -83,8 +83,6 @@ install_payload() {  # $1: root dir, $2: library wheel
   mkdir -p "$root/var/cache/uv" "$root/tmp/build" "$cache"
   cp "$(uv_binary)" "$root/tmp/build/uv"
   cp "$ROOT/locks/compute.txt" "$2" "$root/tmp/build/"
-  # uv records the wheel's mtime in the installed dist-info (uv_cache.json): make it the build's fixed time.
-  touch -d "@$SOURCE_DATE_EPOCH" "$root/tmp/build/$(basename "$2")"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   cp /etc/ssl/certs/ca-certificates.crt "$root/tmp/build/host-ca.crt"
   mount --bind "$cache" "$root/var/cache/uv"
@@ -109,8 +107,20 @@ apptainer_layout() {  # $1: root dir, $2: labels json. What `apptainer exec` rea
   ln -sfn .singularity.d/actions/exec "$1/.exec"
 }
 
+drop_uv_cache_notes() {  # $1: root dir
+  # uv notes the install time of a local wheel in its dist-info (uv_cache.json; only uv's reinstall check reads it):
+  # the one file that differed between two builds. It goes, and its line in RECORD with it.
+  local note
+  for note in "$1"/opt/venv/lib/python3.11/site-packages/*.dist-info/uv_cache.json; do
+    [ -f "$note" ] || continue
+    sed -i '/\.dist-info\/uv_cache\.json,/d' "$(dirname "$note")/RECORD"
+    rm -f "$note"
+  done
+}
+
 scrub() {  # $1: root dir. Build-time leftovers that differ between builds or only cost space.
   local root=$1
+  drop_uv_cache_notes "$root"
   rm -rf "$root/tmp/build" "$root/var/cache/uv" "$root/root/.cache"
   rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/cache/ldconfig/aux-cache
   find "$root/var/log" -type f -delete
