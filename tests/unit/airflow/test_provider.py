@@ -101,11 +101,12 @@ def test_airflow_providers_list_shows_corpusbridge(tmp_path: Path) -> None:
 def test_airflows_providers_manager_offers_the_cluster_form() -> None:
     """What the UI's connection form is built from (`airflow providers hooks/widgets` print the same)."""
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    manager = ProvidersManager()
-    hook = manager.hooks["corpusbridge_slurm"]
+    hook = ProvidersManagerTaskRuntime().hooks["corpusbridge_slurm"]
     assert hook is not None
     assert hook.hook_class_name == "corpusbridge_airflow.hooks.cluster_connection.SlurmClusterHook"
+    manager = ProvidersManager()
     widgets = manager.connection_form_widgets
     assert widgets["extra__corpusbridge_slurm__scratch_root"].field["schema"]["title"] == "Scratch root"
     behaviour = manager.field_behaviours["corpusbridge_slurm"]
