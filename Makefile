@@ -69,12 +69,22 @@ clean:
 	rm -rf $(VENV) .corpusbridge .pytest_cache .ruff_cache
 
 # --- sanitize and index ---
-.PHONY: bench-sanitize test-elasticsearch
+.PHONY: bench-sanitize test-elasticsearch test-faults
 # 200k documents (1M takes > 5 min on a shared 2-core box); DOCS=1000000 for the issue's size.
 bench-sanitize: install
 	$(BIN)/python bench/sanitize.py --docs $${DOCS:-200000}
 
 # Needs a real cluster: ELASTICSEARCH_URL=http://127.0.0.1:9200 make test-elasticsearch
+# The fault and bad-input suite alone (docs/faults.md): the tests marked `faults`, then the fault tests that live
+# with their stage (selected by name, so they stay where they are).
+FAULT_TESTS = kill_mid_ingest or crash_then_rerun or unreachable_cluster or killed_run_leaves or corrupted_input \
+	or slurmctld_and_sshd_restarted or worker_killed_mid_wait or user_kill_cancels or corrupted_upload \
+	or persistent_corruption or hostile_argument or hostile_parameter or hostile_option or normalize_doi \
+	or busy_cluster or persistent_server_errors or refused_wholesale or controller_unreachable or workers_die
+test-faults: install
+	$(BIN)/python -m pytest -m faults -rs
+	$(BIN)/python -m pytest -rs -k "$(FAULT_TESTS)" tests
+
 test-elasticsearch: install
 	$(BIN)/python -m pytest -m elasticsearch -rs tests/integration/test_elasticsearch_live.py
 

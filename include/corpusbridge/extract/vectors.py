@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from corpusbridge.extract.workers import READ_BATCH_ROWS
 
 if TYPE_CHECKING:
-    from corpusbridge.extract.embed import Embedder
+    from corpusbridge.extract.embeddings.embedder import Embedder
 
 
 def embedding_input(title: str | None, text: str | None) -> str:

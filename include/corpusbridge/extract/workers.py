@@ -13,6 +13,7 @@ writing and memory-mapping files costs next to nothing.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import tempfile
 from bisect import bisect_right
 from collections import deque
@@ -26,10 +27,10 @@ import pyarrow as pa
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
-from corpusbridge.extract.matcher import Matcher
+from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.results import CONCEPTS_SCHEMA
-from corpusbridge.extract.sentences import SentenceSplitter, spacy_sentence_starts
-from corpusbridge.processes import reset_inherited_signals
+from corpusbridge.extract.sentences.splitter import SentenceSplitter, spacy_sentence_starts
+from corpusbridge.processes import start_worker
 
 READ_BATCH_ROWS = 1024
 
@@ -184,7 +185,7 @@ def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int)
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="corpusbridge-extract-") as spool:
         _WORKER, _SPOOL = worker, Path(spool)
-        with context.Pool(processes, initializer=reset_inherited_signals) as pool:
+        with context.Pool(processes, initializer=start_worker, initargs=(os.getpid(), None, ())) as pool:
             pending: deque = deque()
             for number, unit in enumerate(units):
                 pending.append(pool.apply_async(_match_in_child, (unit, number)))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpusbridge.hpc.states import DEFAULT_POLICY, StatePolicy, StatePolicyError
+
 CONTAINER_RUNTIMES = ("apptainer", "singularity")
 
 # Extras the Airflow ssh provider defines that only matter to its paramiko client: accepted and not used.
@@ -46,6 +48,7 @@ _OWN_EXTRAS = frozenset(
         "cmd_timeout",
         "ciphers",
         "control_persist",
+        "state_policy",
     }
 )
 _HOST = re.compile(r"^[A-Za-z0-9_.:%-]+$")
@@ -77,6 +80,8 @@ class ClusterSettings:
     command_timeout: float | None = None
     ciphers: str | None = None
     control_persist: int = 300
+    # What site-dependent job states mean here, e.g. {"PREEMPTED": "wait"} where PreemptMode=REQUEUE.
+    state_policy: StatePolicy = DEFAULT_POLICY
 
     @property
     def env(self) -> dict[str, str]:
@@ -124,6 +129,7 @@ class ClusterSettings:
             command_timeout=_optional_positive_float(extra.get("cmd_timeout"), "extra.cmd_timeout"),
             ciphers=_optional_str(extra.get("ciphers"), "extra.ciphers"),
             control_persist=int(_positive_float(extra.get("control_persist", 300), "extra.control_persist")),
+            state_policy=_state_policy(extra.get("state_policy")),
         )
 
 
@@ -255,3 +261,11 @@ def _positive_float(value: Any, label: str) -> float:
 
 def _optional_positive_float(value: Any, label: str) -> float | None:
     return None if value is None or value == "" else _positive_float(value, label)
+
+
+def _state_policy(value: Any) -> StatePolicy:
+    raw = _json_object(value, "extra.state_policy", '{"PREEMPTED": "wait"}')
+    try:
+        return StatePolicy.from_mapping(raw)
+    except StatePolicyError as exc:
+        raise ClusterSettingsError(f"extra.state_policy: {str(exc).removeprefix('state policy: ')}") from None

@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 SQUEUE_FORMAT = "%i|%T|%r"
 SQUEUE_NAME_FORMAT = "%i|%j|%T|%r"
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,Reason"
+# SLURM cuts array index lists at 64 bytes ("...") and squeue's %i at 31 characters unless this is set; 0 means
+# "no limit" (squeue, sacct and scontrol all read it). Passed through `env`, so no shell is involved.
+QUERY_ENV = ("SLURM_BITSTR_LEN=0",)
 
 # Short names a DAG author reaches for, mapped to sbatch's long options.
 OPTION_ALIASES = {
@@ -107,10 +110,16 @@ def sbatch_argv(
     return argv
 
 
+def with_query_env(argv: Sequence[str]) -> list[str]:
+    """`env SLURM_BITSTR_LEN=0 <argv>`: the query prints whole array index lists."""
+    return ["env", *QUERY_ENV, *argv]
+
+
 def squeue_argv(job_ids: Iterable[str]) -> list[str]:
-    """One squeue for many jobs. `--states=all` keeps finished jobs visible (squeue hides them otherwise)."""
+    """One squeue for many jobs. `--states=all` keeps finished jobs visible (squeue hides them otherwise);
+    `-r` prints one line per array index, so a pending remainder is never a (possibly cut) list."""
     ids = _id_list(job_ids)
-    return ["squeue", "-h", "--states=all", "-o", SQUEUE_FORMAT, "-j", ids]
+    return with_query_env(["squeue", "-h", "-r", "--states=all", "-o", SQUEUE_FORMAT, "-j", ids])
 
 
 def squeue_by_name_argv(names: Iterable[str]) -> list[str]:
@@ -118,17 +127,17 @@ def squeue_by_name_argv(names: Iterable[str]) -> list[str]:
     joined = ",".join(sorted(set(names)))
     if not joined:
         raise ValueError("squeue_by_name_argv: no job names")
-    return ["squeue", "-h", "--states=all", "-o", SQUEUE_NAME_FORMAT, "-n", joined]
+    return with_query_env(["squeue", "-h", "-r", "--states=all", "-o", SQUEUE_NAME_FORMAT, "-n", joined])
 
 
 def scontrol_show_job_argv(job_id: str) -> list[str]:
     """One line per job (and per array index): carries ExitCode, which squeue lacks."""
-    return ["scontrol", "show", "job", "-o", _id_list([job_id])]
+    return with_query_env(["scontrol", "show", "job", "-o", _id_list([job_id])])
 
 
 def sacct_argv(job_ids: Iterable[str]) -> list[str]:
     """Accounting records (needs slurmdbd): outlives MinJobAge, unlike squeue and scontrol."""
-    return ["sacct", "-P", "-X", "-n", "-o", SACCT_FIELDS, "-j", _id_list(job_ids)]
+    return with_query_env(["sacct", "-P", "-X", "-n", "-o", SACCT_FIELDS, "-j", _id_list(job_ids)])
 
 
 def scancel_argv(job_ids: Iterable[str]) -> list[str]:

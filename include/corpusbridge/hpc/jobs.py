@@ -4,6 +4,9 @@ Before submitting, look for the job by its deterministic name (squeue) and for c
 scratch dir. Indices that already succeeded are skipped, indices still queued or running are re-attached
 to, and only the rest are submitted, after an `sbatch --test-only` pre-flight with the very same options.
 So a retry resubmits only the failed indices, and a worker that died mid-wait never doubles the job.
+
+A job corpusbridge itself cancels (a task marked failed, or cleared while deferred) gets a cancel marker
+first: a later try never re-attaches to it, and an index it cancelled is resubmitted, not reported as failed.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpusbridge.hpc import commands, parsing, script
-from corpusbridge.hpc.parsing import IndexState
-from corpusbridge.hpc.states import Phase, classify
+from corpusbridge.hpc.parsing import ArrayTaskState
+from corpusbridge.hpc.states import DEFAULT_POLICY, Phase, StatePolicy
 from corpusbridge.hpc.transport import Transport, TransportError
 
 SBATCH_TIMEOUT = 120.0
+# `<scratch>/.corpusbridge/cancelled/<job id>`: written before corpusbridge's own scancel.
+CANCEL_DIR = ".corpusbridge/cancelled"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Markers:
+    """What the scratch dir says: indices that exited 0 (`done`), and jobs corpusbridge cancelled itself."""
+
+    done: dict[int, str] = field(default_factory=dict)
+    cancelled: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Submission:
     """Result of submit_or_reattach: the jobs to wait for, as `{job id: indices}` (index 0 for a single job)."""
 
@@ -67,38 +80,65 @@ class SlurmSubmitError(RuntimeError):
     """sbatch refused the job (pre-flight or real submission); the message carries the scheduler's words."""
 
 
-def find_jobs(transport: Transport, name: str) -> list[IndexState]:
-    """Every row squeue still knows for jobs named `name` (any state)."""
+def find_jobs(transport: Transport, name: str) -> list[ArrayTaskState]:
+    """Every row squeue still knows for jobs named `name` (any state), one per array index (`squeue -r`).
+
+    Only lines carrying our name are read: another user's odd line cannot stop a re-attach. One of ours that
+    cannot be read raises SlurmOutputError naming it (guessing would submit indices twice).
+    """
     result = transport.run(commands.squeue_by_name_argv([name]), timeout=SBATCH_TIMEOUT)
     if not result.ok:
         raise _scheduler_error("squeue -n", result.stderr)
-    return [row for row in parsing.parse_squeue_named(result.stdout) if row.name == name]
+    return [row for row in parsing.parse_squeue_named(result.stdout, name) if row.name == name]
 
 
-# Prints "<index> <job id>" per completion marker, in one remote command.
-_LIST_MARKERS = 'cd -- "$1" 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && echo "$f $(cat -- "$f")"; done; exit 0'
+# Prints "done <index> <job id>" per completion marker and "cancelled <job id>" per cancel marker, in one command.
+_LIST_MARKERS = (
+    'for f in "$1"/*; do [ -f "$f" ] && echo "done ${f##*/} $(cat -- "$f")"; done 2>/dev/null; '
+    'for f in "$2"/*; do [ -f "$f" ] && echo "cancelled ${f##*/}"; done 2>/dev/null; exit 0'
+)
+
+
+def read_markers(transport: Transport, scratch: str) -> Markers:
+    """Completion markers (indices that exited 0 in an earlier attempt) and cancel markers, in one command."""
+    done_dir, cancel_dir = posixpath.join(scratch, script.MARKER_DIR), posixpath.join(scratch, CANCEL_DIR)
+    result = transport.run(["sh", "-c", _LIST_MARKERS, "sh", done_dir, cancel_dir], timeout=SBATCH_TIMEOUT)
+    if not result.ok:
+        raise TransportError(f"listing markers in {scratch} failed: {result.stderr.strip()}")
+    done: dict[int, str] = {}
+    cancelled: set[str] = set()
+    for line in result.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        name, _, job_id = rest.partition(" ")
+        if kind == "done" and name.isdigit():
+            done[int(name)] = job_id.strip()
+        elif kind == "cancelled" and name.isdigit():
+            cancelled.add(name)
+    return Markers(done, frozenset(cancelled))
 
 
 def completed_indices(transport: Transport, scratch: str) -> dict[int, str]:
     """`{index: job id}` for indices whose completion marker exists: they exited 0 in an earlier attempt."""
-    folder = posixpath.join(scratch, script.MARKER_DIR)
-    result = transport.run(["sh", "-c", _LIST_MARKERS, "sh", folder], timeout=SBATCH_TIMEOUT)
-    if not result.ok:
-        raise TransportError(f"listing completion markers in {folder} failed: {result.stderr.strip()}")
-    markers: dict[int, str] = {}
-    for line in result.stdout.splitlines():
-        name, _, job_id = line.partition(" ")
-        if name.isdigit():
-            markers[int(name)] = job_id.strip()
-    return markers
+    return read_markers(transport, scratch).done
 
 
-def plan(spec: JobSpec, existing: Sequence[IndexState], done: Mapping[int, str]) -> Plan:
-    """Split the spec's indices into done / attached (queued or running) / todo."""
+def plan(
+    spec: JobSpec,
+    existing: Sequence[ArrayTaskState],
+    done: Mapping[int, str],
+    *,
+    cancelled: frozenset[str] = frozenset(),
+    policy: StatePolicy = DEFAULT_POLICY,
+) -> Plan:
+    """Split the spec's indices into done / attached (queued, running or held) / todo.
+
+    A job we cancelled ourselves is never re-attached to, even while scancel is still on its way.
+    """
     attached: dict[str, list[int]] = {}
     for row in existing:
         index = row.index if row.index is not None else 0
-        if index in done or classify(row.state).phase not in (Phase.WAITING, Phase.ACTIVE):
+        live = policy.classify(row.state).phase in (Phase.WAITING, Phase.ACTIVE)
+        if index in done or not live or row.job_id in cancelled:
             continue
         attached.setdefault(row.job_id, []).append(index)
     busy = {i for indices in attached.values() for i in indices}
@@ -141,9 +181,12 @@ def sbatch(transport: Transport, spec: JobSpec, remote_script: str, indices: lis
     return parsing.preflight_message(result.stderr) if test_only else parsing.parse_sbatch_parsable(result.stdout)
 
 
-def submit_or_reattach(transport: Transport, spec: JobSpec) -> Submission:
+def submit_or_reattach(transport: Transport, spec: JobSpec, policy: StatePolicy = DEFAULT_POLICY) -> Submission:
     """Skip succeeded indices, re-attach to live ones, pre-flight then submit the rest (one job)."""
-    found = plan(spec, find_jobs(transport, spec.job_name), completed_indices(transport, spec.scratch))
+    # squeue first, markers second: an index finishing in between is then seen live, then done (never todo).
+    existing = find_jobs(transport, spec.job_name)
+    markers = read_markers(transport, spec.scratch)
+    found = plan(spec, existing, markers.done, cancelled=markers.cancelled, policy=policy)
     submitted: dict[str, list[int]] = {}
     verdict = ""
     if found.todo:
@@ -153,10 +196,20 @@ def submit_or_reattach(transport: Transport, spec: JobSpec) -> Submission:
     return Submission({**found.attached, **submitted}, submitted, found.attached, found.done, verdict)
 
 
-def cancel(transport: Transport, job_ids: Sequence[str]) -> None:
-    """scancel; a job that already finished is not an error."""
+def cancel(transport: Transport, job_ids: Sequence[str], *, scratch: str | None = None) -> None:
+    """scancel; a job that already finished is not an error.
+
+    With `scratch`, a cancel marker per job is written first, so that a new try of the same task neither
+    re-attaches to these jobs nor reads their CANCELLED indices as failures (it resubmits them).
+    """
     if not job_ids:
         return
+    if scratch:
+        folder = posixpath.join(scratch, CANCEL_DIR)
+        mark = 'd="$1"; shift; mkdir -p -- "$d" && for j in "$@"; do : > "$d/$j"; done'
+        marked = transport.run(["sh", "-c", mark, "sh", folder, *commands.checked_job_ids(job_ids)], timeout=60)
+        if not marked.ok:
+            raise TransportError(f"writing cancel markers in {folder} failed: {marked.stderr.strip()}")
     result = transport.run(commands.scancel_argv(job_ids), timeout=SBATCH_TIMEOUT)
     if not result.ok and "already completing or completed" not in result.stderr:
         raise _scheduler_error("scancel", result.stderr)

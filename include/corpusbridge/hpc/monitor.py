@@ -1,7 +1,8 @@
 """Watching submitted jobs: one squeue for many jobs, exit codes once they end, log tails by offset.
 
 A failed squeue (transport down, controller unreachable) yields a PollResult with `unreachable` set and
-no rows: the caller backs off and asks again. It is never read as "the job finished".
+no rows: the caller backs off and asks again. It is never read as "the job finished". A line squeue printed
+but the parser cannot read is reported as such (`unreadable`), never as an unreachable controller.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from corpusbridge.hpc import commands, parsing
-from corpusbridge.hpc.parsing import IndexState
-from corpusbridge.hpc.states import STATES, Phase, classify
+from corpusbridge.hpc.events import LOST, IndexOutcome
+from corpusbridge.hpc.parsing import ArrayTaskState
+from corpusbridge.hpc.states import DEFAULT_POLICY, Phase, StatePolicy
 from corpusbridge.hpc.transport import Transport, TransportError
 
 QUERY_TIMEOUT = 60.0
@@ -22,44 +24,16 @@ LOG_CHUNK = 65536
 
 @dataclass(frozen=True)
 class PollResult:
-    rows: list[IndexState]
+    """One squeue: its rows, the lines it printed that could not be read, or why it could not be asked at all."""
+
+    rows: list[ArrayTaskState]
     unreachable: str | None = None
-
-
-@dataclass(frozen=True)
-class IndexOutcome:
-    """The final word on one array index."""
-
-    index: int
-    job_id: str
-    state: str
-    exit_code: int | None = None
-    signal: int | None = None
-    reason: str = ""
+    unreadable: list[parsing.UnreadableLine] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return self.state in STATES and classify(self.state).phase is Phase.SUCCEEDED
-
-    def describe(self) -> str:
-        code = f" exit {self.exit_code}" if self.exit_code is not None else ""
-        sig = f" signal {self.signal}" if self.signal else ""
-        meaning = classify(self.state).meaning if self.state in STATES else "no longer known to the controller"
-        return f"index {self.index} (job {self.job_id}): {self.state}{code}{sig} — {meaning}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "job_id": self.job_id,
-            "state": self.state,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "reason": self.reason,
-        }
-
-
-# LOST is ours, not SLURM's: the controller no longer knows an index it never reported finished.
-LOST = "LOST"
+    def listed_jobs(self) -> set[str]:
+        """Jobs squeue still lists, readable or not (an unreadable line is not a vanished job)."""
+        return {row.job_id for row in self.rows} | {u.job_id for u in self.unreadable if u.job_id}
 
 
 def poll(transport: Transport, job_ids: Iterable[str]) -> PollResult:
@@ -72,13 +46,14 @@ def poll(transport: Transport, job_ids: Iterable[str]) -> PollResult:
     except TransportError as exc:
         return PollResult([], f"transport failed: {exc}")
     if result.ok:
-        return PollResult(parsing.parse_squeue(result.stdout))
+        parsed = parsing.read_squeue(result.stdout)
+        return PollResult(parsed.rows, unreadable=parsed.unreadable)
     if "Invalid job id" in result.stderr and len(ids) == 1:
         return PollResult([])  # squeue -j with ONE unknown id fails; with several it just omits it
     return PollResult([], result.stderr.strip() or f"squeue exited {result.returncode}")
 
 
-def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: bool) -> list[IndexState]:
+def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: bool) -> list[ArrayTaskState]:
     """Exit codes for finished jobs in ONE remote command: sacct when accounting exists, else scontrol per job.
 
     scontrol takes one job per call, so the calls run in a remote loop; a job the controller no longer knows
@@ -89,7 +64,7 @@ def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: boo
     if use_sacct:
         result = transport.run(commands.sacct_argv(job_ids), timeout=QUERY_TIMEOUT)
         if result.ok:
-            return parsing.parse_sacct(result.stdout)
+            return parsing.read_sacct(result.stdout).rows
     one = shlex.join(commands.scontrol_show_job_argv(job_ids[0])[:-1])
     loop = f'for j in "$@"; do {one} "$j" 2>&1 || true; done'
     argv = ["sh", "-c", loop, "sh", *commands.checked_job_ids(job_ids)]
@@ -97,7 +72,8 @@ def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: boo
     if parsing.controller_unreachable(result.stdout):
         raise TransportError(f"scontrol show job: {result.stdout.strip()[-300:]}")
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("JobId=")]
-    return parsing.parse_scontrol("\n".join(lines))
+    # Only finished jobs are asked about, so a pending remainder (the one line that could be cut) is not ours.
+    return parsing.read_scontrol("\n".join(lines)).rows
 
 
 def sacct_available(transport: Transport) -> bool:
@@ -108,21 +84,35 @@ def sacct_available(transport: Transport) -> bool:
         return False
 
 
+# A job squeue stopped listing is taken as finished (and asked about once, with scontrol/sacct) after this many
+# clean ticks without it: once could be a job between array records, twice is gone.
+VANISHED_TICKS = 2
+
+
 @dataclass
 class JobTracker:
-    """Last-seen state per (job, index) for the indices a task waits on.
+    """Last-seen state per (job, index) for the indices a task waits on, and when that wait is over.
 
     `expected` maps a job id to its indices, or to None for a job submitted elsewhere (its indices are
     learnt from squeue). Finished indices leave squeue after MinJobAge even while siblings still run, so
-    the last state seen is remembered rather than re-read.
+    the last state seen is remembered rather than re-read. `policy` says what site-dependent states mean.
     """
 
     expected: dict[str, list[int] | None]
-    seen: dict[tuple[str, int], IndexState] = field(default_factory=dict)
+    policy: StatePolicy = DEFAULT_POLICY
+    seen: dict[tuple[str, int], ArrayTaskState] = field(default_factory=dict)
+    absent_ticks: dict[str, int] = field(default_factory=dict)
 
-    def update(self, rows: Iterable[IndexState]) -> list[IndexState]:
+    def observe(self, result: PollResult) -> list[ArrayTaskState]:
+        """Record one clean squeue: states, and which of our jobs it no longer lists. Returns changed rows."""
+        listed = result.listed_jobs
+        for job in self.expected:
+            self.absent_ticks[job] = 0 if job in listed else self.absent_ticks.get(job, 0) + 1
+        return self.update(result.rows)
+
+    def update(self, rows: Iterable[ArrayTaskState]) -> list[ArrayTaskState]:
         """Record rows for our jobs; return those whose state changed."""
-        changed: list[IndexState] = []
+        changed: list[ArrayTaskState] = []
         for row in rows:
             key = (row.job_id, row.index if row.index is not None else 0)
             if not self._wanted(*key):
@@ -132,6 +122,11 @@ class JobTracker:
                 changed.append(row)
             self.seen[key] = row
         return changed
+
+    def settled(self) -> bool:
+        """True when every index is final, or belongs to a job squeue has stopped listing (then ask scontrol)."""
+        vanished = {job for job, ticks in self.absent_ticks.items() if ticks >= VANISHED_TICKS}
+        return all(job in vanished for job, _ in self.waiting())
 
     def _wanted(self, job: str, index: int) -> bool:
         if job not in self.expected:
@@ -149,21 +144,24 @@ class JobTracker:
     def _seen_job(self, job: str) -> bool:
         return any(k[0] == job for k in self.seen)
 
+    def _final(self, row: ArrayTaskState) -> bool:
+        return self.policy.classify(row.state).terminal
+
     def waiting(self) -> list[tuple[str, int]]:
-        """Indices without a terminal state yet."""
-        return [k for k in self.keys() if k not in self.seen or not classify(self.seen[k].state).terminal]
+        """Indices without a final state yet (by this cluster's state policy)."""
+        return [k for k in self.keys() if k not in self.seen or not self._final(self.seen[k])]
 
     def active(self) -> list[tuple[str, int]]:
-        return [k for k, row in self.seen.items() if classify(row.state).phase is Phase.ACTIVE]
+        return [k for k, row in self.seen.items() if self.policy.classify(row.state).phase is Phase.ACTIVE]
 
     def outcomes(self) -> list[IndexOutcome]:
         out = []
         for job, index in self.keys():
             row = self.seen.get((job, index))
-            if row is None or not classify(row.state).terminal:
+            if row is None or not self._final(row):
                 out.append(IndexOutcome(index, job, LOST, reason="no longer known to the controller"))
             else:
-                out.append(IndexOutcome(index, job, row.state, row.exit_code, row.signal, row.reason))
+                out.append(IndexOutcome(index, job, row.state, row.exit_code, row.signal, row.reason, row.cancelled_by))
         return sorted(out, key=lambda o: (o.index, o.job_id))
 
 

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
-from corpusbridge.hpc import jobs, naming, script
+from corpusbridge.hpc import jobs, naming, outcome, script
+from corpusbridge.hpc.cluster import ClusterSettings
+from corpusbridge.hpc.events import EventStatus, IndexOutcome, SlurmEvent, SlurmEventError, xcom_states
+from corpusbridge.hpc.states import StatePolicy, StatePolicyError
 from corpusbridge.hpc.transport import Transport
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
-from corpusbridge_airflow.operators.slurm_outcome import Outcome, fail_message, resolve_outcomes
-from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger
+from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
-EVENT_KEYS = frozenset({"status", "jobs", "scratch_dir"})
+# Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
+# this task writes the cancel markers that trigger them, so each kill causes at most one; this bounds a loop in
+# a non-deferrable wait.
+MAX_RESUBMITS = 3
 
 
 class SlurmOperator(BaseOperator):
@@ -32,15 +36,18 @@ class SlurmOperator(BaseOperator):
     all jobs of the connection) and remote stdout/stderr are streamed into the task log.
 
     The task fails if any index did not COMPLETE, naming each failed index, its state (FAILED + exit code,
-    TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...) and the tail of its stderr. A retry resubmits only those
-    indices. Marking the task failed or clearing it cancels the job (`scancel`).
+    TIMEOUT, OUT_OF_MEMORY, CANCELLED and by whom, ...) and the tail of its stderr. A retry resubmits only
+    those indices. Marking the task failed (or success) cancels the job (`scancel`); clearing a deferred task
+    leaves it running and the new try re-attaches. Should the new try re-attach to a job an old try is just
+    cancelling, the indices cancelled that way are resubmitted, not reported as failed.
 
     :param command: what each index runs in the scratch dir. A list is an argv: every element is quoted, so a
         templated value stays one literal argument and `$VARS` are NOT expanded (the program reads them from
         its environment). A string is bash code and may use them: `$SLURM_ARRAY_TASK_ID` (arrays) and
         `$CORPUSBRIDGE_INDEX` (always set; 0 for a single job) say which index runs. Templated.
     :param slurm_conn_id: an `ssh` Connection; extras `scratch_root` (required), `partition`, `account`,
-        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`. Default `corpusbridge_hpc`.
+        `default_sbatch_options`, `container_runtime`, `key_file`, `host_key`, `state_policy`. Default
+        `corpusbridge_hpc`.
     :param array_size: run indices 0..array_size-1 (`--array=0-N`); None submits a single job.
     :param array_parallelism: at most this many indices at once (`%K`).
     :param stage_in: local files or folders copied into the scratch dir before submission. Templated.
@@ -53,11 +60,16 @@ class SlurmOperator(BaseOperator):
         `apptainer exec --bind <scratch>`. Templated.
     :param container_gpu: run the container with `--nv` (the node's NVIDIA driver inside), for GPU jobs; ask
         SLURM for the GPUs in `sbatch_options`, e.g. `{"gpus": 1}`.
-    :param deferrable: wait in the triggerer (default) or in the worker.
+    :param deferrable: wait in the triggerer, or in the worker (polling the same way). Default: `[operators]
+        default_deferrable`, as for the providers' operators (Airflow's own default is False;
+        airflow.cfg.example sets True).
+    :param state_policy: what site-dependent states mean, over the connection's `state_policy` extra, e.g.
+        `{"PREEMPTED": "wait"}` where preempted jobs are requeued, `{"SPECIAL_EXIT": "fail"}` where held jobs are
+        never released (see corpusbridge.hpc.states.POLICY_CHOICES).
     :param poll_interval: seconds between polls.
     :param unreachable_budget: how long the controller or SSH may stay unreachable before the task fails
         (the job is not cancelled; a retry re-attaches).
-    :return (XCom): `{"job_ids", "states" {index: state}, "outcomes", "scratch_dir", "outputs"}`.
+    :return (XCom): `{"job_ids", "states" {"<job>_<index>": state}, "outcomes", "scratch_dir", "outputs"}`.
     """
 
     template_fields: Sequence[str] = (
@@ -84,10 +96,11 @@ class SlurmOperator(BaseOperator):
         local_output_dir: str | None = None,
         container: str | None = None,
         container_gpu: bool = False,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         poll_interval: float = 10.0,
         unreachable_budget: float = 600.0,
         stream_logs: bool = True,
+        state_policy: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,9 +118,16 @@ class SlurmOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.unreachable_budget = unreachable_budget
         self.stream_logs = stream_logs
+        self.state_policy = dict(state_policy or {})
         self._job_ids: list[str] = []
+        self._scratch: str | None = None
+        self._resubmits = 0
         if array_size is not None and array_size < 1:
             raise ValueError(f"{self.task_id}: array_size must be >= 1 (or None for a single job), got {array_size}")
+        try:
+            StatePolicy.from_mapping(self.state_policy)
+        except StatePolicyError as exc:
+            raise ValueError(f"{self.task_id}: {exc}") from None
 
     # --- building the job -------------------------------------------------------------------------------
 
@@ -150,43 +170,44 @@ class SlurmOperator(BaseOperator):
             )
         hook = SlurmHook(self.slurm_conn_id)
         spec = self.job_spec(context, hook.settings)
-        transport = hook.transport
         self.log.info("SLURM job %s, scratch dir %s", spec.job_name, spec.scratch)
-        self._stage_in(transport, spec.scratch)
-        submission = jobs.submit_or_reattach(transport, spec)
-        self._log_submission(submission)
-        self._job_ids = sorted(submission.jobs)
-        if not submission.jobs:
-            event = {
-                "status": "done",
-                "jobs": {},
-                "outcomes": [],
-                "scratch_dir": spec.scratch,
-                "is_array": spec.is_array,
-                "done": {str(k): v for k, v in submission.done.items()},
-            }
-            return self._complete(hook, event)
-        trigger = self._trigger(submission, spec)
-        if self.deferrable:
-            hook.close()
-            self.defer(trigger=trigger, method_name="execute_complete")
-        return self._complete(hook, asyncio.run(_first_event(trigger)))
+        self._stage_in(hook.transport, spec.scratch)
+        return self._submit_and_wait(context, hook, spec)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        if not event or not set(event) >= EVENT_KEYS:
-            raise AirflowException(f"{self.task_id}: the SLURM trigger returned an unexpected event {event!r}")
-        self._job_ids = sorted(event["jobs"])
-        return self._complete(SlurmHook(self.slurm_conn_id), event)
+        try:
+            parsed = SlurmEvent.from_dict(event)
+        except SlurmEventError as exc:
+            raise AirflowException(f"{self.task_id}: the SLURM trigger returned an unexpected event: {exc}") from None
+        self._job_ids, self._scratch = sorted(parsed.jobs), parsed.scratch_dir
+        return self._complete(context, SlurmHook(self.slurm_conn_id), parsed)
 
     def on_kill(self) -> None:
-        """Worker-side kill (non-deferrable wait): cancel what this try submitted or attached to."""
+        """Worker-side kill (non-deferrable wait): cancel what this try submitted or attached to, with a cancel
+        marker, so that a next try resubmits those indices rather than failing on them."""
         if self._job_ids:
             self.log.warning("task killed: scancel %s", ", ".join(self._job_ids))
-            jobs.cancel(SlurmHook(self.slurm_conn_id).transport, self._job_ids)
+            jobs.cancel(SlurmHook(self.slurm_conn_id).transport, self._job_ids, scratch=self._scratch)
 
     # --- pieces -----------------------------------------------------------------------------------------
 
-    def _trigger(self, submission: jobs.Submission, spec: jobs.JobSpec) -> SlurmJobTrigger:
+    def _policy(self, settings: ClusterSettings) -> StatePolicy:
+        return settings.state_policy.merged(StatePolicy.from_mapping(self.state_policy))
+
+    def _submit_and_wait(self, context: Any, hook: SlurmHook, spec: jobs.JobSpec) -> dict[str, Any]:
+        policy = self._policy(hook.settings)
+        submission = jobs.submit_or_reattach(hook.transport, spec, policy)
+        self._log_submission(submission)
+        self._job_ids, self._scratch = sorted(submission.jobs), spec.scratch
+        trigger = self._trigger(submission, spec, policy)
+        if not submission.jobs:
+            return self._complete(context, hook, trigger.event(EventStatus.DONE))
+        if self.deferrable:
+            hook.close()
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self._complete(context, hook, wait_in_worker(trigger))
+
+    def _trigger(self, submission: jobs.Submission, spec: jobs.JobSpec, policy: StatePolicy) -> SlurmJobTrigger:
         return SlurmJobTrigger(
             slurm_conn_id=self.slurm_conn_id,
             jobs=dict(submission.jobs),
@@ -196,6 +217,7 @@ class SlurmOperator(BaseOperator):
             poll_interval=self.poll_interval,
             unreachable_budget=self.unreachable_budget,
             stream_logs=self.stream_logs,
+            state_policy=policy.as_dict(),
         )
 
     def _log_submission(self, sub: jobs.Submission) -> None:
@@ -204,7 +226,13 @@ class SlurmOperator(BaseOperator):
         for job_id, indices in sub.reattached.items():
             self.log.info("re-attached to SLURM job %s (indices %s), not resubmitting", job_id, indices)
         for job_id, indices in sub.submitted.items():
-            self.log.info("submitted SLURM job %s for indices %s; pre-flight: %s", job_id, indices, sub.preflight)
+            self.log.info(
+                "submitted SLURM job %s for indices %s; pre-flight (sbatch --test-only): job %s %s",
+                job_id,
+                indices,
+                job_id,
+                sub.preflight,
+            )
 
     def _stage_in(self, transport: Transport, scratch: str) -> None:
         if not self.stage_in:
@@ -240,35 +268,39 @@ class SlurmOperator(BaseOperator):
         )
         return [f.target for f in result.files]
 
-    def _complete(self, hook: SlurmHook, event: dict[str, Any]) -> dict[str, Any]:
-        if event["status"] != "done":
-            raise AirflowException(f"{self.task_id}: {event.get('message', event)}")
-        scratch_dir = event["scratch_dir"]
-        transport = hook.transport
+    def _complete(self, context: Any, hook: SlurmHook, event: SlurmEvent) -> dict[str, Any]:
         try:
-            outcomes = resolve_outcomes(transport, event, scratch_dir, event.get("done", {}))
-            failed = [o for o in outcomes if not o.ok]
+            if event.status is not EventStatus.DONE:
+                raise AirflowException(f"{self.task_id}: {event.message}")
+            scratch_dir = str(event.scratch_dir)
+            verdict = outcome.resolve(hook.transport, event)
+            if verdict.resubmit and self._resubmits < MAX_RESUBMITS:
+                return self._resubmit(context, hook, verdict.resubmit)
+            failed = [o for o in verdict.outcomes if not o.ok]  # resubmits exhausted: cancelled is a failure
             if failed:
-                message = fail_message(self.task_id, transport, failed, scratch_dir, event.get("is_array", True))
+                message = outcome.failure_message(self.task_id, hook.transport, failed, scratch_dir, event.is_array)
                 raise AirflowException(message)
-            outputs = self._stage_out(transport, scratch_dir)
+            outputs = self._stage_out(hook.transport, scratch_dir)
         finally:
             hook.close()
-        return _xcom(outcomes, scratch_dir, outputs)
+        return _xcom(verdict.outcomes, scratch_dir, outputs)
+
+    def _resubmit(self, context: Any, hook: SlurmHook, indices: list[int]) -> dict[str, Any]:
+        """Indices corpusbridge cancelled itself while this try waited on them (a clear raced the old try's kill)."""
+        self._resubmits += 1
+        self.log.warning(
+            "indices %s were cancelled by corpusbridge on behalf of an earlier try (cleared or killed while this "
+            "try re-attached): resubmitting them",
+            indices,
+        )
+        return self._submit_and_wait(context, hook, self.job_spec(context, hook.settings))
 
 
-def _xcom(outcomes: list[Outcome], scratch_dir: str, outputs: list[str]) -> dict[str, Any]:
+def _xcom(outcomes: list[IndexOutcome], scratch_dir: str, outputs: list[str]) -> dict[str, Any]:
     return {
         "job_ids": sorted({o.job_id for o in outcomes if o.job_id}),
-        "states": {str(o.index): o.state for o in outcomes},
-        "outcomes": [o.as_dict() for o in outcomes],
+        "states": xcom_states(outcomes),
+        "outcomes": [o.to_dict() for o in outcomes],
         "scratch_dir": scratch_dir,
         "outputs": outputs,
     }
-
-
-async def _first_event(trigger: SlurmJobTrigger) -> dict[str, Any]:
-    """Non-deferrable mode: the same wait as the triggerer's, run in this worker."""
-    async for event in trigger.run():
-        return dict(event.payload)
-    raise AirflowException("the SLURM trigger ended without an event")

@@ -59,6 +59,23 @@ with DAG("cb_slurm_retry", schedule=None, start_date=START, params=COMMON):
     )
     record(flaky.output)
 
+# 40 indices, 4 at a time; every even index fails on its first run only. The retry resubmits the 20 even indices,
+# whose throttled pending remainder SLURM prints in step form (`<job>_[8-38:2%4]`).
+with DAG("cb_slurm_retry_even", schedule=None, start_date=START, params=COMMON):
+    even = SlurmOperator(
+        task_id="compute",
+        command='# {{ params.nonce }}\ni=$SLURM_ARRAY_TASK_ID\nif [ $((i % 2)) = 0 ] && [ ! -e "flag-$i" ]; then\n'
+        '  : > "flag-$i"; echo "index $i breaks once" >&2; exit 3\nfi\necho "index $i ok"',
+        array_size=40,
+        array_parallelism=4,
+        sbatch_options={"comment": "{{ params.nonce }}", "time": "00:05:00", "mem": "32M"},
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+        stream_logs=False,
+        **FAST,
+    )
+    record(even.output)
+
 # A plain program with one templated argument: the value must arrive as one literal argument.
 with DAG("cb_slurm_hostile", schedule=None, start_date=START, params={**COMMON, "value": Param("x")}):
     hostile = SlurmOperator(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.dictionary import BuildOptions, build_dictionary, load_dictionary
-from corpusbridge.extract.matcher import Matcher
 
 MakeMatcher = Callable[..., Matcher]
 

@@ -84,3 +84,13 @@ def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
 def test_bad_settings_name_the_field(conn: dict[str, Any], message: str) -> None:
     with pytest.raises(ClusterSettingsError, match=message):
         ClusterSettings.from_mapping(conn)
+
+
+def test_state_policy_extra() -> None:
+    from corpusbridge.hpc.states import Phase
+
+    extra = {**SANDBOX_CONN["extra"], "state_policy": '{"PREEMPTED": "wait"}'}
+    settings = ClusterSettings.from_mapping({**SANDBOX_CONN, "extra": extra})
+    assert settings.state_policy.classify("PREEMPTED").phase is Phase.WAITING
+    with pytest.raises(ClusterSettingsError, match=r"extra\.state_policy: 'TIMEOUT' cannot be set"):
+        ClusterSettings.from_mapping({**SANDBOX_CONN, "extra": {**extra, "state_policy": {"TIMEOUT": "wait"}}})

@@ -77,7 +77,22 @@ def test_option_names_are_checked() -> None:
 
 
 def test_squeue_asks_for_all_states_of_all_jobs_at_once() -> None:
-    assert commands.squeue_argv(["12", "3", "12"]) == ["squeue", "-h", "--states=all", "-o", "%i|%T|%r", "-j", "3,12"]
+    assert commands.squeue_argv(["12", "3", "12"]) == [
+        *("env", "SLURM_BITSTR_LEN=0"),
+        *("squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", "3,12"),
+    ]
+
+
+def test_every_query_prints_whole_array_lists() -> None:
+    """Without SLURM_BITSTR_LEN=0, SLURM cuts index lists (64 bytes, or 31 characters in squeue's %i)."""
+    for argv in (
+        commands.squeue_argv(["7"]),
+        commands.squeue_by_name_argv(["cb-x"]),
+        commands.scontrol_show_job_argv("7"),
+        commands.sacct_argv(["7"]),
+    ):
+        assert argv[:2] == ["env", "SLURM_BITSTR_LEN=0"], argv
+    assert "-r" in commands.squeue_by_name_argv(["cb-x"])  # one line per index: never a list to cut
 
 
 def test_job_ids_are_validated() -> None:
@@ -86,7 +101,7 @@ def test_job_ids_are_validated() -> None:
 
 
 def test_other_builders() -> None:
-    assert commands.scontrol_show_job_argv("7") == ["scontrol", "show", "job", "-o", "7"]
-    assert commands.sacct_argv(["7"])[:3] == ["sacct", "-P", "-X"]
+    assert commands.scontrol_show_job_argv("7")[2:] == ["scontrol", "show", "job", "-o", "7"]
+    assert commands.sacct_argv(["7"])[2:5] == ["sacct", "-P", "-X"]
     assert commands.scancel_argv(["8", "7"]) == ["scancel", "7", "8"]
     assert commands.squeue_by_name_argv(["b", "a"])[-2:] == ["-n", "a,b"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from corpusbridge.hpc import jobs
-from corpusbridge.hpc.parsing import IndexState
+from corpusbridge.hpc.parsing import ArrayTaskState
 
 SPEC = jobs.JobSpec(command=["true"], scratch="/s", job_name="cb-x", array_size=4)
 
 
-def row(job: str, index: int | None, state: str) -> IndexState:
-    return IndexState(job, index, state, name="cb-x")
+def row(job: str, index: int | None, state: str) -> ArrayTaskState:
+    return ArrayTaskState(job, index, state, name="cb-x")
 
 
 def test_fresh_work_submits_everything() -> None:
@@ -39,3 +39,18 @@ def test_single_job_is_index_zero() -> None:
     single = jobs.JobSpec(command="true", scratch="/s", job_name="cb-x")
     assert jobs.plan(single, [row("9", None, "RUNNING")], {}).attached == {"9": [0]}
     assert jobs.plan(single, [], {0: "9"}).todo == []
+
+
+def test_a_job_we_cancelled_is_not_reattached_even_while_still_running() -> None:
+    existing = [row("7", 0, "RUNNING"), row("7", 1, "PENDING"), row("8", 2, "RUNNING")]
+    plan = jobs.plan(SPEC, existing, {3: "6"}, cancelled=frozenset({"7"}))
+    assert plan.attached == {"8": [2]} and plan.todo == [0, 1]
+
+
+def test_held_indices_are_reattached_by_default_and_resubmitted_where_the_site_never_releases() -> None:
+    from corpusbridge.hpc.states import StatePolicy
+
+    existing = [row("7", 0, "SPECIAL_EXIT"), row("7", 1, "PREEMPTED")]
+    assert jobs.plan(SPEC, existing, {}).attached == {"7": [0]}  # SPECIAL_EXIT waits for release: never twice
+    site = StatePolicy.from_mapping({"SPECIAL_EXIT": "fail", "PREEMPTED": "wait"})
+    assert jobs.plan(SPEC, existing, {}, policy=site).attached == {"7": [1]}
