@@ -291,6 +291,29 @@ stop_sshd() {
   [[ -n ${children// /} ]] && kill -TERM $children 2>/dev/null || true
 }
 
+# The sandbox's container runtime (issue 15): scripts/sandbox-apptainer, an `apptainer exec` subset on squashfuse +
+# bwrap, installed as $SANDBOX/bin/apptainer and linked as /usr/local/bin/apptainer so that SLURM jobs (whose PATH
+# is the ssh session's) find it under the name ClusterSettings.container_runtime allows. A real apptainer already
+# there is never replaced. Idempotent and additive: it touches no daemon.
+install_container_runner() {
+  local src bin=$SANDBOX/bin link=/usr/local/bin/apptainer
+  src=$(dirname -- "${BASH_SOURCE[0]}")/sandbox-apptainer
+  [[ -f $src ]] || return 0
+  if ! command -v squashfuse >/dev/null || ! command -v bwrap >/dev/null; then
+    [[ $(id -u) == 0 ]] || { log "squashfuse/bubblewrap missing and not root: no container runtime"; return 0; }
+    log "installing squashfuse bubblewrap fuse3 (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends squashfuse bubblewrap fuse3 \
+      >/dev/null 2>&1 || { log "apt could not install squashfuse/bubblewrap: no container runtime"; return 0; }
+  fi
+  mkdir -p "$bin"
+  if ! cmp -s "$src" "$bin/sandbox-apptainer"; then  # replaced atomically: running jobs may be starting it
+    cp "$src" "$bin/.sandbox-apptainer.tmp" && chmod 0755 "$bin/.sandbox-apptainer.tmp"
+    mv -f "$bin/.sandbox-apptainer.tmp" "$bin/sandbox-apptainer"
+  fi
+  ln -sfn sandbox-apptainer "$bin/apptainer"
+  if [[ -L $link || ! -e $link ]] && [[ -w $(dirname "$link") ]]; then ln -sfn "$bin/sandbox-apptainer" "$link"; fi
+}
+
 cmd_up() {
   ensure_installed
   mkdir -p "$SANDBOX" "$RUN" "$LOG"
@@ -299,6 +322,7 @@ cmd_up() {
   write_slurm_conf
   start_slurm
   start_sshd
+  install_container_runner
   write_env_file
   echo "AIRFLOW_CONN_CORPUSBRIDGE_HPC='$(connection_json)'"
 }
