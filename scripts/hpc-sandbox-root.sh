@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build (once per machine) a Debian root holding another SLURM release, for hpc-sandbox.sh's `--slurm VERSION`.
+#
+#   scripts/hpc-sandbox-root.sh VERSION    print the root's path; build it first when it is missing
+#
+# VERSION picks the Debian suite that ships it: 24.11 -> trixie (Debian 13). The root is built by mmdebstrap as
+# root into HPC_SANDBOX_ROOTS (default /var/cache/corpusbridge/slurm-roots) and reused as is afterwards; a
+# half-built root is never used (built under a temporary name, renamed when complete). Remove the folder to rebuild.
+set -euo pipefail
+
+ROOTS=${HPC_SANDBOX_ROOTS:-/var/cache/corpusbridge/slurm-roots}
+MIRROR=${HPC_SANDBOX_MIRROR:-http://deb.debian.org/debian}
+
+log() { echo "hpc-sandbox-root: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+suite_for() {
+  case $1 in
+    24.11) echo trixie ;;
+    *) die "no Debian suite known for SLURM $1 (known: 24.11)" ;;
+  esac
+}
+
+# What a root built by an older version of this script lacks, added in place (cheap when nothing is missing).
+complete() {
+  local root=$1
+  if [[ ! -x $root/usr/sbin/mariadbd ]]; then
+    [[ $(id -u) == 0 ]] || die "$root lacks mariadb-server and this is not root"
+    log "adding mariadb-server to $root"
+    # As mmdebstrap does while it builds: no daemon starts from a postinst.
+    printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod 0755 "$root/usr/sbin/policy-rc.d"
+    bwrap --bind "$root" / --dev-bind /dev /dev --proc /proc --tmpfs /run --tmpfs /tmp \
+      --ro-bind /etc/resolv.conf /etc/resolv.conf --setenv DEBIAN_FRONTEND noninteractive \
+      /bin/sh -c 'apt-get update -q && apt-get install -y -q --no-install-recommends mariadb-server && apt-get clean' >&2
+    rm -f "$root/usr/sbin/policy-rc.d"
+  fi
+  # sshd (UsePAM no) refuses even key logins for a locked root ("!" in shadow); "*" only forbids passwords.
+  if [[ $(awk -F: '$1 == "root" {print $2}' "$root/etc/shadow") == '!'* ]]; then
+    chroot "$root" /usr/sbin/usermod -p '*' root
+  fi
+}
+
+main() {
+  local version=${1:-} suite root tmp started
+  [[ -n $version ]] || { echo "usage: $0 VERSION" >&2; exit 2; }
+  suite=$(suite_for "$version")
+  root=$ROOTS/$suite
+  if [[ -x $root/usr/sbin/slurmctld ]]; then complete "$root"; echo "$root"; return 0; fi
+  [[ $(id -u) == 0 ]] || die "building $root needs root (mmdebstrap --mode=root)"
+  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap bubblewrap"
+  mkdir -p "$ROOTS"
+  exec 8>"$ROOTS/.$suite.lock"
+  flock -w 1800 8 || die "another build of $root holds $ROOTS/.$suite.lock"
+  if [[ -x $root/usr/sbin/slurmctld ]]; then echo "$root"; return 0; fi
+  tmp=$ROOTS/.$suite.building
+  rm -rf "$tmp"
+  started=$SECONDS
+  log "building $root (Debian $suite, SLURM $version) with mmdebstrap; a few minutes, once per machine"
+  # policy-rc.d keeps the postinsts from starting daemons; docs and man pages are left out to keep it small.
+  mmdebstrap --mode=root --variant=apt --quiet \
+    --include=slurmctld,slurmd,slurm-client,slurmdbd,mariadb-server,munge,openssh-server,openssh-client,rsync,python3,procps \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    "$suite" "$tmp" "$MIRROR" >&2
+  complete "$tmp"
+  mv "$tmp" "$root"
+  log "built $root in $((SECONDS - started)) s"
+  echo "$root"
+}
+
+main "$@"
