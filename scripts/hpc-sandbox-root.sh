@@ -21,19 +21,9 @@ suite_for() {
   esac
 }
 
-# What a root built by an older version of this script lacks, added in place (cheap when nothing is missing).
+# Settings mmdebstrap leaves otherwise, fixed in place (cheap when already done).
 complete() {
   local root=$1
-  if [[ ! -x $root/usr/sbin/mariadbd ]]; then
-    [[ $(id -u) == 0 ]] || die "$root lacks mariadb-server and this is not root"
-    log "adding mariadb-server to $root"
-    # As mmdebstrap does while it builds: no daemon starts from a postinst.
-    printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod 0755 "$root/usr/sbin/policy-rc.d"
-    bwrap --bind "$root" / --dev-bind /dev /dev --proc /proc --tmpfs /run --tmpfs /tmp \
-      --ro-bind /etc/resolv.conf /etc/resolv.conf --setenv DEBIAN_FRONTEND noninteractive \
-      /bin/sh -c 'apt-get update -q && apt-get install -y -q --no-install-recommends mariadb-server && apt-get clean' >&2
-    rm -f "$root/usr/sbin/policy-rc.d"
-  fi
   # sshd (UsePAM no) refuses even key logins for a locked root ("!" in shadow); "*" only forbids passwords.
   if [[ $(awk -F: '$1 == "root" {print $2}' "$root/etc/shadow") == '!'* ]]; then
     chroot "$root" /usr/sbin/usermod -p '*' root
@@ -58,7 +48,7 @@ main() {
   log "building $root (Debian $suite, SLURM $version) with mmdebstrap; a few minutes, once per machine"
   # policy-rc.d keeps the postinsts from starting daemons; docs and man pages are left out to keep it small.
   mmdebstrap --mode=root --variant=apt --quiet \
-    --include=slurmctld,slurmd,slurm-client,slurmdbd,mariadb-server,munge,openssh-server,openssh-client,rsync,python3,procps \
+    --include=slurmctld,slurmd,slurm-client,slurmdbd,munge,openssh-server,openssh-client,rsync,python3,procps \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     "$suite" "$tmp" "$MIRROR" >&2

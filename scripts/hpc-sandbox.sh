@@ -106,9 +106,9 @@ ensure_installed() {
              /usr/bin/rsync; do
     [[ -x $bin ]] || missing=1
   done
-  if ((ACCOUNTING)); then
-    for bin in /usr/sbin/slurmdbd /usr/sbin/mariadbd /usr/bin/mariadb-install-db; do [[ -x $bin ]] || missing=1; done
-  fi
+  ((ACCOUNTING)) && { [[ -x /usr/sbin/slurmdbd ]] || missing=1; }
+  # MariaDB always runs from the host (see start_database).
+  ((ACCOUNTING)) && [[ -z ${HPC_SANDBOX_INSIDE:-} ]] && { [[ -x /usr/sbin/mariadbd ]] || missing=1; }
   ((missing)) || return 0
   [[ $(id -u) == 0 ]] || die "some of $pkgs are missing and this is not root: \
 install them (apt-get install $pkgs) or run as root"
@@ -155,7 +155,7 @@ start_mariadb() {
   # mariadbd does not daemonize: setsid detaches it from this shell; it listens on loopback only.
   setsid /usr/sbin/mariadbd --no-defaults --user=root --datadir="$DB_DIR/data" --socket="$DB_DIR/mysqld.sock" \
     --bind-address="$HOST" --port="$DB_PORT" --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadbd.log" \
-    --innodb-buffer-pool-size=64M --max-connections=50 </dev/null >/dev/null 2>&1 9>&- &
+    --skip-name-resolve --innodb-buffer-pool-size=64M --max-connections=50 </dev/null >/dev/null 2>&1 9>&- &
   wait_for 60 db_client -e 'SELECT 1' || die "mariadbd did not answer; see $LOG/mariadbd.log"
 }
 
@@ -164,11 +164,19 @@ db_password() {  # made once per sandbox, kept beside slurmdbd.conf (both readab
   cat "$SANDBOX/etc/db.password"
 }
 
+# The database and its user. Run on the host, also for another SLURM version (before entering its root): Debian
+# 13's slurmdbd 24.11.5 fails against its own MariaDB 11.8 (`_check_mysql_concat_is_sane: ... 5027 Number of
+# columns in result set exceeds maximum allowed number of columns (=0)`) but works with the host's 10.11.
+start_database() {
+  ((ACCOUNTING)) || return 0
+  start_mariadb
+  db_client -e "CREATE USER IF NOT EXISTS 'slurm'@'$HOST' IDENTIFIED BY '$(db_password)';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'$HOST';" || die "could not create the slurm database user"
+}
+
 write_slurmdbd_conf() {
   local pw
   pw=$(db_password)
-  db_client -e "CREATE USER IF NOT EXISTS 'slurm'@'$HOST' IDENTIFIED BY '$pw';
-    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'$HOST';" || die "could not create the slurm database user"
   # slurmdbd refuses a config readable by others (it holds the database password).
   local tmp
   tmp=$(umask 077; mktemp "$DBD_CONF.XXXXXX")
@@ -195,7 +203,8 @@ EOF
 
 start_slurmdbd() {
   ((ACCOUNTING)) || return 0
-  start_mariadb
+  [[ -n ${HPC_SANDBOX_INSIDE:-} ]] || start_database
+  alive "$RUN/mariadbd.pid" mariadbd || die "mariadbd is not running (see $LOG/mariadbd.log)"
   write_slurmdbd_conf
   if ! alive "$RUN/slurmdbd.pid" slurmdbd; then
     /usr/sbin/slurmdbd 9>&-  # reads slurmdbd.conf beside $SLURM_CONF || die "slurmdbd did not start; see $LOG/slurmdbd.log"
@@ -495,7 +504,7 @@ in_version_root() {
   exec bwrap --bind "$root" / --dev-bind /dev /dev --proc /proc --bind /sys /sys --bind /tmp /tmp \
     --bind "$SANDBOX/runfs" /run --bind "$(realpath "$CB_HOME")" "$(realpath "$CB_HOME")" \
     --ro-bind "$scripts" "$scripts" \
-    --setenv HPC_SANDBOX_INSIDE "$SLURM_VERSION" --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \
+    --ro-bind /etc/hosts /etc/hosts --setenv HPC_SANDBOX_INSIDE "$SLURM_VERSION" --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \
     --chdir / \
     /bin/bash "$scripts/hpc-sandbox.sh" "$@" --slurm "$SLURM_VERSION"
 }
@@ -506,6 +515,11 @@ main() {
         && ${HPC_SANDBOX_INSIDE:-} != "$SLURM_VERSION" && $action != status ]]; then
     CB_HOME=$(mkdir -p "$CB_HOME" && realpath "$CB_HOME")
     export CORPUSBRIDGE_HOME=$CB_HOME
+    if [[ $action == up ]]; then
+      mkdir -p "$SANDBOX" "$RUN" "$LOG" "$SANDBOX/etc"
+      ( exec 9>"$SANDBOX/.lock"; flock -w 300 9 || die "another hpc-sandbox.sh holds $SANDBOX/.lock"
+        ensure_installed; start_database )
+    fi
     in_version_root "$@"
   fi
   case $action in
