@@ -403,7 +403,14 @@ env_lines() {
   echo "HPC_SANDBOX_DIR=$SANDBOX"
   echo "HPC_SANDBOX_SSH_CONFIG=$SSHDIR/ssh_config"
   echo "HPC_SANDBOX_SLURM_VERSION=$SLURM_VERSION"
+  echo "HPC_SANDBOX_PORTS=$(ports_line)"
   echo "$CONN_NAME='$(connection_json)'"
+}
+
+ports_line() {  # what listens where (all on 127.0.0.1), for tests that check it
+  local line="sshd:$PORT,slurmctld:$CTLD_PORT,slurmd:$SLURMD_PORT"
+  ((ACCOUNTING)) && conf_has_accounting && line+=",slurmdbd:$DBD_PORT,mariadbd:$DB_PORT"
+  echo "$line"
 }
 
 write_env_file() {
@@ -461,6 +468,7 @@ cmd_up() {
   start_slurm
   start_sshd
   write_env_file
+  echo "HPC_SANDBOX_PORTS=$(ports_line)"
   echo "$CONN_NAME='$(connection_json)'"
 }
 
