@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from corpusbridge.hpc import commands, monitor, parsing
 from corpusbridge.hpc.openssh import OpenSSHTransport
-from corpusbridge.hpc.parsing import IndexState
 from corpusbridge.hpc.states import classify
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
@@ -32,13 +32,13 @@ def _sbatch(transport: OpenSSHTransport, *options: str) -> str:
     return result.stdout.strip().split(";")[0]
 
 
-def _sacct(transport: OpenSSHTransport, job_ids: list[str]) -> list[IndexState]:
+def _sacct(transport: OpenSSHTransport, job_ids: list[str]) -> list[Any]:
     result = transport.run(commands.sacct_argv(job_ids))
     assert result.ok, f"sacct failed: {result.stderr.strip()}"
     return parsing.parse_sacct(result.stdout)
 
 
-def _wait_recorded(transport: OpenSSHTransport, job_ids: list[str], rows_expected: int) -> list[IndexState]:
+def _wait_recorded(transport: OpenSSHTransport, job_ids: list[str], rows_expected: int) -> list[Any]:
     """sacct rows once every one is terminal (the controller reports a job's end to slurmdbd a moment later)."""
     deadline = time.monotonic() + RECORD_WAIT
     while True:
@@ -94,6 +94,5 @@ def test_sacct_still_knows_a_job_older_than_min_job_age(hpc_sandbox_aged, aged_t
         time.sleep(2)
     gone = aged_transport.run(commands.scontrol_show_job_argv(job))
     assert not gone.ok and "Invalid job id" in gone.stderr  # the controller forgot it: only accounting remains
-    assert monitor.exit_details(aged_transport, [job], use_sacct=True) == [
-        IndexState(job, None, "FAILED", "None", 5, 0, "wrap")
-    ]
+    rows = monitor.exit_details(aged_transport, [job], use_sacct=True)
+    assert [(r.job_id, r.index, r.state, r.exit_code) for r in rows] == [(job, None, "FAILED", 5)]
