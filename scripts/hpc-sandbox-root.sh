@@ -37,13 +37,19 @@ main() {
   root=$ROOTS/$suite
   if [[ -x $root/usr/sbin/slurmctld ]]; then complete "$root"; echo "$root"; return 0; fi
   [[ $(id -u) == 0 ]] || die "building $root needs root (mmdebstrap --mode=root)"
-  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap bubblewrap"
+  if ! command -v mmdebstrap >/dev/null || ! command -v bwrap >/dev/null; then
+    log "installing mmdebstrap bubblewrap (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap bubblewrap >&2 \
+      || die "mmdebstrap/bubblewrap missing and apt-get install failed"
+  fi
   mkdir -p "$ROOTS"
   exec 8>"$ROOTS/.$suite.lock"
   flock -w 1800 8 || die "another build of $root holds $ROOTS/.$suite.lock"
   if [[ -x $root/usr/sbin/slurmctld ]]; then echo "$root"; return 0; fi
   tmp=$ROOTS/.$suite.building
-  rm -rf "$tmp"
+  # A build killed midway may leave /proc, /sys or /dev mounted inside: never delete through a mount.
+  if findmnt -rn -o TARGET | grep -q "^$tmp/"; then die "mounts left under $tmp (umount -R $tmp, then retry)"; fi
+  rm -rf --one-file-system "$tmp"
   started=$SECONDS
   log "building $root (Debian $suite, SLURM $version) with mmdebstrap; a few minutes, once per machine"
   # policy-rc.d keeps the postinsts from starting daemons; docs and man pages are left out to keep it small.
