@@ -38,6 +38,25 @@ VERSION_SUBSET = (
     "tests/integration/test_slurm_jobs.py::",
     "tests/integration/test_slurm_accounting.py::",
     "tests/integration/test_slurm_versions.py::",
+    "tests/integration/test_slurm_trigger.py::",
+)
+
+
+def _sacct_state_is_bare() -> bool:
+    """Whether the parser strips sacct's "by <uid>" from CANCELLED (issue 14 item 3; the slurm branch does)."""
+    from corpusbridge.hpc import parsing
+
+    return parsing.parse_sacct("1|n|CANCELLED by 0|0:0|None")[0].state == "CANCELLED"
+
+
+# Known gaps that only a version with accounting shows (its trigger reads sacct, the host sandbox scontrol):
+# (node id prefix, reason, check that is True once fixed). Such a test is xfail (not strict) until then.
+KNOWN_GAPS = (
+    (
+        "tests/integration/test_slurm_trigger.py::test_user_kill_cancels_the_slurm_job",
+        "sacct's 'CANCELLED by 0' taken as the state (issue 14 item 3)",
+        _sacct_state_is_bare,
+    ),
 )
 # A third instance of the host's SLURM whose MinJobAge is 5 s, so that a test sees a finished job leave squeue
 # while sacct still knows it (the shared sandboxes keep finished jobs 600 s, which the operator relies on).
@@ -179,6 +198,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         in_subset = item.nodeid.startswith(VERSION_SUBSET) or item.get_closest_marker("all_slurm_versions")
         (keep if version in wanted and (version == HOST_VERSION or in_subset) else drop).append(item)
+        if version != HOST_VERSION:
+            for prefix, reason, fixed in KNOWN_GAPS:
+                if item.nodeid.startswith(prefix) and not fixed():
+                    item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
