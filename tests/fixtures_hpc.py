@@ -6,9 +6,9 @@ not running and leaves it running (`make sandbox-down` stops it), so that severa
 can share it. When it cannot start (not root, no apt, no network to build the 24.11 root), the tests that need
 it skip with the script's message.
 
-`hpc_sandbox` (and `openssh_transport`) are parametrized by version. Every test runs on the host's version;
-on the others only the subset in VERSION_SUBSET or marked `all_slurm_versions` runs (the rest is deselected),
-which keeps CI short. HPC_SANDBOX_VERSIONS (default "22.05,24.11") names the versions to test.
+Every test gets the host's version from `hpc_sandbox` (and `openssh_transport`). The tests in VERSION_SUBSET or
+marked `all_slurm_versions` are parametrized by version instead (`test_x[22.05]`, `test_x[24.11]`), which keeps
+CI short. HPC_SANDBOX_VERSIONS (default "22.05,24.11") names the versions to test.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _sacct_state_is_bare() -> bool:
 
 
 # Known gaps that only a version with accounting shows (its trigger reads sacct, the host sandbox scontrol):
-# (node id prefix, reason, check that is True once fixed). Such a test is xfail (not strict) until then.
+# (node id prefix, reason, check that is True once fixed). Such a test is xfail (not strict) there until then.
 KNOWN_GAPS = (
     (
         "tests/integration/test_slurm_trigger.py::test_user_kill_cancels_the_slurm_job",
@@ -186,25 +186,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_slurm_versions: runs on every SLURM version the sandbox offers")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the other versions' runs of tests outside the subset, and versions not asked for."""
-    wanted = set(tested_versions())
-    keep, drop = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        version = callspec.params.get("hpc_sandbox") if callspec is not None else None
-        if version is None:
-            keep.append(item)
-            continue
-        in_subset = item.nodeid.startswith(VERSION_SUBSET) or item.get_closest_marker("all_slurm_versions")
-        (keep if version in wanted and (version == HOST_VERSION or in_subset) else drop).append(item)
-        if version != HOST_VERSION:
-            for prefix, reason, fixed in KNOWN_GAPS:
-                if item.nodeid.startswith(prefix) and not fixed():
-                    item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of the subset on every version asked for; every other test keeps the host's sandbox
+    (unparametrized: its id is unchanged and `request.getfixturevalue("hpc_sandbox")` keeps working)."""
+    if "hpc_sandbox" not in metafunc.fixturenames:
+        return
+    nodeid = metafunc.definition.nodeid
+    if not (nodeid.startswith(VERSION_SUBSET) or metafunc.definition.get_closest_marker("all_slurm_versions")):
+        return
+    versions = [v for v in VERSIONS if v in tested_versions()]
+    if versions == [HOST_VERSION]:
+        return
+    params = []
+    for version in versions:
+        gaps = [
+            r
+            for prefix, r, fixed in KNOWN_GAPS
+            if version != HOST_VERSION and nodeid.startswith(prefix) and not fixed()
+        ]
+        marks = [pytest.mark.xfail(reason=gaps[0], strict=False)] if gaps else []
+        params.append(pytest.param(version, id=version, marks=marks))
+    metafunc.parametrize("hpc_sandbox", params, indirect=True, scope="session")
 
 
 _started: dict[str, HpcSandbox | str] = {}
@@ -223,11 +225,11 @@ def _sandbox_or_skip(key: str, version: str, env: dict[str, str] | None = None) 
     return found
 
 
-@pytest.fixture(scope="session", params=VERSIONS)
+@pytest.fixture(scope="session")
 def hpc_sandbox(request: pytest.FixtureRequest) -> HpcSandbox:
-    """The running loopback SLURM + sshd sandbox of one version; the test skips (with the reason) when it
-    cannot start."""
-    version: str = request.param
+    """The running loopback SLURM + sshd sandbox (the host's version unless the test is parametrized by
+    version, see pytest_generate_tests); the test skips (with the reason) when it cannot start."""
+    version: str = getattr(request, "param", HOST_VERSION)
     sandbox = _sandbox_or_skip(version, version)
     if version == HOST_VERSION:
         # Local `sbatch`/`squeue` in tests (LocalTransport against the sandbox) need the config too; the host's
