@@ -69,7 +69,10 @@ def test_even_indices_fail_once_and_their_retry_completes(hpc_sandbox, openssh_t
     """A 40-index array whose even indices fail once: the retry submits only those, throttled, which SLURM
     prints in step form (`N_[4-38:2%4]`) while they wait; every poll reads it, and the retry completes."""
     key = naming.WorkKey("versions_test", "t", uuid.uuid4().hex, -1, "h")
-    flaky = "i=$SLURM_ARRAY_TASK_ID; if [ $((i % 2)) -eq 0 ] && [ ! -e tried-$i ]; then touch tried-$i; exit 3; fi"
+    # Each index takes 2 s, 4 at a time: the retry's 20 indices wait long enough to be seen in step form.
+    flaky = (
+        "i=$SLURM_ARRAY_TASK_ID; sleep 2; if [ $((i % 2)) -eq 0 ] && [ ! -e tried-$i ]; then touch tried-$i; exit 3; fi"
+    )
     spec = jobs.JobSpec(
         command=flaky,
         scratch=naming.scratch_dir(hpc_sandbox.scratch_root, key),
@@ -87,6 +90,8 @@ def test_even_indices_fail_once_and_their_retry_completes(hpc_sandbox, openssh_t
     retry = jobs.submit_or_reattach(openssh_transport, spec)
     ((retry_job, indices),) = retry.submitted.items()
     assert indices == failed  # the odd ones are done, never resubmitted
+    raw = openssh_transport.run(["squeue", "-h", "-o", "%i", "-j", retry_job]).stdout
+    assert ":2%4]" in raw, raw  # what SLURM prints for the waiting remainder: the step form
     rows = _wait_all_final(openssh_transport, retry_job)
     assert {r.index: r.state for r in rows} == {i: "COMPLETED" for i in failed}
     assert sorted(jobs.completed_indices(openssh_transport, spec.scratch)) == list(range(ARRAY_SIZE))
