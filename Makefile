@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export CORPUSBRIDGE_HOME ?= $(CURDIR)/.corpusbridge
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install lock image demo test lint unit sandbox-up sandbox-down sandbox-status bench clean
+.PHONY: install lock image demo test lint unit sandbox-up sandbox-up-versions sandbox-down sandbox-status bench clean
 
 # The venv is installed from the hash-pinned lock (locks/workstation.txt; `make lock` writes it from
 # requirements.txt and pyproject.toml) and rebuilt when the lock changes; otherwise `make install` is a no-op.
@@ -59,7 +59,7 @@ lint: install
 	$(BIN)/mypy include/corpusbridge
 	$(BIN)/hadolint docker/Dockerfile docker/compute.Dockerfile
 
-test: install lint $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up)
+test: install lint $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up sandbox-up-versions)
 	$(BIN)/python -m pytest
 
 bench: install
@@ -90,15 +90,23 @@ test-elasticsearch: install
 
 # --- HPC sandbox (loopback SLURM + sshd on 127.0.0.1:2222; scripts/hpc-sandbox.sh) ---
 # `make test` brings it up (root installs the apt packages if missing); `make test HPC_SANDBOX=0` skips that
-# and the slurm-marked tests then skip with the reason.
+# and the slurm-marked tests then skip with the reason. SLURM=24.11 picks Debian 13's SLURM (127.0.0.1:2223) instead
+# of the host's; its first start builds a trixie root (mmdebstrap, a few minutes, once per machine).
+SLURM ?=
+SANDBOX_SLURM := $(if $(SLURM),--slurm $(SLURM),)
+
 sandbox-up:
-	scripts/hpc-sandbox.sh up
+	scripts/hpc-sandbox.sh up $(SANDBOX_SLURM)
+
+# The other versions for `make test`; one that cannot start (no network for its root) only makes its tests skip.
+sandbox-up-versions:
+	case ",$${HPC_SANDBOX_VERSIONS:-24.11}," in *,24.11,*) scripts/hpc-sandbox.sh up --slurm 24.11 || true ;; esac
 
 sandbox-down:
-	scripts/hpc-sandbox.sh down
+	scripts/hpc-sandbox.sh down $(SANDBOX_SLURM)
 
 sandbox-status:
-	scripts/hpc-sandbox.sh status
+	scripts/hpc-sandbox.sh status $(SANDBOX_SLURM)
 
 # --- embeddings ---
 .PHONY: bench-embed
