@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpusbridge.ingest.run import IngestOptions, run_ingest
+from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
 pytestmark = pytest.mark.integration
 

@@ -120,17 +120,23 @@ def test_crash_then_rerun_ends_like_one_clean_run(db: psycopg.Connection) -> Non
 
 
 def test_a_second_concurrent_run_is_refused(db: psycopg.Connection, db_uri: str) -> None:
-    with psycopg.connect(db_uri, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (0x636C6E73,))
-        with pytest.raises(SanitizeBusyError, match="in progress"):
-            run_sanitize(db)
+    from corpusbridge.runs import Stage, stage_lock
+
+    with (
+        psycopg.connect(db_uri) as other,
+        stage_lock(other, Stage.SANITIZE),
+        pytest.raises(SanitizeBusyError, match="in progress"),
+    ):
+        run_sanitize(db)
 
 
 def test_sanitize_waits_for_a_running_ingestion(db: psycopg.Connection, db_uri: str) -> None:
-    from corpusbridge.ingest.run import _INGEST_LOCK_KEY
+    from corpusbridge.runs import Stage, stage_lock
 
-    with psycopg.connect(db_uri, autocommit=True) as ingest:
-        ingest.execute("SELECT pg_advisory_lock(%s)", (_INGEST_LOCK_KEY,))
-        with pytest.raises(SanitizeBusyError, match="ingestion run is writing"):
-            run_sanitize(db)
+    with (
+        psycopg.connect(db_uri) as ingest,
+        stage_lock(ingest, Stage.INGEST),
+        pytest.raises(SanitizeBusyError, match="ingestion run is writing"),
+    ):
+        run_sanitize(db)
     assert run_sanitize(db).status == "succeeded"

@@ -61,7 +61,7 @@ def test_pool_workers_die_on_sigterm_once_the_handler_is_reset(airflow_like_sigt
 def test_parallel_ingest_finishes_under_the_airflow_handler(airflow_like_sigterm_handler, db, tmp_path) -> None:
     from gen_corpus import generate
 
-    from corpusbridge.ingest.run import IngestOptions, run_ingest
+    from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
     generate(tmp_path / "c", 300, seed=5)
     assert run_ingest(db, tmp_path / "c", IngestOptions(workers=2)).reconciled

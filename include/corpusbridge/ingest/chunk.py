@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors
 
-from corpusbridge.ingest.merge import BatchCounts, merge_staged
-from corpusbridge.ingest.staging import FileResult, FileTask, one_line, stage_chunk, stage_whole_file_quarantine
+from corpusbridge.ingest.copy_in import FileResult, FileTask, copy_chunk, copy_whole_file_quarantine, one_line
+from corpusbridge.ingest.merge import BatchCounts, merge_chunk
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,14 @@ def _one_file(conn: psycopg.Connection, run_id: int, task: FileTask, cap: int) -
 def _stage_and_merge(conn: psycopg.Connection, run_id: int, tasks: list[FileTask], cap: int) -> ChunkOutcome:
     with conn.transaction(), conn.cursor() as cur:
         _commit_without_flush_wait(cur)
-        results = stage_chunk(cur, tasks, cap)
-        return ChunkOutcome(results, merge_staged(cur, run_id, results))
+        results = copy_chunk(cur, tasks, cap)
+        return ChunkOutcome(results, merge_chunk(cur, run_id, results))
 
 
 def _quarantine_whole_file(conn: psycopg.Connection, run_id: int, task: FileTask, exc: BaseException) -> ChunkOutcome:
     with conn.transaction(), conn.cursor() as cur:
-        results = [stage_whole_file_quarantine(cur, task, exc)]
-        return ChunkOutcome(results, merge_staged(cur, run_id, results))
+        results = [copy_whole_file_quarantine(cur, task, exc)]
+        return ChunkOutcome(results, merge_chunk(cur, run_id, results))
 
 
 def _commit_without_flush_wait(cur: psycopg.Cursor) -> None:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from gen_corpus import generate
 
-from corpusbridge.ingest.run import IngestOptions, run_ingest
+from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -200,10 +200,12 @@ def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:
 
 def test_servers_before_postgresql_18_count_duplicates_the_same(db, tmp_path, monkeypatch) -> None:
     """Without `RETURNING old`, merges count under an advisory lock; the counts and rows must not change."""
+    from corpusbridge import processes
     from corpusbridge.ingest import merge
 
     expected = generate(tmp_path / "gen", 400, bad_fraction=0.02, seed=5)
-    monkeypatch.setattr(merge, "RETURNING_OLD_SINCE", 10**9)  # inherited by the forked workers
+    monkeypatch.setattr(merge, "RETURNING_OLD_SINCE", 10**9)
+    monkeypatch.setattr(processes, "START_METHOD", "fork")  # so that the workers inherit the patched threshold
     summary = run_ingest(db, tmp_path / "gen", IngestOptions(workers=2, chunk_files=5))
     assert summary.reconciled
     assert (summary.records_loaded, summary.records_duplicate) == (expected.documents, expected.duplicates)

@@ -1,0 +1,61 @@
+"""What a compute backend hands back: per-shard results checked against the manifest, and the run's summary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corpusbridge.export.manifest import ShardEntry
+from corpusbridge.extract.results import ResultEntry, concepts_name, result_name, vectors_name
+from corpusbridge.hashing import file_sha256
+
+
+@dataclass
+class ComputeSummary:
+    """One compute run over a batch. `failed` maps a shard index to why (exit status and the stderr tail)."""
+
+    shards: int
+    docs_processed: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    out_dir: str = ""
+    skipped: int = 0  # shards whose verified result was already there (a rerun does nothing)
+    backend: str = "local"
+    job_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+
+def result_files(index: int, embeddings: bool) -> list[str]:
+    """The files the payload writes for one shard, the result entry (the completion marker) last."""
+    names = [concepts_name(index)] + ([vectors_name(index)] if embeddings else [])
+    return [*names, result_name(index)]
+
+
+def verified_result(out_dir: Path, shard: ShardEntry, dictionary_version: str, embeddings: bool) -> ResultEntry | None:
+    """The shard's result entry when it completed for this very input, dictionary and embeddings setting and every
+    output file it lists is intact; None otherwise (missing, foreign, stale or damaged: process it again)."""
+    path = out_dir / result_name(shard.index)
+    try:
+        entry = ResultEntry.read(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if (entry.input_sha256, entry.input_rows, entry.dictionary_version) != (
+        shard.sha256,
+        shard.rows,
+        dictionary_version,
+    ):
+        return None
+    if ("vectors" in entry.outputs) != embeddings:
+        return None
+    for output in entry.outputs.values():
+        target = out_dir / output.path
+        if not target.is_file() or file_sha256(target) != output.sha256:
+            return None
+    return entry

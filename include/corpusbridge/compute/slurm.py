@@ -1,0 +1,179 @@
+"""The SLURM compute backend without Airflow: stage a batch, one array index per shard, wait, fetch verified results.
+
+`payload_argv` is the command of one array index, shared with the DAG's SlurmOperator. It is an argument list: the
+only shell in it is a constant that appends `--index "$SLURM_ARRAY_TASK_ID"`, and every path reaches it as a
+positional argument, so nothing from a caller is ever parsed by a shell.
+
+`run_slurm` is the same round trip for `corpusbridge run --backend slurm`: stage the manifest, its shards and the
+dictionary artifact into a scratch folder named after the work (a rerun finds it, and the job: submit-or-reattach
+never submits twice), submit the array with a throttle, poll squeue until every index ended, then fetch and verify
+`concepts-I`, `vectors-I` and `result-I.json`. A failed index is reported with its state and stderr tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from corpusbridge.compute.outputs import ComputeSummary, result_files, verified_result
+from corpusbridge.compute.payload import extract_argv
+from corpusbridge.export.manifest import read_manifest, shard_path
+from corpusbridge.extract.dictionary import read_version
+from corpusbridge.hashing import file_sha256
+from corpusbridge.hpc import jobs, monitor, naming, script, staging
+from corpusbridge.hpc.transport import Transport
+
+log = logging.getLogger(__name__)
+
+# `sh -c SCRIPT sh PROGRAM ARGS...`: runs PROGRAM ARGS with this array task's index appended; fails clearly outside
+# an array task instead of running shard 0 by accident.
+_WITH_ARRAY_INDEX = 'exec "$@" --index "${SLURM_ARRAY_TASK_ID:?is unset: run this as a SLURM array task}"'
+BATCH_FOLDER = "batch"
+OUT_FOLDER = "out"
+
+
+def payload_argv(
+    manifest: str,
+    dictionary: str,
+    out_dir: str,
+    *,
+    embeddings: bool,
+    python: str = "python3",
+    container: str | None = None,
+    container_runtime: str = "apptainer",
+    binds: tuple[str, ...] = (),
+) -> list[str]:
+    """The argv of one array index: the payload on shard $SLURM_ARRAY_TASK_ID, in `container` (an image) if given.
+
+    The container gets the manifest's, the dictionary's and the output's folders bound at the same paths (plus
+    `binds`, each `src[:dst]`).
+    """
+    argv = extract_argv(python, manifest, dictionary, out_dir, embeddings=embeddings)
+    if container:
+        folders = sorted({posixpath.dirname(manifest), dictionary, out_dir, *binds})
+        prefix = [container_runtime, "exec"]
+        for folder in folders:
+            prefix += ["--bind", folder if ":" in folder else f"{folder}:{folder}"]
+        argv = [*prefix, container, *argv]
+    return ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
+
+
+def run_slurm(
+    transport: Transport,
+    scratch_root: str,
+    manifest: Path,
+    dictionary: Path,
+    out_dir: Path,
+    *,
+    embeddings: bool = True,
+    python: str = "python3",
+    container: str | None = None,
+    parallelism: int | None = None,
+    options: Mapping[str, object] | None = None,
+    poll_seconds: float = 5.0,
+    vanished_polls: int = 3,
+) -> ComputeSummary:
+    """Run the payload on every shard of `manifest` as one SLURM array; results land verified in `out_dir`."""
+    started = time.monotonic()
+    manifest, dictionary, out_dir = Path(manifest).absolute(), Path(dictionary).absolute(), Path(out_dir).absolute()
+    loaded = read_manifest(manifest)
+    version = read_version(dictionary)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards = sorted(loaded.shards, key=lambda s: s.index)
+    summary = ComputeSummary(shards=len(shards), out_dir=str(out_dir), backend="slurm")
+    pending = [s for s in shards if verified_result(out_dir, s, version, embeddings) is None]
+    summary.skipped = len(shards) - len(pending)
+    if pending:
+        spec = _job_spec(scratch_root, manifest, dictionary, version, embeddings, python, container, parallelism,
+                         dict(options or {}), len(shards))  # fmt: skip
+        _stage(transport, spec.scratch, manifest, dictionary)
+        submission = jobs.submit_or_reattach(transport, spec)
+        summary.job_ids = sorted(submission.jobs)
+        log.info("compute slurm: job %s, scratch %s (%s)", spec.job_name, spec.scratch, submission.preflight or "")
+        failed = _wait(transport, spec.scratch, submission.jobs, poll_seconds, vanished_polls)
+        _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
+        summary.failed.update(failed)
+    for shard in shards:
+        entry = verified_result(out_dir, shard, version, embeddings)
+        if entry is not None:
+            summary.docs_processed += entry.input_rows
+        elif shard.index not in summary.failed:
+            summary.failed[shard.index] = "the fetched result does not verify (missing or damaged files on the cluster)"
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _job_spec(
+    scratch_root: str,
+    manifest: Path,
+    dictionary: Path,
+    version: str,
+    embeddings: bool,
+    python: str,
+    container: str | None,
+    parallelism: int | None,
+    options: dict[str, object],
+    shards: int,
+) -> jobs.JobSpec:
+    """A job named after the work (batch, dictionary, settings): the same work finds the same job and scratch."""
+    loaded = read_manifest(manifest)
+    work = {"manifest": file_sha256(manifest), "dictionary": version, "embeddings": embeddings, "python": python,
+            "container": container, "options": options}  # fmt: skip
+    key = naming.WorkKey("corpusbridge", "compute", loaded.batch_id, -1, naming.input_hash(work))
+    scratch = naming.scratch_dir(scratch_root, key)
+    command = payload_argv(
+        posixpath.join(scratch, BATCH_FOLDER, manifest.name),
+        posixpath.join(scratch, dictionary.name),
+        posixpath.join(scratch, OUT_FOLDER),
+        embeddings=embeddings,
+        python=python,
+        container=container,
+    )
+    return jobs.JobSpec(command, scratch, naming.job_name(key), shards, parallelism, options)
+
+
+def _stage(transport: Transport, scratch: str, manifest: Path, dictionary: Path) -> None:
+    """Manifest + shards into `<scratch>/batch`, the artifact into `<scratch>/<its name>`; verified, resumable."""
+    loaded = read_manifest(manifest)
+    files = [manifest, *(shard_path(manifest, entry) for entry in loaded.shards)]
+    staging.stage_in(transport, files, posixpath.join(scratch, BATCH_FOLDER))
+    staging.stage_in(transport, [dictionary], scratch)
+    transport.makedirs(posixpath.join(scratch, OUT_FOLDER))
+
+
+def _wait(
+    transport: Transport, scratch: str, submitted: dict[str, list[int]], poll_seconds: float, vanished_polls: int
+) -> dict[int, str]:
+    """Poll until every index of our jobs ended (or its job left squeue); the failed ones with their reason."""
+    if not submitted:
+        return {}
+    tracker = monitor.JobTracker({job: list(indices) for job, indices in submitted.items()})
+    absent: dict[str, int] = {}
+    while True:
+        polled = monitor.poll(transport, submitted)
+        if polled.unreachable:
+            log.warning("compute slurm: scheduler unreachable, asking again: %s", polled.unreachable)
+        else:
+            for row in tracker.update(polled.rows):
+                log.info("compute slurm: job %s index %s: %s", row.job_id, row.index, row.state)
+            present = {row.job_id for row in polled.rows}
+            absent = {job: 0 if job in present else absent.get(job, 0) + 1 for job in submitted}
+            if all(absent[job] >= vanished_polls for job, _ in tracker.waiting()):
+                break
+        time.sleep(poll_seconds)
+    tracker.update(monitor.exit_details(transport, sorted(submitted), use_sacct=monitor.sacct_available(transport)))
+    failed: dict[int, str] = {}
+    for outcome in tracker.outcomes():
+        if not outcome.ok:
+            err = monitor.file_tail(transport, script.log_file(scratch, outcome.job_id, outcome.index, "err"))
+            failed[outcome.index] = f"{outcome.describe()}: {err.strip()[-2000:]}"
+    return failed
+
+
+def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings: bool, out_dir: Path) -> None:
+    """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
+    patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
+    staging.fetch(transport, patterns, out_dir, require_match=False)
