@@ -84,7 +84,7 @@ def corpus_db(db_uri, monkeypatch, tmp_path):
     from psycopg.conninfo import conninfo_to_dict
 
     from corpusbridge.db import connect
-    from corpusbridge.ingest.run import IngestOptions, run_ingest
+    from corpusbridge.ingest.stage import IngestOptions, run_ingest
     from corpusbridge.sanitize.stage import run_sanitize
 
     corpus = tmp_path / "corpus"

@@ -7,8 +7,7 @@ Both backends run the same payload (`python -m corpusbridge.extract`) on the sam
 from __future__ import annotations
 
 import logging
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ log = logging.getLogger(__name__)
 
 RESULT_PATTERNS = ("concepts-*.parquet", "vectors-*.parquet", "result-*.json")
 REMOTE_RESULTS = "results"
-# Placeholders the payload's argv may carry for the array index; expanded by bash on the node.
-_INDEX_VARIABLES = ("$SLURM_ARRAY_TASK_ID", "${SLURM_ARRAY_TASK_ID}", "$CORPUSBRIDGE_INDEX", "${CORPUSBRIDGE_INDEX}")
 
 
 def results_dir(batch_id: str) -> Path:
@@ -75,16 +72,19 @@ def slurm_request(
     export: Mapping[str, Any], dictionary: Mapping[str, Any], params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """The SlurmOperator's run-time arguments: one array index per shard; a one-element list (one job) to expand."""
+    from corpusbridge.compute.slurm import payload_argv
+
     batch_dir = Path(str(export["manifest"])).parent
     artifact = Path(str(dictionary["path"]))
     container = params.get("container") or None
-    command = payload_command(
+    # Paths relative to the scratch dir (the job's working dir), where stage_in puts both folders by name. The
+    # container, if any, is the SlurmOperator's: it binds the scratch dir, which is not known before it runs.
+    command = payload_argv(
         f"{batch_dir.name}/manifest.json",
         artifact.name,
         REMOTE_RESULTS,
         embeddings=bool(params.get("embeddings", True)),
         python=settings.cluster_python(params.get("cluster_python")),
-        container=container,
     )
     options: dict[str, Any] = {"time": params.get("time_limit") or "01:00:00"}
     if params.get("partition"):
@@ -101,30 +101,3 @@ def slurm_request(
     }
     log.info("SLURM request for batch %s: %s", export["batch_id"], request)
     return [request]
-
-
-def payload_command(
-    manifest: str, dictionary: str, out_dir: str, *, embeddings: bool, python: str, container: str | None
-) -> str:
-    """The payload as a bash command line: every argument quoted except the array index, which bash expands."""
-    from corpusbridge.compute.slurm import payload_argv
-
-    argv = payload_argv(manifest, dictionary, out_dir, embeddings=embeddings, python=python, container=container)
-    if not any(_is_index(arg) for arg in argv):
-        argv = [*argv, "--index", "$SLURM_ARRAY_TASK_ID"]
-    return " ".join(_quote(arg) for arg in argv)
-
-
-def _is_index(arg: str) -> bool:
-    return any(variable in arg for variable in _INDEX_VARIABLES)
-
-
-def _quote(arg: str) -> str:
-    # Double quotes keep the index one word and let bash expand it; the rest must stay literal.
-    return f'"{arg}"' if _is_index(arg) and '"' not in arg else shlex.quote(arg)
-
-
-def slurm_summary(result: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Condense the SlurmOperator's XCom for the load's log."""
-    first = result[0] if isinstance(result, Sequence) else result
-    return {"backend": "slurm", "job_ids": first.get("job_ids"), "fetched": len(first.get("outputs") or [])}

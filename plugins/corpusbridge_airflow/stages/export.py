@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import log_progress
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ def _missing_settings(params: Mapping[str, Any], backend: str) -> list[str]:
     missing = []
     if not settings.dictionary_terms(params.get("dictionary")):
         missing.append(
-            f"no concept dictionary: trigger with Param 'dictionary' (a terms file) or set the Variable "
-            f"{settings.DICTIONARY_VARIABLE!r}"
+            f"no concept dictionary: trigger with Param 'dictionary' (a terms file, e.g. the bundled "
+            f"{_sample_terms()}) or set the Variable {settings.DICTIONARY_VARIABLE!r}"
         )
     if backend == "slurm" and not settings.has_connection(settings.HPC_CONN_ID):
         missing.append(
@@ -81,7 +82,15 @@ def _missing_settings(params: Mapping[str, Any], backend: str) -> list[str]:
     return missing
 
 
-def selection_for_run(params: Mapping[str, Any], run: RunInfo, dictionary_version: str | None) -> Any:
+def _sample_terms() -> str:
+    from corpusbridge.load.pipeline import default_terms
+
+    return str(default_terms())
+
+
+def selection_for_run(
+    params: Mapping[str, Any], run: RunInfo, dictionary_version: str | None, model_hash: str | None = None
+) -> Any:
     """The documents this run sends to compute.
 
     A backfill run re-exports the documents cleaned in its data interval, whatever was loaded before (with today's
@@ -101,6 +110,7 @@ def selection_for_run(params: Mapping[str, Any], run: RunInfo, dictionary_versio
         cleaned_from=run.interval_start if run.is_backfill else None,
         cleaned_to=run.interval_end if run.is_backfill else None,
         dictionary_version=dictionary_version,
+        model_hash=model_hash,
     )
 
 
@@ -110,13 +120,15 @@ def export_stage(params: Mapping[str, Any], run: RunInfo, dictionary: Mapping[st
 
     from corpusbridge.db import connect
     from corpusbridge.export.stage import run_export
+    from corpusbridge.load.pipeline import model_hash
 
-    selection = selection_for_run(params, run, dictionary.get("version"))
+    embeddings = bool(params.get("embeddings", True))
+    selection = selection_for_run(params, run, dictionary.get("version"), model_hash(embeddings))
     out_dir = settings.work_dir() / "exports"
     log.info("exporting %s into %s", _describe(selection), out_dir)
     with connect(settings.postgres_uri()) as conn:
         summary = run_export(
-            conn, selection, out_dir, shard_rows=int(params.get("shard_rows") or 50_000), progress=_log_progress
+            conn, selection, out_dir, shard_rows=int(params.get("shard_rows") or 50_000), progress=log_progress
         )
     result = {**summary.as_dict(), "selection": _describe(selection)}
     log.info(
@@ -138,7 +150,3 @@ def export_stage(params: Mapping[str, Any], run: RunInfo, dictionary: Mapping[st
 def _describe(selection: Any) -> str:
     fields = selection.as_dict() if hasattr(selection, "as_dict") else vars(selection)
     return "selection(" + ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, "", ())) + ")"
-
-
-def _log_progress(progress: Any) -> None:
-    log.info("export: %s", progress)

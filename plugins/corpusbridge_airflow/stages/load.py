@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import log_progress
 from corpusbridge_airflow.stages.compute import results_dir
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def load_stage(export: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     log.info("loading batch %s from %s (run %s)", batch_id, results, run_id)
     provenance = Provenance(run_label=run_id)
     with connect(settings.postgres_uri()) as conn:
-        summary = run_load(conn, Path(export["manifest"]), results, provenance=provenance, progress=_log_progress)
+        summary = run_load(conn, Path(export["manifest"]), results, provenance=provenance, progress=log_progress)
     counts = summary.as_dict()
     log.info(
         "load: batch %s, %s shards loaded, %s already in the ledger, %s documents, %s concepts, %s vectors",
@@ -67,7 +68,3 @@ def reconcile_stage(batch_id: str) -> dict[str, Any]:
         "docs_loaded": result.docs_loaded,
         "ok": True,
     }
-
-
-def _log_progress(progress: Any) -> None:
-    log.info("load: %s", progress)
