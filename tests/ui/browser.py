@@ -10,7 +10,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -48,7 +50,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         self._exit = contextlib.ExitStack()
         self.ws = self._exit.enter_context(connect(self._page_socket(), max_size=64 * 2**20, open_timeout=30))
@@ -122,9 +124,15 @@ class Browser:
         try:
             self._exit.close()
         finally:
-            self.proc.terminate()
+            # The whole process group: renderers and the GPU process outlive a terminated browser process.
+            _signal_group(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                _signal_group(self.proc.pid, signal.SIGKILL)
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
