@@ -74,6 +74,7 @@ def slurm_request(
     """The SlurmOperator's run-time arguments: one array index per shard; a one-element list (one job) to expand."""
     from corpusbridge.compute.slurm import payload_argv
 
+    embeddings = bool(params.get("embeddings", True))
     batch_dir = Path(str(export["manifest"])).parent
     artifact = Path(str(dictionary["path"]))
     container = params.get("container") or None
@@ -83,7 +84,7 @@ def slurm_request(
         f"{batch_dir.name}/manifest.json",
         artifact.name,
         REMOTE_RESULTS,
-        embeddings=bool(params.get("embeddings", True)),
+        embeddings=embeddings,
         python=settings.cluster_python(params.get("cluster_python")),
     )
     options: dict[str, Any] = {"time": params.get("time_limit") or "01:00:00"}
@@ -94,10 +95,15 @@ def slurm_request(
         "array_size": int(export["shards"]),
         "array_parallelism": params.get("array_parallelism"),
         "stage_in": [str(batch_dir), str(artifact)],
-        "stage_out": [f"{REMOTE_RESULTS}/{pattern}" for pattern in RESULT_PATTERNS],
+        "stage_out": [f"{REMOTE_RESULTS}/{pattern}" for pattern in _result_patterns(embeddings)],
         "local_output_dir": str(results_dir(str(export["batch_id"]))),
         "sbatch_options": options,
         "container": container,
     }
     log.info("SLURM request for batch %s: %s", export["batch_id"], request)
     return [request]
+
+
+def _result_patterns(embeddings: bool) -> list[str]:
+    """Without embeddings the payload writes no vectors file, and a glob that matches nothing fails the fetch."""
+    return [p for p in RESULT_PATTERNS if embeddings or not p.startswith("vectors-")]
