@@ -137,3 +137,33 @@ def test_local_round_trip_reconciles_and_a_rerun_adds_nothing(dagbag, unconfigur
     counts = _row_counts(corpus_db)
     assert counts["document_vectors"] == after_first["document_vectors"], "reprocessing replaces, never duplicates"
     assert counts["document_concepts"] == after_first["document_concepts"]
+
+
+@pytest.mark.slurm
+def test_slurm_round_trip_through_the_sandbox(
+    dagbag, unconfigured, corpus_db, hpc_sandbox, monkeypatch, tmp_path
+) -> None:
+    """backend slurm: a SLURM array over SSH (one index per shard), fetched, loaded once; a rerun submits nothing."""
+    import sys
+
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", json.dumps(hpc_sandbox.connection))
+    terms = tmp_path / "terms.tsv"
+    terms.write_text(TERMS)
+    conf = {"backend": "slurm", "dictionary": str(terms), "shard_rows": 20, "embeddings": False,
+            "cluster_python": sys.executable, "time_limit": "00:10:00", "array_parallelism": 2}  # fmt: skip
+    dag = dagbag.dags["corpus_compute"]
+    run = dag.test(run_conf=conf)
+    states = _states(run)
+    assert run.state == "success", states
+    assert states["compute_slurm"] == "success" and states["compute_local"] == "skipped", states
+    exported = run.get_task_instance("export").xcom_pull(task_ids="export")
+    assert exported["shards"] > 1, "several shards: a real array"
+    slurm = run.get_task_instance("compute_slurm", map_index=0).xcom_pull(task_ids="compute_slurm", map_indexes=0)
+    assert sorted(slurm["states"]) == [str(i) for i in range(exported["shards"])], slurm["states"]
+    reconciled = run.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
+    assert reconciled["ok"] and reconciled["docs_loaded"] == exported["docs_exported"], reconciled
+    before = _row_counts(corpus_db)
+
+    again = dag.test(run_conf=conf)
+    assert _states(again)["export"] == "skipped" and _states(again)["compute_slurm"] == "skipped"
+    assert _row_counts(corpus_db) == before

@@ -124,7 +124,7 @@ def test_nightly_through_the_rest_api_and_the_ui(stack: AirflowStack, browser: B
     shutil.copytree(CORPORA, corpus, ignore=shutil.ignore_patterns("*.md"))
     run = _trigger(stack, "corpus_nightly", {"source_dir": str(corpus)})
     assert {run["states"][t] for t in NIGHTLY_TASKS} == {"success"}, run["states"]
-    _check_page(browser, stack, "corpus_nightly", run["run_id"], NIGHTLY_TASKS, ("source_dir",), shots)
+    _check_page(browser, stack, "corpus_nightly", run["run_id"], NIGHTLY_TASKS, ("Source directory",), shots)
     assert (shots / "corpus_nightly-grid.png").stat().st_size > 10_000
 
 
