@@ -162,7 +162,8 @@ def corpus_compute() -> None:
     local = compute_local(exported, artifact)
     request = slurm_request(exported, artifact)
     # One mapped instance whose array_size is the shard count, known only after the export.
-    remote = SlurmOperator.partial(task_id="compute_slurm", poll_interval=5.0).expand_kwargs(request)
+    # Always deferrable, whatever [operators] default_deferrable says: the wait must not hold a worker slot.
+    remote = SlurmOperator.partial(task_id="compute_slurm", deferrable=True, poll_interval=5.0).expand_kwargs(request)
     loaded = load(exported)
     branch >> [local, request]
     [local, remote] >> loaded
