@@ -60,7 +60,53 @@ def test_a_new_dictionary_reprocesses_concepts_only_without_new_vectors(
         ).fetchone()[0]
     assert ids == {"x:species", "x:protein"} and per_doc == 0
 
+    # --reprocess exports every document again; with the same dictionary and model that is the batch already
+    # loaded (batch ids come from the content), so its ledger loads nothing twice
+    concepts = _concept_rows(db_uri)
+    again = _run(capsys, "--db", db_uri, "--no-embeddings", "--dictionary", str(terms), "--reprocess")
+    assert again["docs_exported"] == first["docs_loaded"] and again["batch_id"] == second["batch_id"]
+    assert again["docs_loaded"] == 0 and again["reconciled"]
+    assert _concept_rows(db_uri) == concepts
+
+
+def _concept_rows(db_uri: str) -> int:
+    with psycopg.connect(db_uri) as conn:
+        return conn.execute("SELECT count(*) FROM document_concepts").fetchone()[0]
+
 
 def _status(capsys: pytest.CaptureFixture[str], db_uri: str) -> dict:
     assert main(["status", "--db", db_uri, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def test_a_shard_that_fails_to_compute_fails_the_run_by_name_and_the_rerun_finishes_only_it(
+    db_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import corpusbridge.compute.local as local
+    from corpusbridge.export.manifest import read_manifest, shard_path
+
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
+    real_run_local = local.run_local
+
+    def run_local_with_shard_1_damaged(manifest: Path, *args, **kwargs):
+        """The exported shard 1 is damaged while the payload runs (it refuses it: sha256 mismatch), then repaired."""
+        shard = shard_path(manifest, read_manifest(manifest).shard(1))
+        intact = shard.read_bytes()
+        shard.write_bytes(intact[:100] + bytes([intact[100] ^ 0xFF]) + intact[101:])
+        try:
+            return real_run_local(manifest, *args, **kwargs)
+        finally:
+            shard.write_bytes(intact)
+
+    monkeypatch.setattr(local, "run_local", run_local_with_shard_1_damaged)
+    argv = ["run", "--source", str(CORPORA), "--db", db_uri, "--no-embeddings", "--shard-rows", "10", "--json"]
+    assert main(argv) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["status"] == "failed" and "compute failed for 1 shard(s) (shard 1: exit 2" in failed["error"]
+    with psycopg.connect(db_uri) as conn:
+        assert [r[0] for r in conn.execute("SELECT shard FROM load_ledger ORDER BY shard")] == [0, 2, 3]
+
+    monkeypatch.setattr(local, "run_local", real_run_local)
+    again = _run(capsys, *argv[1:-1])
+    assert again["shards"] == 4 and again["docs_loaded"] == 10 and again["reconciled"]
+    assert again["reconciliation"]["docs_loaded"] == again["reconciliation"]["docs_exported"] > 30

@@ -7,6 +7,7 @@ are the payload's own concern, and CPU embeddings would make these tests slow.
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -94,6 +95,7 @@ def test_slurm_gives_byte_identical_results_to_local(batch, hpc_sandbox, openssh
         parallelism=2,
         options={"time": "00:05:00"},
         poll_seconds=1.0,
+        label=uuid.uuid4().hex,  # the same batch in another test session would otherwise find this work done
     )
     assert (summary.failed, summary.docs_processed, summary.shards) == ({}, 40, 3)
     assert len(summary.job_ids) == 1
@@ -102,5 +104,26 @@ def test_slurm_gives_byte_identical_results_to_local(batch, hpc_sandbox, openssh
             assert (slurm_out / name).read_bytes() == (batch["root"] / "local" / name).read_bytes(), name
     # A rerun finds every result verified locally: no staging, no job.
     again = run_slurm(openssh_transport, hpc_sandbox.scratch_root, batch["manifest"], batch["dictionary"], slurm_out,
-                      embeddings=False, python=sys.executable)  # fmt: skip
+                      embeddings=False, python=sys.executable, label="no job expected")  # fmt: skip
     assert (again.skipped, again.job_ids, again.failed) == (3, [], {})
+
+
+@pytest.mark.slurm
+def test_slurm_rerun_resubmits_only_the_failed_index(batch, hpc_sandbox, openssh_transport) -> None:
+    manifest = read_manifest(batch["manifest"])
+    shard = batch["manifest"].parent / manifest.shard(1).path
+    good = shard.read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF  # staged as is: the payload refuses it (sha256 differs from the manifest)
+    shard.write_bytes(bytes(data))
+    out = batch["root"] / "slurm"
+    kwargs = {"embeddings": False, "python": sys.executable, "poll_seconds": 1.0, "options": {"time": "00:05:00"},
+              "label": uuid.uuid4().hex}  # fmt: skip
+    args = (openssh_transport, hpc_sandbox.scratch_root, batch["manifest"], batch["dictionary"], out)
+    first = run_slurm(*args, **kwargs)
+    assert sorted(first.failed) == [1] and first.submitted == [0, 1, 2] and first.docs_processed == 25
+    assert "FAILED" in first.failed[1] and "sha256" in first.failed[1]
+    shard.write_bytes(good)  # fixed on the workstation: staging sends it again, only index 1 runs again
+    second = run_slurm(*args, **kwargs)
+    assert (second.failed, second.submitted, second.skipped, second.docs_processed) == ({}, [1], 2, 40)
+    assert set(second.job_ids).isdisjoint(first.job_ids)

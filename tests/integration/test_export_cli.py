@@ -39,6 +39,11 @@ def test_export_json_keys_default_folder_and_selection(db: psycopg.Connection, d
     # Pending (the default): d1 and d3 are in flight in the first batch, so the other three go.
     pending = json.loads(_export(db_uri, tmp_path / "home", "--out", str(tmp_path / "x")).stdout)
     assert pending["docs_exported"] == 3 and Path(pending["manifest"]).parent.parent == tmp_path / "x"
+    abandoned = json.loads(_export(db_uri, tmp_path / "home", "--abandon", out["batch_id"]).stdout)
+    assert abandoned == {"batch_id": out["batch_id"], "status": "abandoned"}
+    # d1 and d3 are pending again; another pending selection takes them (the year filter keeps it distinct).
+    again = json.loads(_export(db_uri, tmp_path / "home", "--year-from", "2000").stdout)
+    assert again["docs_exported"] == 2
 
 
 def test_bad_options_are_named(db_uri: str, tmp_path: Path) -> None:

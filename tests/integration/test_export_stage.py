@@ -15,7 +15,7 @@ from corpusbridge.export import shards as shards_module
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import ROW_GROUP_ROWS, SHARD_SCHEMA
 from corpusbridge.export.selection import Selection
-from corpusbridge.export.stage import run_export
+from corpusbridge.export.stage import abandon_batch, run_export
 from corpusbridge.index.stage import run_index
 from corpusbridge.sanitize.stage import run_sanitize
 
@@ -150,14 +150,17 @@ def test_pending_with_any_dictionary_counts_any_result(corpus, tmp_path) -> None
 def test_re_export_gives_byte_identical_shards_and_the_same_batch_id(corpus, tmp_path) -> None:
     selection = Selection(mode="all", dictionary_version=DICT)
     first = run_export(corpus, selection, tmp_path / "a", shard_rows=7)
-    second = run_export(corpus, selection, tmp_path / "b", shard_rows=7)  # first is in flight, but not in b
+    assert run_export(corpus, selection, tmp_path / "b", shard_rows=7).reused  # in flight: returned as it is
+    abandon_batch(corpus, first.batch_id)
+    second = run_export(corpus, selection, tmp_path / "b", shard_rows=7)
     assert second.batch_id == first.batch_id and not second.reused
     a, b = Path(first.manifest).parent, Path(second.manifest).parent
     names = sorted(p.name for p in a.iterdir())
     assert names == sorted(p.name for p in b.iterdir()) and len(names) == 6  # 5 shards + manifest
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert corpus.execute("SELECT count(*), max(manifest_path) FROM export_batches").fetchone() == (1, second.manifest)
+    stored = corpus.execute("SELECT count(*), max(manifest_path), max(status) FROM export_batches").fetchone()
+    assert stored == (1, second.manifest, "exported")  # the same row, in flight again, pointing at the new copy
     assert corpus.execute("SELECT count(*) FROM export_batch_documents").fetchone() == (30,)
     # Other shard targets cut other shards: another batch.
     assert run_export(corpus, selection, tmp_path / "c", shard_rows=8).batch_id != first.batch_id
@@ -247,3 +250,26 @@ def test_the_query_is_parsed_with_the_index_text_configuration() -> None:
     except ImportError:
         from corpusbridge.index.fulltext import TEXT_CONFIG as index_config
     assert index_config == statements.TEXT_CONFIG
+
+
+def test_an_abandoned_batch_gives_its_documents_back_to_pending(corpus, tmp_path) -> None:
+    from corpusbridge.export.stage import BatchNotFound
+
+    first = run_export(corpus, Selection(limit=5, dictionary_version=DICT), tmp_path)
+    assert run_export(corpus, Selection(dictionary_version=DICT), tmp_path).docs_exported == 25
+    assert abandon_batch(corpus, first.batch_id) == "abandoned"
+    back = run_export(corpus, Selection(year_to=2009, dictionary_version=DICT), tmp_path)
+    assert _exported_ids(back) == ["doc-000", "doc-001", "doc-002", "doc-003", "doc-004"]
+    _simulate_load(corpus, back.batch_id, model=None)
+    assert abandon_batch(corpus, back.batch_id) == "loaded"
+    with pytest.raises(BatchNotFound, match="no export batch 'nope'"):
+        abandon_batch(corpus, "nope")
+
+
+def test_a_killed_runs_temp_folder_is_removed_by_the_next_run(corpus, tmp_path) -> None:
+    stale = tmp_path / ".export-tmp-12345-dead"
+    stale.mkdir()
+    (stale / ".shard-00000.parquet.tmp-12345").write_bytes(b"half a shard")
+    (tmp_path / ".export-tmp-12345-dead.documents").write_text("doc\t0\t1\n")
+    summary = run_export(corpus, Selection(mode="all"), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [summary.batch_id]

@@ -17,7 +17,7 @@ from load_support import (
 
 from corpusbridge.load.ledger import Provenance, ResultChanged
 from corpusbridge.load.reconcile import ReconciliationError, reconcile
-from corpusbridge.load.stage import run_load
+from corpusbridge.load.stage import LoadError, run_load
 from corpusbridge.load.verify import ResultVerificationError
 
 pytestmark = pytest.mark.integration
@@ -189,3 +189,19 @@ def _vectors_checksum(db) -> str:
     return db.execute(
         "SELECT md5(string_agg(doc_id || embedding::text, ',' ORDER BY doc_id)) FROM document_vectors"
     ).fetchone()[0]
+
+
+def test_a_manifest_other_than_the_exported_one_or_an_abandoned_batch_is_refused(
+    db, round_trip: RoundTrip, tmp_path: Path
+) -> None:
+    batch = round_trip.first
+    register_batch(db, batch)
+    edited = tmp_path / "manifest.json"
+    edited.write_text(batch.manifest.read_text().replace('"rows": 120', '"rows": 119', 1))
+    with pytest.raises(LoadError, match=r"not the manifest the export wrote for batch batch-a"):
+        run_load(db, edited, batch.results, provenance=PROVENANCE)
+    db.execute("UPDATE export_batches SET status = 'abandoned'")
+    db.commit()
+    with pytest.raises(LoadError, match=r"batch batch-a was abandoned"):
+        _load(db, batch)
+    assert table_counts(db)["load_ledger"] == 0

@@ -38,6 +38,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--dictionary-version", metavar="V", help="pending for this dictionary version (default: any)")
     parser.add_argument("--model-hash", metavar="H", help="pending for this embedding model (default: any)")
+    parser.add_argument(
+        "--abandon",
+        metavar="BATCH_ID",
+        help="do not export: give up an in-flight batch that will never be loaded (its documents become pending)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,9 +50,18 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.config import home_dir
     from corpusbridge.db import connect
     from corpusbridge.export.selection import SelectionError
-    from corpusbridge.export.stage import run_export
+    from corpusbridge.export.stage import BatchNotFound, abandon_batch, run_export
     from corpusbridge.runs import StageBusy
 
+    if args.abandon:
+        with connect(args.db) as conn:
+            try:
+                status = abandon_batch(conn, args.abandon)
+            except BatchNotFound as exc:
+                emit({"error": str(exc)}, args.json)
+                return 1
+        emit({"batch_id": args.abandon, "status": status}, args.json)
+        return 0
     try:
         selection = selection_from_args(args)
     except SelectionError as exc:

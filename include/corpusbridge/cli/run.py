@@ -24,6 +24,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--source", type=Path, help="crawl folder to ingest first (default: ingest nothing)")
     parser.add_argument("--dictionary", type=Path, help="terms file (TSV/CSV/JSONL; default: the bundled sample)")
     parser.add_argument("--no-embeddings", action="store_true", help="concepts only, no vectors")
+    parser.add_argument(
+        "--reprocess", action="store_true", help="export every document again (their old results are replaced)"
+    )
     parser.add_argument("--shard-rows", type=int, default=50_000, help="documents per exported shard")
     parser.add_argument("--run-label", help="recorded on every ledger row (default: cli__<UTC time>)")
     parser.add_argument(
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         terms=args.dictionary,
         embeddings=not args.no_embeddings,
+        reprocess=args.reprocess,
         shard_rows=args.shard_rows,
         run_label=args.run_label or cli_run_label(),
         cluster=_cluster(args) if args.backend == "slurm" else None,

@@ -7,22 +7,19 @@ exit status and stderr tail and the others still run.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from corpusbridge.compute.outputs import ComputeSummary, verified_result
+from corpusbridge.compute.outputs import ComputeSummary, failure_message, verified_result
 from corpusbridge.compute.payload import extract_argv
 from corpusbridge.export.manifest import ExportManifest, ShardEntry, read_manifest
 from corpusbridge.extract.dictionary import read_version
 from corpusbridge.hpc.local import LocalTransport
 
 log = logging.getLogger(__name__)
-
-STDERR_TAIL = 2000
 
 
 def run_local(
@@ -83,15 +80,6 @@ def _chosen(manifest: ExportManifest, indices: Sequence[int] | None) -> list[Sha
 
 
 def _failure(returncode: int, stderr: str, stdout: str) -> str:
-    """Why a shard failed: the payload's own `{"error": ...}` line (it prints one with --json), then stderr's tail."""
     if returncode == 0:
         return "exit 0 but the result does not verify against the manifest (missing or damaged output files)"
-    reason = ""
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            reason = str(json.loads(line).get("error") or "")
-        except (ValueError, AttributeError):
-            continue
-        break
-    tail = stderr.strip()[-STDERR_TAIL:]
-    return f"exit {returncode}: {reason}" + (f"\nstderr tail:\n{tail}" if tail else "")
+    return failure_message(f"exit {returncode}", stdout, stderr)

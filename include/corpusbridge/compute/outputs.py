@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ class ComputeSummary:
     out_dir: str = ""
     skipped: int = 0  # shards whose verified result was already there (a rerun does nothing)
     backend: str = "local"
-    job_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)  # SLURM: the jobs waited on (submitted or re-attached)
+    submitted: list[int] = field(default_factory=list)  # SLURM: the indices this call submitted
 
     @property
     def ok(self) -> bool:
@@ -30,6 +32,22 @@ class ComputeSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ok": self.ok}
+
+
+def payload_error(stdout: str) -> str:
+    """The payload's own reason for failing: with --json it prints one `{"error": ...}` line on stdout."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            return str(json.loads(line).get("error") or "")
+        except (ValueError, AttributeError):
+            continue
+    return ""
+
+
+def failure_message(head: str, stdout: str, stderr: str, tail_chars: int = 2000) -> str:
+    """`head: the payload's error` plus the stderr tail: what a person needs to fix a failed shard."""
+    tail = stderr.strip()[-tail_chars:]
+    return f"{head}: {payload_error(stdout)}" + (f"\nstderr tail:\n{tail}" if tail else "")
 
 
 def result_files(index: int, embeddings: bool) -> list[str]:

@@ -17,13 +17,15 @@ import posixpath
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from corpusbridge.compute.outputs import ComputeSummary, result_files, verified_result
+from corpusbridge.compute.outputs import ComputeSummary, failure_message, result_files, verified_result
 from corpusbridge.compute.payload import extract_argv
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.extract.dictionary import read_version
 from corpusbridge.hashing import file_sha256
 from corpusbridge.hpc import jobs, monitor, naming, script, staging
+from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,43 @@ def payload_argv(
     return ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
 
 
+def batch_files(manifest: Path) -> list[Path]:
+    """What a batch stages: its manifest and every shard it lists (they go into one folder, `batch/`)."""
+    loaded = read_manifest(manifest)
+    return [manifest, *(shard_path(manifest, entry) for entry in loaded.shards)]
+
+
+def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
+    """The connection's default sbatch options, partition and account; a caller's own options override them."""
+    options: dict[str, object] = dict(settings.default_sbatch_options)
+    if settings.partition:
+        options["partition"] = settings.partition
+    if settings.account:
+        options["account"] = settings.account
+    return options
+
+
+def run_slurm_on(
+    settings: ClusterSettings,
+    manifest: Path,
+    dictionary: Path,
+    out_dir: Path,
+    *,
+    options: Mapping[str, object] | None = None,
+    **kwargs: Any,
+) -> ComputeSummary:
+    """run_slurm over an OpenSSH transport to the cluster `settings` describe (what `corpusbridge run` uses)."""
+    from corpusbridge.hpc.openssh import OpenSSHTransport
+
+    transport = OpenSSHTransport(settings)
+    try:
+        kwargs.setdefault("container_runtime", settings.container_runtime or "apptainer")
+        merged = sbatch_defaults(settings) | dict(options or {})
+        return run_slurm(transport, settings.scratch_root, manifest, dictionary, out_dir, options=merged, **kwargs)
+    finally:
+        transport.close()
+
+
 def run_slurm(
     transport: Transport,
     scratch_root: str,
@@ -71,12 +110,19 @@ def run_slurm(
     embeddings: bool = True,
     python: str = "python3",
     container: str | None = None,
+    container_runtime: str = "apptainer",
     parallelism: int | None = None,
     options: Mapping[str, object] | None = None,
     poll_seconds: float = 5.0,
     vanished_polls: int = 3,
+    label: str = "",
 ) -> ComputeSummary:
-    """Run the payload on every shard of `manifest` as one SLURM array; results land verified in `out_dir`."""
+    """Run the payload on every shard of `manifest` as one SLURM array; results land verified in `out_dir`.
+
+    The job and its scratch folder are named after the work (batch, dictionary, settings, `label`): a rerun of the
+    same work re-attaches to its job or finds its indices done instead of submitting again. Give `label` to keep
+    runs of the same work apart (tests do); leave it empty to share completed work between runs.
+    """
     started = time.monotonic()
     manifest, dictionary, out_dir = Path(manifest).absolute(), Path(dictionary).absolute(), Path(out_dir).absolute()
     loaded = read_manifest(manifest)
@@ -87,11 +133,13 @@ def run_slurm(
     pending = [s for s in shards if verified_result(out_dir, s, version, embeddings) is None]
     summary.skipped = len(shards) - len(pending)
     if pending:
-        spec = _job_spec(scratch_root, manifest, dictionary, version, embeddings, python, container, parallelism,
-                         dict(options or {}), len(shards))  # fmt: skip
+        container_spec = (container, container_runtime) if container else None
+        spec = _job_spec(scratch_root, manifest, dictionary, version, embeddings, python, container_spec,
+                         parallelism, dict(options or {}), len(shards), label)  # fmt: skip
         _stage(transport, spec.scratch, manifest, dictionary)
         submission = jobs.submit_or_reattach(transport, spec)
         summary.job_ids = sorted(submission.jobs)
+        summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
         log.info("compute slurm: job %s, scratch %s (%s)", spec.job_name, spec.scratch, submission.preflight or "")
         failed = _wait(transport, spec.scratch, submission.jobs, poll_seconds, vanished_polls)
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
@@ -113,15 +161,16 @@ def _job_spec(
     version: str,
     embeddings: bool,
     python: str,
-    container: str | None,
+    container: tuple[str, str] | None,
     parallelism: int | None,
     options: dict[str, object],
     shards: int,
+    label: str,
 ) -> jobs.JobSpec:
     """A job named after the work (batch, dictionary, settings): the same work finds the same job and scratch."""
     loaded = read_manifest(manifest)
     work = {"manifest": file_sha256(manifest), "dictionary": version, "embeddings": embeddings, "python": python,
-            "container": container, "options": options}  # fmt: skip
+            "container": container, "options": options, "label": label}  # fmt: skip
     key = naming.WorkKey("corpusbridge", "compute", loaded.batch_id, -1, naming.input_hash(work))
     scratch = naming.scratch_dir(scratch_root, key)
     command = payload_argv(
@@ -130,16 +179,15 @@ def _job_spec(
         posixpath.join(scratch, OUT_FOLDER),
         embeddings=embeddings,
         python=python,
-        container=container,
+        container=container[0] if container else None,
+        container_runtime=container[1] if container else "apptainer",
     )
     return jobs.JobSpec(command, scratch, naming.job_name(key), shards, parallelism, options)
 
 
 def _stage(transport: Transport, scratch: str, manifest: Path, dictionary: Path) -> None:
     """Manifest + shards into `<scratch>/batch`, the artifact into `<scratch>/<its name>`; verified, resumable."""
-    loaded = read_manifest(manifest)
-    files = [manifest, *(shard_path(manifest, entry) for entry in loaded.shards)]
-    staging.stage_in(transport, files, posixpath.join(scratch, BATCH_FOLDER))
+    staging.stage_in(transport, batch_files(manifest), posixpath.join(scratch, BATCH_FOLDER))
     staging.stage_in(transport, [dictionary], scratch)
     transport.makedirs(posixpath.join(scratch, OUT_FOLDER))
 
@@ -168,8 +216,11 @@ def _wait(
     failed: dict[int, str] = {}
     for outcome in tracker.outcomes():
         if not outcome.ok:
-            err = monitor.file_tail(transport, script.log_file(scratch, outcome.job_id, outcome.index, "err"))
-            failed[outcome.index] = f"{outcome.describe()}: {err.strip()[-2000:]}"
+            out, err = (
+                monitor.file_tail(transport, script.log_file(scratch, outcome.job_id, outcome.index, stream))
+                for stream in ("out", "err")
+            )
+            failed[outcome.index] = failure_message(outcome.describe(), out, err)
     return failed
 
 

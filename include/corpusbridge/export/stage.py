@@ -95,7 +95,7 @@ def run_export(
     with stage_lock(conn, Stage.EXPORT):
         summary = ExportSummary(run_id=start_run(conn, Stage.EXPORT, {"selection": selection.as_dict()}))
         with recorded_run(conn, Stage.EXPORT, summary):
-            if _reuse_in_flight(conn, selection, out_dir, limits, summary):
+            if _reuse_in_flight(conn, selection, limits, summary):
                 return summary
             _remove_stale_temps(out_dir)  # under the stage lock: any temp folder left is a dead run's
             written = _write(conn, selection, out_dir, limits, ProgressMeter(Stage.EXPORT, progress))
@@ -108,6 +108,24 @@ def run_export(
                 shutil.rmtree(written.folder, ignore_errors=True)
                 written.spool.unlink(missing_ok=True)
     return summary
+
+
+class BatchNotFound(LookupError):
+    """No export batch with that id; the message says where to look."""
+
+
+def abandon_batch(conn: psycopg.Connection, batch_id: str) -> str:
+    """Mark an in-flight batch abandoned so its documents are pending again; returns the batch's status after.
+
+    For a batch that will never come back (its run was given up): until then the pending selection keeps its
+    documents out of other batches. A loaded batch stays loaded. Commits.
+    """
+    with conn.transaction():
+        conn.execute(statements.ABANDON_BATCH, (batch_id,))
+        row = conn.execute(statements.BATCH_STATUS, (batch_id,)).fetchone()
+    if row is None:
+        raise BatchNotFound(f"no export batch {batch_id!r}; `SELECT batch_id, status FROM export_batches` lists them")
+    return str(row[0])
 
 
 def batch_digest(selection: Selection, limits: ShardRowLimits) -> hashlib._Hash:
@@ -148,19 +166,32 @@ def _write(
         raise
     meter.advance(rows % FETCH_ROWS)
     meter.report()
+    if sum(entry.rows for entry in shards) != rows:  # nothing lost between the cursor and the shards
+        shutil.rmtree(folder, ignore_errors=True)
+        spool.unlink(missing_ok=True)
+        raise RuntimeError(f"export: {rows} documents read but {sum(e.rows for e in shards)} written to shards")
     manifest = ExportManifest(digest.hexdigest()[:BATCH_ID_CHARS], schema_fingerprint(SHARD_SCHEMA), shards)
     size = sum((folder / entry.path).stat().st_size for entry in shards)
     return _Written(folder, spool, manifest, rows, size)
 
 
-def _stream(
-    conn: psycopg.Connection, selection: Selection
-) -> Iterator[tuple[str, int, str | None, str | None, int | None]]:
-    """The selection's rows through a server-side cursor (FETCH_ROWS at a time), in one read-only snapshot."""
-    with conn.transaction(), conn.cursor(name="corpusbridge_export") as cursor:
-        cursor.itersize = FETCH_ROWS
-        cursor.execute(statements.selection_query(selection), statements.selection_params(selection))
-        yield from cursor
+_Row = tuple[str, int, str | None, str | None, int | None]  # doc_id, clean_seq, text, title, year
+
+
+def _stream(conn: psycopg.Connection, selection: Selection) -> Iterator[_Row]:
+    """The selection's rows in export order: the ordered (doc_id, clean_seq) pairs through a server-side cursor,
+    their texts fetched by primary key FETCH_ROWS at a time, all in one repeatable-read snapshot (a text that
+    changes meanwhile cannot slip in under the clean_seq that was selected)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with conn.cursor(name="corpusbridge_export") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(statements.selection_query(selection), statements.selection_params(selection))
+            while chunk := cursor.fetchmany(FETCH_ROWS):
+                rows = conn.execute(statements.TEXTS, ([doc_id for doc_id, _ in chunk],)).fetchall()
+                texts = {doc_id: (text, title, year) for doc_id, text, title, year in rows}
+                for doc_id, clean_seq in chunk:
+                    yield (doc_id, clean_seq, *texts[doc_id])
 
 
 def _publish(
@@ -235,16 +266,15 @@ def copy_text(value: str) -> str:
 
 
 def _reuse_in_flight(
-    conn: psycopg.Connection, selection: Selection, out_dir: Path, limits: ShardRowLimits, summary: ExportSummary
+    conn: psycopg.Connection, selection: Selection, limits: ShardRowLimits, summary: ExportSummary
 ) -> bool:
-    """A batch of this very selection still in flight under `out_dir`, with its files intact, is returned instead of
-    a new one (the DAG's retry of a failed load finds its batch; no second copy goes to the cluster)."""
+    """A batch of this very selection still in flight, with its files intact (wherever they are), is returned
+    instead of a new one: the DAG's retry of a failed load finds its batch, and no second copy goes to the cluster.
+    One whose files were lost is exported again (the same documents give the same batch id and bytes)."""
     params = {"selection": Jsonb(selection.as_dict()), "shard_rows": limits.rows, "shard_bytes": limits.bytes}
     rows = conn.execute(statements.FIND_IN_FLIGHT, params).fetchall()
     conn.commit()
     for batch_id, shard_count, batch_rows, size, manifest_path, manifest_sha256 in rows:
-        if Path(manifest_path).parent.parent != out_dir:
-            continue  # exported elsewhere: this export writes (the same bytes) where it was asked to
         if _intact(Path(manifest_path), manifest_sha256):
             summary.batch_id, summary.shards, summary.docs_exported = batch_id, shard_count, batch_rows
             summary.bytes, summary.manifest, summary.reused = size, manifest_path, True

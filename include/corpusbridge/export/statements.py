@@ -22,10 +22,12 @@ TEXT_CONFIG: LiteralString = "english"
 # the title is also its own column, which the payload puts before the text for the vector: title counts twice there,
 # as it weighs most in full-text search). NULL when the document has none of the three.
 _TEXT: LiteralString = (
-    "NULLIF(concat_ws(E'\\n\\n', NULLIF(c.title, ''), NULLIF(c.abstract, ''), NULLIF(c.full_text, '')), '')"
+    "NULLIF(concat_ws(E'\\n\\n', NULLIF(t.title, ''), NULLIF(t.abstract, ''), NULLIF(t.full_text, '')), '')"
 )
-# Column order = what stage.py reads: doc_id, clean_seq, text, title, year.
-_COLUMNS: LiteralString = f"c.doc_id, c.clean_seq, {_TEXT} AS text, c.title, c.year"
+# The exported columns of a chunk of documents (stage.py puts them back in the chunk's order).
+TEXTS: LiteralString = (
+    f"SELECT t.doc_id, {_TEXT} AS text, t.title, t.year FROM clean_documents t WHERE t.doc_id = ANY(%s)"
+)
 
 # A document already processed at its current clean version, with this dictionary and model (None: any).
 _PROCESSED: LiteralString = """EXISTS (
@@ -42,7 +44,7 @@ _IN_FLIGHT: LiteralString = """EXISTS (
 def _filters(selection: Selection) -> list[sql.Composable]:
     """One condition per filter the selection sets; the names are bound by selection_params."""
     s = selection
-    where: list[sql.Composable] = [sql.SQL("c.canonical_id = c.doc_id")]
+    where: list[sql.Composable] = [sql.SQL("c.is_canonical")]
     optional: list[tuple[object, LiteralString]] = [
         (s.year_from, "c.year >= %(year_from)s"),
         (s.year_to, "c.year <= %(year_to)s"),
@@ -70,10 +72,13 @@ def _versioned(template: LiteralString, selection: Selection, alias: LiteralStri
 
 
 def selection_query(selection: Selection) -> sql.Composed:
-    """The rows of a selection in export order: doc_id, clean_seq, text, title, year."""
-    query = sql.SQL('SELECT {} FROM clean_documents c WHERE {} ORDER BY c.doc_id COLLATE "C"').format(
-        sql.SQL(_COLUMNS), sql.SQL(" AND ").join(_filters(selection))
-    )
+    """The (doc_id, clean_seq) of a selection in export order; texts come by TEXTS, a chunk at a time.
+
+    Only these narrow pairs are ever sorted: sorting the rows with their texts made PostgreSQL sort the whole batch's
+    text (hash join + sort, gigabytes at 10^6 documents).
+    """
+    inner = 'SELECT c.doc_id, c.clean_seq FROM clean_documents c WHERE {} ORDER BY c.doc_id COLLATE "C"'
+    query = sql.SQL(inner).format(sql.SQL(" AND ").join(_filters(selection)))
     if selection.limit is not None:
         query += sql.SQL(" LIMIT %(limit)s")
     return query
@@ -113,3 +118,10 @@ UPSERT_BATCH: LiteralString = """
 """
 
 COPY_BATCH_DOCUMENTS: LiteralString = "COPY export_batch_documents (batch_id, doc_id, shard, clean_seq) FROM STDIN"
+
+# Give up a batch that will never be loaded (its run was abandoned, its files lost): its documents become pending
+# again. A batch with shards already loaded keeps them; only 'exported' batches can be abandoned.
+ABANDON_BATCH: LiteralString = """
+    UPDATE export_batches SET status = 'abandoned' WHERE batch_id = %s AND status = 'exported' RETURNING batch_id
+"""
+BATCH_STATUS: LiteralString = "SELECT status FROM export_batches WHERE batch_id = %s"

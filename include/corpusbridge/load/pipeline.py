@@ -40,6 +40,7 @@ class PipelineOptions:
     source: Path | None = None
     terms: Path | None = None  # None: default_terms()
     embeddings: bool = True
+    reprocess: bool = False  # export every document again, not only the new and changed ones
     shard_rows: int = 50_000
     run_label: str = "cli"
     work_dir: Path | None = None  # exports, results and the dictionary cache; default: the state folder
@@ -112,7 +113,11 @@ def _export(
     from corpusbridge.export.selection import Selection
     from corpusbridge.export.stage import run_export
 
-    selection = Selection(mode="pending", dictionary_version=version, model_hash=model_hash(options.embeddings))
+    selection = Selection(
+        mode="all" if options.reprocess else "pending",
+        dictionary_version=version,
+        model_hash=model_hash(options.embeddings),
+    )
     exported = run_export(conn, selection, out_dir, shard_rows=options.shard_rows)
     if exported.batch_id is None or exported.manifest is None:
         return None
@@ -140,18 +145,10 @@ def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results
             "the slurm backend needs a cluster connection: set AIRFLOW_CONN_CORPUSBRIDGE_HPC (JSON, as "
             "`scripts/hpc-sandbox.sh up` prints) or pass --hpc-conn"
         )
-    from corpusbridge.compute.slurm import run_slurm
-    from corpusbridge.hpc.openssh import OpenSSHTransport
+    from corpusbridge.compute.slurm import run_slurm_on
 
-    transport = OpenSSHTransport(options.cluster)
-    return run_slurm(
-        transport,
-        options.cluster.scratch_root,
-        manifest,
-        dictionary,
-        results,
-        embeddings=options.embeddings,
-        python=options.slurm_python,
+    return run_slurm_on(
+        options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
     )
 
 

@@ -114,19 +114,20 @@ def run_load(
         run_id = start_run(conn, Stage.LOAD, values)
         summary = LoadSummary(run_id=run_id, batch_id=batch.batch_id, run_label=provenance.run_label)
         with recorded_run(conn, Stage.LOAD, summary):
-            _load_batch(conn, batch, results_dir, summary, provenance, progress)
+            _load_batch(conn, manifest, batch, results_dir, summary, provenance, progress)
     return summary
 
 
 def _load_batch(
     conn: psycopg.Connection,
+    manifest: Path,
     batch: ExportManifest,
     results_dir: Path,
     summary: LoadSummary,
     provenance: Provenance,
     progress: ProgressCallback | None,
 ) -> None:
-    _check_registered(conn, batch)
+    _check_registered(conn, manifest, batch)
     pending = _pending_shards(conn, batch, results_dir, summary)
     good, bad = check_results(pending, results_dir)
     meter = ProgressMeter(Stage.LOAD, progress, total=sum(s.entry.input_rows for s in good), unit="docs")
@@ -162,7 +163,8 @@ def _log_reconciliation(result: Reconciliation) -> None:
     (log.info if result.ok else log.error)("load: %s", result)
 
 
-def _check_registered(conn: psycopg.Connection, batch: ExportManifest) -> None:
+def _check_registered(conn: psycopg.Connection, manifest: Path, batch: ExportManifest) -> None:
+    """The batch must be this database's, in flight or loaded, and described by the very manifest it exported."""
     row = conn.execute(statements.BATCH, (batch.batch_id,)).fetchone()
     conn.commit()
     if row is None:
@@ -170,10 +172,16 @@ def _check_registered(conn: psycopg.Connection, batch: ExportManifest) -> None:
             f"batch {batch.batch_id} is not in export_batches of this database; load it into the database it was "
             "exported from, or export the documents again"
         )
-    if row[0] != len(batch.shards):
+    shard_count, status, manifest_sha256 = row
+    if status == "abandoned":
         raise LoadError(
-            f"batch {batch.batch_id}: the manifest lists {len(batch.shards)} shards, the database {row[0]}; "
-            "use the manifest.json the export wrote for this batch"
+            f"batch {batch.batch_id} was abandoned (its documents went back to the pending selection); "
+            "export them again and load the new batch"
+        )
+    if shard_count != len(batch.shards) or file_sha256(manifest) != manifest_sha256:
+        raise LoadError(
+            f"{manifest}: not the manifest the export wrote for batch {batch.batch_id} (sha256 or shard count "
+            "differ); use the manifest.json of that export"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-BATCH = "SELECT shard_count, status FROM export_batches WHERE batch_id = %s"
+BATCH = "SELECT shard_count, status, manifest_sha256 FROM export_batches WHERE batch_id = %s"
 
 LEDGER_ROW = "SELECT result_sha256 FROM load_ledger WHERE batch_id = %s AND shard = %s"
 
