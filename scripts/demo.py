@@ -6,8 +6,8 @@ documents and concept counts.
 `make demo-hpc` (`--backend slurm`) sends the compute through the loopback SLURM sandbox over SSH instead
 (`scripts/hpc-sandbox.sh up` must have written .corpusbridge/sandbox.env).
 
-Everything lives under $CORPUSBRIDGE_HOME (default ./.corpusbridge); run it twice to see the incremental rerun
-(nothing new: no export, no job, no row).
+Everything lives under $CORPUSBRIDGE_HOME (default ./.corpusbridge; demo-hpc under its `demo-hpc/` folder, with a
+database of its own); run it twice to see the incremental rerun (nothing new: no export, no job, no row).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ GENERATED_DOCS = 2500
 SHARD_ROWS = 1000  # three shards: three payload runs locally, a three-index array on SLURM
 
 
-def _airflow_env() -> None:
+def _airflow_env(state: Path) -> None:
     """Airflow reads its settings at import: a private home with a SQLite metadata DB, this repo's DAGs."""
-    airflow_home = HOME / "airflow"
+    airflow_home = state / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW_HOME", str(airflow_home))
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_home}/airflow.db")
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ["CORPUSBRIDGE_HOME"] = str(HOME)
+    os.environ["CORPUSBRIDGE_HOME"] = str(state)
 
 
 def _demo_corpus() -> Path:
@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("local", "slurm"), default="local")
     args = parser.parse_args(argv)
-    _airflow_env()
     if args.backend == "slurm" and not _sandbox_env():
         return 2
+    # demo-hpc keeps a database of its own: after `make demo` the shared one has nothing left to compute.
+    _airflow_env(HOME / "demo-hpc" if args.backend == "slurm" else HOME)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     corpus = _demo_corpus()
     from airflow.dag_processing.dagbag import DagBag
