@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,12 @@ def test_run_slurm_reads_the_connection_from_the_environment_and_submits_once(
     db_uri: str, hpc_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", hpc_sandbox.connection_json())
+    # a scratch root of its own: the same corpus gives the same batch and work key, and a scratch left by an earlier
+    # session would be re-attached to (rightly: no second submission), leaving nothing for this test to submit
+    connection = json.loads(hpc_sandbox.connection_json())
+    extra = connection["extra"] if isinstance(connection["extra"], dict) else json.loads(connection["extra"])
+    connection["extra"] = extra | {"scratch_root": f"{extra['scratch_root']}/run-test-{uuid.uuid4().hex[:8]}"}
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", json.dumps(connection))
     # the sandbox's node is this machine: the payload runs with this interpreter's installed corpusbridge
     argv = ["--backend", "slurm", "--source", str(CORPORA), "--db", db_uri, "--shard-rows", "15",
             "--no-embeddings", "--slurm-python", sys.executable]  # fmt: skip
