@@ -138,7 +138,7 @@ def _print_round_trip(nothing_new: bool) -> None:
     print(f"  database: {totals[0]} concept mentions, {totals[1]} document vectors")
     print("\nconcepts found most often (mentions, documents):")
     for concept_id, mentions, docs in concepts:
-        print(f"  {concept_id:<12} {mentions:>6} {docs:>6}")
+        print(f"  {concept_id:<24} {mentions:>7} {docs:>6}")
     _print_similar()
 
 
@@ -164,7 +164,7 @@ def _print_similar(query: str = '"mild asthma"') -> None:
     print(f"\ncorpusbridge concepts {doc_id}: {len(found.concepts)} mentions")
     for concept in found.concepts[:6]:
         where = f"[{concept.start}:{concept.end}]"
-        print(f"  {concept.concept_id:<12} {where:<12} {concept.matched!r} (sentence {concept.sentence})")
+        print(f"  {concept.concept_id:<24} {where:<12} {concept.matched!r} (sentence {concept.sentence})")
 
 
 def _print_counts() -> None:
