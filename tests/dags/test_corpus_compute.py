@@ -47,6 +47,9 @@ def test_dag_shape_and_params(dagbag) -> None:
         "load", "reconcile",
     ]  # fmt: skip
     assert dag.max_active_runs == 1 and dag.catchup is False
+    # The Asset after corpus_nightly, or a periodic timetable: without one `airflow backfill create` refuses the DAG.
+    assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"
+    assert "corpusbridge://postgres/clean_documents" in repr(dag.timetable.asset_condition)
     expected = {"backend", "dictionary", "selection", "year_from", "year_to", "source", "limit", "query", "shard_rows",
                 "embeddings", "reprocess", "partition", "time_limit", "array_parallelism", "container"}  # fmt: skip
     assert expected <= set(dag.params.keys())
