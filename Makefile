@@ -54,12 +54,29 @@ image:
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# The same chain with the compute on the loopback SLURM sandbox over SSH (scripts/hpc-sandbox.sh).
+.PHONY: demo-hpc test-ui ui-browser
+demo-hpc: install sandbox-up
+	$(BIN)/python scripts/demo.py --backend slurm
+
+# Headless Chromium for the UI test (tests/ui): Debian's package, installed as root when missing; without it the
+# UI test skips and says why.
+ui-browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "chromium is not installed and cannot be installed here: the ui tests will skip"
+
+# Real api-server, scheduler, dag-processor and triggerer on 127.0.0.1; corpus_nightly and corpus_compute
+# triggered through the REST API; screenshots of the grid and the trigger form (path printed).
+test-ui: install ui-browser
+	$(BIN)/python -m pytest -m ui -rs -s tests/ui
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy include/corpusbridge
 	$(BIN)/hadolint docker/Dockerfile docker/compute.Dockerfile
 
-test: install lint $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up sandbox-up-versions)
+test: install lint ui-browser $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up sandbox-up-versions)
 	$(BIN)/python -m pytest
 
 bench: install
