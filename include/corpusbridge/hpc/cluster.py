@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpusbridge.hpc.commands import reserved_option
 from corpusbridge.hpc.states import DEFAULT_POLICY, StatePolicy, StatePolicyError
 
 CONTAINER_RUNTIMES = ("apptainer", "singularity")
@@ -236,6 +237,12 @@ def _sbatch_options(value: Any) -> dict[str, str]:
         name = str(key).removeprefix("--").replace("_", "-")
         if not _SBATCH_OPTION.match(name):
             raise ClusterSettingsError(f"extra.default_sbatch_options: {key!r} is not an sbatch long option name")
+        reserved = reserved_option(name)
+        if reserved:
+            raise ClusterSettingsError(
+                f"extra.default_sbatch_options: {key!r} would set {reserved}, which corpusbridge sets itself "
+                "(job naming, logs and re-attachment depend on it); remove it"
+            )
         if isinstance(item, dict | list):
             raise ClusterSettingsError(f"extra.default_sbatch_options[{key!r}] must be a string or number")
         options[name] = str(item)

@@ -75,6 +75,8 @@ def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
         (_with(host_key="AAAAC3Nza"), "must be '<type> <base64>'"),
         (_with(container_runtime="docker"), "container_runtime 'docker' is not one of"),
         (_with(default_sbatch_options={"time; rm": "1"}), "not an sbatch long option"),
+        (_with(default_sbatch_options={"--job": "evil"}), r"'--job' would set --job-name"),
+        (_with(default_sbatch_options={"out": "/tmp/x"}), r"'out' would set --output"),
         (_with(strict_host_key_checking="maybe"), "must be true or false"),
         (_with(private_key="-----BEGIN"), "write it to a file"),
         ({**SANDBOX_CONN, "password": "x", "extra": {"scratch_root": "/s"}}, "password logins are not supported"),
