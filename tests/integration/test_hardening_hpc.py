@@ -3,11 +3,20 @@ against the real loopback SLURM + sshd sandbox (tests/fixtures_hpc.py), and what
 
 from __future__ import annotations
 
+import logging
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from corpusbridge.hpc import commands, jobs, naming
+from corpusbridge.hpc.cluster import ClusterSettings, ClusterSettingsError
+from corpusbridge.hpc.openssh import OpenSSHTransport
+from corpusbridge.hpc.transport import TransportError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.faults]
 
@@ -34,7 +43,7 @@ def test_hostile_option_abbreviation_of_a_reserved_option_is_refused(hpc_sandbox
     value = evil if ABBREVIATIONS[key] == "JobName" else f"{hpc_sandbox.scratch_root}/{evil}"
     spec = spec_for(hpc_sandbox, ["true"], options={key: value, "time": "00:01:00"})
     try:
-        with pytest.raises(commands.SbatchOptionError, match="reserved|sets it"):
+        with pytest.raises(commands.SbatchOptionError, match="corpusbridge sets it itself"):
             jobs.submit_or_reattach(openssh_transport, spec)
         assert jobs.find_jobs(openssh_transport, spec.job_name) == []
         assert jobs.find_jobs(openssh_transport, evil) == []
@@ -42,3 +51,48 @@ def test_hostile_option_abbreviation_of_a_reserved_option_is_refused(hpc_sandbox
         leaked = {row.job_id for row in jobs.find_jobs(openssh_transport, spec.job_name)}
         leaked |= {row.job_id for row in jobs.find_jobs(openssh_transport, evil)}
         jobs.cancel(openssh_transport, sorted(leaked))
+
+
+# -- item 9: no trust on first use by configuration -----------------------------------------------------------
+@pytest.fixture
+def private_control_dir() -> Iterator[Path]:
+    """A ControlMaster folder of this test's own: a shared master would skip the host key check altogether (and
+    stopping it would break other sessions). Short, under /tmp: a socket path must stay under ~104 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="cb-hk-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)  # a master left behind ends itself after control_persist (5 s)
+
+
+def unpinned(sandbox, folder: Path, **extra: Any) -> dict[str, Any]:
+    """The sandbox connection with its host key NOT pinned (an empty known_hosts of our own)."""
+    empty = folder / "known_hosts-empty"
+    empty.touch()
+    base = {k: v for k, v in sandbox.connection["extra"].items() if k != "host_key"}
+    return {**sandbox.connection, "extra": {**base, "known_hosts": str(empty), "control_persist": 5, **extra}}
+
+
+def test_an_unknown_host_key_is_refused_by_default(hpc_sandbox, private_control_dir) -> None:
+    settings = ClusterSettings.from_mapping(unpinned(hpc_sandbox, private_control_dir))
+    with pytest.raises(TransportError, match="Host key verification failed"):
+        OpenSSHTransport(settings, control_dir=private_control_dir).run(["true"])
+
+
+def test_airflow_no_host_key_check_no_longer_means_trust_on_first_use(hpc_sandbox, private_control_dir) -> None:
+    conn = unpinned(hpc_sandbox, private_control_dir, no_host_key_check=True)
+    with pytest.raises(ClusterSettingsError, match="accept_unknown_host_key_insecure"):
+        OpenSSHTransport(ClusterSettings.from_mapping(conn), control_dir=private_control_dir).run(["true"])
+
+
+def test_a_malformed_pinned_key_never_falls_back(hpc_sandbox, private_control_dir) -> None:
+    conn = unpinned(hpc_sandbox, private_control_dir, host_key="ssh-ed25519 AAAAnotakey", no_host_key_check=True)
+    with pytest.raises(ClusterSettingsError, match=r"extra\.host_key"):
+        OpenSSHTransport(ClusterSettings.from_mapping(conn), control_dir=private_control_dir).run(["true"])
+
+
+def test_the_insecure_opt_in_connects_and_warns_every_time(hpc_sandbox, private_control_dir, caplog) -> None:
+    conn = unpinned(hpc_sandbox, private_control_dir, accept_unknown_host_key_insecure=True)
+    caplog.set_level(logging.WARNING, logger="corpusbridge.hpc.openssh")
+    for _ in range(2):
+        assert OpenSSHTransport(ClusterSettings.from_mapping(conn), control_dir=private_control_dir).run(["true"]).ok
+    warnings = [r for r in caplog.records if "accept_unknown_host_key_insecure" in r.getMessage()]
+    assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)

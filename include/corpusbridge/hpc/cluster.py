@@ -7,6 +7,8 @@ with the JSON that `scripts/hpc-sandbox.sh up` prints.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -37,6 +39,7 @@ _OWN_EXTRAS = frozenset(
         "known_hosts",
         "host_key",
         "no_host_key_check",
+        "accept_unknown_host_key_insecure",
         "strict_host_key_checking",
         "scratch_root",
         "partition",
@@ -209,25 +212,49 @@ def _as_bool(value: Any, label: str) -> bool:
     raise ClusterSettingsError(f"{label} must be true or false, got {value!r}")
 
 
+INSECURE_OPT_IN = "accept_unknown_host_key_insecure"
+# Spellings that, in the Airflow ssh provider or earlier corpusbridge, switched to accepting unknown host keys.
+_TOFU_SWITCHES = (("no_host_key_check", True), ("strict_host_key_checking", False))
+
+
 def _strict(extra: Mapping[str, Any]) -> bool:
-    if "strict_host_key_checking" in extra:
-        return _as_bool(extra["strict_host_key_checking"], "extra.strict_host_key_checking")
-    if "no_host_key_check" in extra:  # the Airflow ssh provider's spelling
-        return not _as_bool(extra["no_host_key_check"], "extra.no_host_key_check")
+    """Host keys are checked unless the user opts out with a setting that says what it does: trust on first use
+    lets whoever answers first (a spoofed DNS name, a hijacked address) read every command and file we send."""
+    if _as_bool(extra.get(INSECURE_OPT_IN, False), f"extra.{INSECURE_OPT_IN}"):
+        return False
+    for key, insecure in _TOFU_SWITCHES:
+        if key in extra and _as_bool(extra[key], f"extra.{key}") is insecure:
+            raise ClusterSettingsError(
+                f"extra.{key}={extra[key]!r} would accept an unknown host key (trust on first use) and is refused: "
+                "pin the cluster's key in extra.host_key (`ssh-keyscan -t ed25519 HOST` prints it) or "
+                f"extra.known_hosts; to accept unknown keys anyway, set extra.{INSECURE_OPT_IN}: true "
+                "(every connection then logs a warning)"
+            )
     return True
 
 
 def _host_key(value: Any) -> str | None:
+    """A pinned key must be one ssh can use: a line it cannot read would be skipped, silently unpinning the host."""
     text = _optional_str(value, "extra.host_key")
     if text is None:
         return None
     parts = text.split()
-    if len(parts) < 2 or not (parts[0].startswith(("ssh-", "ecdsa-", "sk-"))):
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")) or not _key_blob_is(parts[1], parts[0]):
         raise ClusterSettingsError(
             f"extra.host_key {text[:40]!r}... must be '<type> <base64>' as in the server's *.pub host key "
             "(e.g. 'ssh-ed25519 AAAA...'; `ssh-keyscan -t ed25519 HOST` prints it)"
         )
     return f"{parts[0]} {parts[1]}"
+
+
+def _key_blob_is(blob: str, key_type: str) -> bool:
+    """True when `blob` is base64 of an SSH public key whose embedded type name is `key_type` (RFC 4253 6.6)."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    return len(raw) > 4 + length >= 4 and raw[4 : 4 + length] == key_type.encode()
 
 
 def _sbatch_options(value: Any) -> dict[str, str]:

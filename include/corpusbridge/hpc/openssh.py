@@ -13,6 +13,7 @@ The remote login shell must be POSIX-like (sh, bash, zsh): commands reach it as 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -33,6 +34,8 @@ from corpusbridge.hpc.transport import (
     TransportError,
     TransportTimeout,
 )
+
+log = logging.getLogger(__name__)
 
 # Exit status a helper script uses for "no such path"; anything but 255, which ssh keeps for its own failures.
 _MISSING = 44
@@ -113,6 +116,12 @@ class OpenSSHTransport:
     def _build_options(self) -> list[str]:
         s = self.settings
         _private_dir(self.control_dir)
+        if not s.strict_host_key_checking:
+            log.warning(
+                "%s: extra.accept_unknown_host_key_insecure is set: an unknown host key is accepted and remembered "
+                "(trust on first use); pin the cluster's key in extra.host_key instead",
+                s.destination,
+            )
         opts = {
             "BatchMode": "yes",
             "ConnectTimeout": str(int(s.connect_timeout)),
