@@ -96,3 +96,81 @@ def test_the_insecure_opt_in_connects_and_warns_every_time(hpc_sandbox, private_
         assert OpenSSHTransport(ClusterSettings.from_mapping(conn), control_dir=private_control_dir).run(["true"]).ok
     warnings = [r for r in caplog.records if "accept_unknown_host_key_insecure" in r.getMessage()]
     assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)
+
+
+# -- item 7: stage_in / stage_out confined to the run's scratch folder -----------------------------------------
+@pytest.fixture
+def run_scratch(hpc_sandbox, openssh_transport) -> Iterator[str]:
+    """A run's scratch folder with an output, a planted link to /etc/hostname, and a file beside the folder."""
+    parent = f"{hpc_sandbox.scratch_root}/harden_hpc/{uuid.uuid4().hex[:10]}"
+    scratch = f"{parent}/run"
+    setup = 'mkdir -p "$1/out" && echo ok > "$1/out/a.txt" && ln -s /etc/hostname "$1/out/link.txt" && echo no > "$2"'
+    assert openssh_transport.run(["sh", "-c", setup, "sh", scratch, f"{parent}/beside.txt"]).ok
+    yield scratch
+    openssh_transport.run(["rm", "-rf", "--", parent])
+
+
+def operator(**kwargs: Any):
+    from corpusbridge_airflow.operators.slurm import SlurmOperator
+
+    return SlurmOperator(task_id=f"t{uuid.uuid4().hex[:6]}", command=["true"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["../*.txt", "/etc/hostname", "../../../../../etc/passwd", "out/link.txt", "out/*.txt", "out/../../*"]
+)
+def test_hostile_stage_out_cannot_leave_scratch(openssh_transport, run_scratch, tmp_path, pattern) -> None:
+    from corpusbridge.hpc.staging import ScratchEscapeError
+
+    op = operator(stage_out=[pattern], local_output_dir=str(tmp_path / "got"))
+    with pytest.raises(ScratchEscapeError, match="outside the run's scratch folder"):
+        op._stage_out(openssh_transport, run_scratch)
+    assert not (tmp_path / "got").exists() or not any((tmp_path / "got").iterdir())
+
+
+def test_stage_out_inside_scratch_still_fetches(openssh_transport, run_scratch, tmp_path) -> None:
+    op = operator(stage_out=["out/a.txt", f"{run_scratch}/out/a*"], local_output_dir=str(tmp_path / "got"))
+    assert op._stage_out(openssh_transport, run_scratch) == [str(tmp_path / "got" / "a.txt")]
+
+
+def test_hostile_stage_in_path_ending_in_dotdot_lands_inside_scratch(openssh_transport, run_scratch, tmp_path) -> None:
+    local = tmp_path / "inputs"
+    (local / "sub").mkdir(parents=True)
+    (local / "data.txt").write_text("data")
+    operator(stage_in=[str(local / "sub" / "..")])._stage_in(openssh_transport, run_scratch)
+    parent = run_scratch.rsplit("/", 1)[0]
+    assert openssh_transport.stat(f"{parent}/data.txt") is None
+    assert openssh_transport.sha256(f"{run_scratch}/inputs/data.txt") is not None
+
+
+def test_hostile_symlink_in_a_stage_in_folder_is_refused_before_any_transfer(
+    openssh_transport, run_scratch, tmp_path
+) -> None:
+    from corpusbridge.hpc.staging import StagingError
+
+    secret = tmp_path / "secret"
+    secret.write_text("private key")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "key").symlink_to(secret)
+    with pytest.raises(StagingError, match="is a symbolic link"):
+        operator(stage_in=[str(folder)])._stage_in(openssh_transport, run_scratch)
+    assert openssh_transport.stat(f"{run_scratch}/inputs") is None
+    operator(stage_in=[str(folder)], stage_in_symlinks="links")._stage_in(openssh_transport, run_scratch)
+    got = openssh_transport.run(["readlink", "--", f"{run_scratch}/inputs/key"]).stdout
+    assert got == f"{secret}\n"
+    assert openssh_transport.sha256(f"{run_scratch}/inputs/a.txt") is not None
+
+
+def test_stage_in_refuses_a_link_planted_in_scratch(openssh_transport, run_scratch, tmp_path) -> None:
+    from corpusbridge.hpc import staging
+
+    planted = 'ln -s "$2" "$1/out/evil" && mkdir -p "$2"'
+    outside = f"{run_scratch.rsplit('/', 1)[0]}/elsewhere"
+    assert openssh_transport.run(["sh", "-c", planted, "sh", run_scratch, outside]).ok
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "f.txt").write_text("x")  # would land on out/evil/f.txt, i.e. through the planted link
+    with pytest.raises(staging.ScratchEscapeError, match="resolve outside"):
+        staging.stage_in(openssh_transport, [tmp_path / "evil"], f"{run_scratch}/out")
+    assert openssh_transport.stat(f"{outside}/f.txt") is None
