@@ -4,8 +4,11 @@ against the real loopback SLURM + sshd sandbox (tests/fixtures_hpc.py), and what
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +177,69 @@ def test_stage_in_refuses_a_link_planted_in_scratch(openssh_transport, run_scrat
     with pytest.raises(staging.ScratchEscapeError, match="resolve outside"):
         staging.stage_in(openssh_transport, [tmp_path / "evil"], f"{run_scratch}/out")
     assert openssh_transport.stat(f"{outside}/f.txt") is None
+
+
+# -- item 10: `%` in scratch_root, a dropped download, a killed CLI ----------------------------------------------
+def wait_until_ended(transport, job_id: str) -> str:
+    """The job's final state, polled without a deadline of our own (the test's timeout bounds it)."""
+    from corpusbridge.hpc.parsing import scontrol_fields
+
+    while True:
+        shown = transport.run(["scontrol", "show", "job", "-o", job_id]).stdout
+        state = scontrol_fields(shown).get("JobState", "")
+        if state in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}:
+            return state
+        time.sleep(0.5)
+
+
+def test_percent_in_scratch_root_still_gives_the_job_its_log(hpc_sandbox, openssh_transport) -> None:
+    from corpusbridge.hpc import script
+
+    root = f"{hpc_sandbox.scratch_root}/pct%j%x%%-{uuid.uuid4().hex[:6]}"
+    key = naming.WorkKey("harden_hpc", "pct", uuid.uuid4().hex, -1, "h")
+    spec = jobs.JobSpec(["echo", "hello from %"], naming.scratch_dir(root, key), naming.job_name(key))
+    try:
+        (job_id,) = jobs.submit_or_reattach(openssh_transport, spec).submitted
+        assert wait_until_ended(openssh_transport, job_id) == "COMPLETED"
+        log = openssh_transport.run(["cat", "--", script.log_file(spec.scratch, job_id, None, "out")])
+        assert log.stdout == "hello from %\n", log.stderr
+    finally:
+        openssh_transport.run(["rm", "-rf", "--", root])
+
+
+def test_connection_dropped_mid_download_is_a_transport_error(hpc_sandbox, private_control_dir, tmp_path) -> None:
+    """A 4 GiB sparse file streams for long enough to cut the connection (our own ControlMaster) mid-file."""
+    import re
+    import signal
+    import threading
+
+    settings = ClusterSettings.from_mapping(hpc_sandbox.connection)
+    transport = OpenSSHTransport(settings, control_dir=private_control_dir)
+    big = f"{hpc_sandbox.scratch_root}/harden_hpc/big-{uuid.uuid4().hex[:8]}"
+    assert transport.run(["sh", "-c", 'mkdir -p "${1%/*}" && truncate -s 4G "$1"', "sh", big]).ok
+    target = tmp_path / "big"
+    raised: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            transport.get_many([(big, target), (big, tmp_path / "again")])
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=download)
+    try:
+        thread.start()
+        while not any(p.stat().st_size > 2**20 for p in tmp_path.glob(".big.cb-part-*")) and thread.is_alive():
+            time.sleep(0.05)
+        checked = subprocess.run(
+            ["ssh", *transport._options, "-O", "check", settings.host], capture_output=True, text=True, check=False
+        )
+        master = int(re.search(r"pid=(\d+)", checked.stderr).group(1))
+        os.kill(master, signal.SIGKILL)  # the connection drops: our own master, started by this test's transport
+        thread.join()
+    finally:
+        thread.join()
+        OpenSSHTransport(settings).run(["rm", "-f", "--", big])
+    assert len(raised) == 1 and isinstance(raised[0], TransportError), raised
+    assert "file 1 of 2" in str(raised[0]) and str(target) in str(raised[0])
+    assert not target.exists()

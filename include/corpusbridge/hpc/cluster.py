@@ -114,12 +114,7 @@ class ClusterSettings:
             host=_host(conn),
             port=_port(conn.get("port")),
             login=_optional_str(conn.get("login"), "login"),
-            scratch_root=_required_str(
-                extra,
-                "scratch_root",
-                "extra.scratch_root",
-                hint="a directory on the cluster's shared filesystem where per-run scratch dirs are created",
-            ),
+            scratch_root=_scratch_root(extra),
             key_file=_optional_path(extra.get("key_file"), "extra.key_file"),
             known_hosts=_optional_path(extra.get("known_hosts"), "extra.known_hosts"),
             host_key=_host_key(extra.get("host_key")),
@@ -169,6 +164,22 @@ def _required_str(conn: Mapping[str, Any], key: str, label: str | None = None, h
         what = f" ({hint})" if hint else ""
         raise ClusterSettingsError(f"{label or key} is missing or empty: set it{what}")
     return value.strip()
+
+
+def _scratch_root(extra: Mapping[str, Any]) -> str:
+    """An absolute folder; a backslash or control character would change how sbatch names the job's logs."""
+    root = _required_str(
+        extra,
+        "scratch_root",
+        "extra.scratch_root",
+        hint="a directory on the cluster's shared filesystem where per-run scratch dirs are created",
+    )
+    if not root.startswith("/") or "\\" in root or any(ord(ch) < 32 for ch in root):
+        raise ClusterSettingsError(
+            f"extra.scratch_root {root!r} must be an absolute path without backslashes or control characters "
+            "(e.g. /scratch/me/corpusbridge)"
+        )
+    return root
 
 
 def _host(conn: Mapping[str, Any]) -> str:

@@ -104,6 +104,8 @@ def test_a_malformed_pinned_key_is_always_an_error(key: str) -> None:
         (_with(private_key="-----BEGIN"), "write it to a file"),
         ({**SANDBOX_CONN, "password": "x", "extra": {"scratch_root": "/s"}}, "password logins are not supported"),
         (_with(conn_timeout=0), "conn_timeout must be > 0"),
+        (_with(scratch_root="/s/a\\b"), "without backslashes"),
+        (_with(scratch_root="scratch"), "must be an absolute path"),
     ],
 )
 def test_bad_settings_name_the_field(conn: dict[str, Any], message: str) -> None:
