@@ -21,9 +21,11 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from corpusbridge.hashing import file_sha256
+from corpusbridge.hpc.confinement import ScratchEscapeError, confine, confine_patterns
 from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkDownload, BulkUpload, Transport
 
 log = logging.getLogger(__name__)
+__all__ = ["ScratchEscapeError", "StagingError", "TransferResult", "confine", "confine_patterns", "fetch", "stage_in"]
 
 Action = Literal["copied", "skipped", "repaired"]
 _BATCH = 200  # paths per remote command (hashing, bulk transfer): far below ARG_MAX on any login node
@@ -48,20 +50,10 @@ class StagingError(RuntimeError):
     """A file could not be moved intact; the message names it and says how to resume."""
 
 
-class ScratchEscapeError(StagingError):
-    """A stage_in or stage_out path would reach outside the run's scratch folder; raised before any transfer."""
-
-
 # What stage_in does with a symbolic link inside a staged folder: refuse it (the default: following it would
 # upload whatever it points to, e.g. ~/.ssh), or recreate it on the cluster as a link with the same target text.
 Symlinks = Literal["refuse", "links"]
 SYMLINK_CHOICES: tuple[Symlinks, ...] = ("refuse", "links")
-# Prints each argument resolved on the cluster (symlinks followed, missing parts allowed), NUL-terminated, or an
-# empty entry when it cannot be resolved. `&& echo .` keeps a trailing newline of a name through `$(...)`.
-_RESOLVE = (
-    'for p; do if r=$(realpath -m -- "$p" 2>/dev/null && echo .); then printf "%s\\0" "${r%??}"; '
-    'else printf "\\0"; fi; done'
-)
 # Creates each (link, target) pair as a symbolic link, replacing a file or link there (never a folder).
 _MAKE_LINKS = (
     'while [ $# -gt 1 ]; do mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && ln -s -- "$2" "$1" '
@@ -331,45 +323,6 @@ def _download_one(
     raise StagingError(
         f"{remote}: sha256 mismatch after download to {target} (expected {sha}) twice; re-run to resume the transfer"
     )
-
-
-# -- confinement -----------------------------------------------------------------------------------------------
-def confine_patterns(patterns: Sequence[str], root: str) -> list[str]:
-    """Patterns as paths under `root` (relative ones joined onto it); one with a `..` part, or absolute and
-    outside `root`, raises ScratchEscapeError naming it."""
-    root = posixpath.normpath(root)
-    confined: list[str] = []
-    for pattern in patterns:
-        path = pattern if posixpath.isabs(pattern) else posixpath.join(root, pattern)
-        if ".." in PurePosixPath(pattern).parts or not posixpath.normpath(path).startswith(root + "/"):
-            raise ScratchEscapeError(
-                f"stage_out pattern {pattern!r} reaches outside the run's scratch folder {root}: give a path "
-                "relative to it, without '..' (e.g. 'out/*.parquet')"
-            )
-        confined.append(path)
-    return confined
-
-
-def confine(transport: Transport, paths: Sequence[str], root: str) -> None:
-    """Resolve `paths` and `root` ON THE CLUSTER (symlinks followed) and refuse any path not strictly inside root:
-    a link planted in scratch (`out -> /etc`) must not carry a transfer out of it."""
-    for start in range(0, len(paths), _BATCH):
-        batch = list(paths[start : start + _BATCH])
-        result = transport.run(["sh", "-c", _RESOLVE, "sh", root, *batch])
-        resolved = result.stdout.split("\0")[:-1]
-        if not result.ok or len(resolved) != len(batch) + 1 or not resolved[0].startswith("/"):
-            raise StagingError(
-                f"resolving {len(batch)} paths under {root} on {transport.name} failed (rc {result.returncode}; "
-                f"the cluster needs GNU realpath): {result.stderr.strip()[-300:]}"
-            )
-        base = resolved[0].rstrip("/") + "/"
-        outside = [(p, r) for p, r in zip(batch, resolved[1:], strict=True) if not r.startswith(base)]
-        if outside:
-            shown = ", ".join(f"{p!r} -> {r!r}" for p, r in outside[:5])
-            raise ScratchEscapeError(
-                f"{len(outside)} path(s) resolve outside the run's scratch folder {root} ({shown}); nothing was "
-                "transferred. Fix the stage_in/stage_out paths, or remove the links that lead out of scratch"
-            )
 
 
 # -- shared ----------------------------------------------------------------------------------------------------
