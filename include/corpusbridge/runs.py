@@ -135,6 +135,9 @@ def start_run(conn: psycopg.Connection, stage: Stage, values: Mapping[str, Any] 
             ).format(table)
         )
         row = conn.execute(insert, {k: _db_value(v) for k, v in values.items()}).fetchone()
+    # Inside a transaction the caller left open (a read before the run started), `transaction()` is only a savepoint:
+    # without this commit a later failure would roll the run row back with the caller's work, and no run is logged.
+    conn.commit()
     assert row is not None
     return int(row[0])
 

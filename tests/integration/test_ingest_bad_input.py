@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from corpusbridge.ingest.run import IngestOptions, run_ingest
+from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 GOOD = {"id": "g1", "title": "A good record", "abstract": "Fine."}
 MEDLINE_OK = (

@@ -14,7 +14,7 @@ from sanitize_support import table_writes
 from corpusbridge.cli import main
 from corpusbridge.index.search import search
 from corpusbridge.index.stage import run_index
-from corpusbridge.ingest.run import run_ingest
+from corpusbridge.ingest.stage import run_ingest
 from corpusbridge.sanitize.stage import run_sanitize
 
 pytestmark = pytest.mark.integration

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+
 import psycopg
 import pytest
+from gen_corpus import generate
+from process_support import children, fresh_database, other_sessions, running, wait_until
 from sanitize_support import put_raw, raw_row, table_writes
 
+from corpusbridge.db import apply_migrations
+from corpusbridge.ingest.stage import IngestOptions, run_ingest
+from corpusbridge.sanitize.rejects import latest_rejects
 from corpusbridge.sanitize.stage import SanitizeBusyError, run_sanitize
 
 pytestmark = pytest.mark.integration
@@ -40,7 +51,7 @@ def test_counts_reconcile_and_rejects_keep_their_reason(db: psycopg.Connection) 
     summary = run_sanitize(db, batch_size=2)
     assert (summary.docs_in, summary.docs_clean, summary.docs_rejected) == (5, 4, 1)
     assert summary.reject_reasons == {"no_text": 1}
-    assert db.execute("SELECT doc_id, reason FROM sanitize_rejects").fetchall() == [("b", "no_text")]
+    assert [(r.doc_id, r.reason, r.run_id) for r in latest_rejects(db, 10)] == [("b", "no_text", summary.run_id)]
     run = db.execute("SELECT status, docs_in, docs_clean, docs_rejected FROM sanitize_runs").fetchone()
     assert run == ("succeeded", 5, 4, 1)
     clean = _clean(db)
@@ -120,17 +131,71 @@ def test_crash_then_rerun_ends_like_one_clean_run(db: psycopg.Connection) -> Non
 
 
 def test_a_second_concurrent_run_is_refused(db: psycopg.Connection, db_uri: str) -> None:
-    with psycopg.connect(db_uri, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (0x636C6E73,))
-        with pytest.raises(SanitizeBusyError, match="in progress"):
-            run_sanitize(db)
+    from corpusbridge.runs import Stage, stage_lock
+
+    with (
+        psycopg.connect(db_uri) as other,
+        stage_lock(other, Stage.SANITIZE),
+        pytest.raises(SanitizeBusyError, match="in progress"),
+    ):
+        run_sanitize(db)
 
 
 def test_sanitize_waits_for_a_running_ingestion(db: psycopg.Connection, db_uri: str) -> None:
-    from corpusbridge.ingest.run import _INGEST_LOCK_KEY
+    from corpusbridge.runs import Stage, stage_lock
 
-    with psycopg.connect(db_uri, autocommit=True) as ingest:
-        ingest.execute("SELECT pg_advisory_lock(%s)", (_INGEST_LOCK_KEY,))
-        with pytest.raises(SanitizeBusyError, match="ingestion run is writing"):
-            run_sanitize(db)
+    with (
+        psycopg.connect(db_uri) as ingest,
+        stage_lock(ingest, Stage.INGEST),
+        pytest.raises(SanitizeBusyError, match="ingestion run is writing"),
+    ):
+        run_sanitize(db)
     assert run_sanitize(db).status == "succeeded"
+
+
+CLEAN_SNAPSHOT = "SELECT doc_id, clean_hash, canonical_id FROM clean_documents ORDER BY doc_id"
+
+
+@pytest.mark.timeout(600)
+def test_workers_die_with_a_killed_sanitize_and_the_next_run_proceeds(db, db_uri, tmp_path, pg_server_uri) -> None:
+    """kill -9 of the main process alone: its cleaning workers must not keep its session (and the lock) open."""
+    generate(tmp_path / "gen", 8000, seed=17)
+    run_ingest(db, tmp_path / "gen", IngestOptions(workers=1))
+    command = [
+        sys.executable,
+        "-m",
+        "corpusbridge",
+        "sanitize",
+        "--db",
+        db_uri,
+        "--workers",
+        "2",
+        "--batch-size",
+        "500",
+    ]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers: list[int] = []
+
+    def cleaning() -> bool:
+        workers[:] = children(victim.pid)
+        row = db.execute("SELECT coalesce(max(docs_in), 0) FROM sanitize_runs").fetchone()
+        db.rollback()
+        return victim.poll() is not None or (len(workers) >= 2 and row[0] > 0)
+
+    wait_until(cleaning, "the sanitize run never reached its first batch", seconds=120)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    wait_until(lambda: not any(running(p) for p in workers), f"workers {workers} outlived the killed sanitize")
+    wait_until(lambda: other_sessions(db_uri) == 1, "the killed run's database session stayed open")  # 1: `db`
+    rerun = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["reconciled"]
+    statuses = [r[0] for r in db.execute("SELECT status FROM sanitize_runs ORDER BY run_id")]
+    assert statuses == ["failed", "succeeded"], "the kill should land mid-run"
+    killed_then_rerun = db.execute(CLEAN_SNAPSHOT).fetchall()
+    db.rollback()
+    with psycopg.connect(fresh_database(pg_server_uri)) as clean:
+        apply_migrations(clean)
+        run_ingest(clean, tmp_path / "gen", IngestOptions(workers=1))
+        run_sanitize(clean, workers=1)
+        assert clean.execute(CLEAN_SNAPSHOT).fetchall() == killed_then_rerun

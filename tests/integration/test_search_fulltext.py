@@ -132,3 +132,12 @@ def test_rebuild_rewrites_every_vector(indexed: psycopg.Connection) -> None:
     summary = run_index(indexed, rebuild=True)
     assert summary.mode == "rebuild" and summary.rows_written == summary.docs_in == 6
     assert _ids(indexed, "climate change wildfire")[0] == "title-hit"
+
+
+def test_one_index_run_at_a_time_and_every_run_is_in_the_run_log(indexed: psycopg.Connection, db_uri: str) -> None:
+    from corpusbridge.runs import Stage, StageBusy, stage_lock
+
+    with psycopg.connect(db_uri) as other, stage_lock(other, Stage.INDEX), pytest.raises(StageBusy, match="index run"):
+        run_index(indexed)
+    runs = indexed.execute("SELECT stage, status, counts->>'backend', code_version IS NOT NULL FROM stage_runs")
+    assert [r for r in runs if r[0] == "index"] == [("index", "succeeded", "postgres", True)]

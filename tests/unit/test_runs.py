@@ -77,3 +77,12 @@ def test_progress_reads_as_a_person_would_write_it() -> None:
     meter = ProgressMeter(Stage.EXPORT, seen.append, total=3, every_seconds=0)
     meter.advance(2)
     assert [p.done for p in seen] == [2] and meter.report().done == 2
+
+
+def test_a_run_started_inside_an_open_transaction_is_still_logged_when_it_fails(db) -> None:
+    db.execute("SELECT 1")  # the caller read something first: a transaction is open
+    summary = RunSummary(run_id=start_run(db, Stage.LOAD))
+    db.rollback()  # what a failing stage does before recording the failure
+    with pytest.raises(RuntimeError), recorded_run(db, Stage.LOAD, summary):
+        raise RuntimeError("boom")
+    assert db.execute("SELECT status FROM load_runs WHERE run_id = %s", (summary.run_id,)).fetchone() == ("failed",)

@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     with connect(args.db) as conn:
         summary = run_index(
-            conn, args.backend, es_client=es_client_for(args), rebuild=args.rebuild, progress=_log_progress
+            conn,
+            args.backend,
+            es_client=es_client_for(args),
+            rebuild=args.rebuild,
+            progress=lambda p: log.info("%s", p),
         )
     emit(summary.as_dict(), args.json)
     return 0 if summary.docs_failed == 0 else 1
-
-
-def _log_progress(progress: Any) -> None:
-    log.info("indexed %d documents (%.0f docs/s)", progress.docs_done, progress.docs_per_second)

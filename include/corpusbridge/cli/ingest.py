@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,9 +22,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
-    from corpusbridge.ingest.run import IngestOptions, run_ingest
+    from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
     with connect(args.db) as conn:
-        summary = run_ingest(conn, args.source_dir, IngestOptions(limit_files=args.limit_files, workers=args.workers))
+        options = IngestOptions(limit_files=args.limit_files, workers=args.workers)
+        summary = run_ingest(conn, args.source_dir, options, progress=lambda p: log.info("%s", p))
     emit(summary.as_dict(), args.json)
     return 0

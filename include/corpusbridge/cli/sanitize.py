@@ -29,17 +29,17 @@ def run(args: argparse.Namespace) -> int:
     with connect(args.db) as conn:
         if args.rejects is not None:
             return _list_rejects(conn, args.rejects, args.json)
-        summary = run_sanitize(conn, batch_size=args.batch_size, progress=_log_progress, workers=args.workers)
+        summary = run_sanitize(
+            conn, batch_size=args.batch_size, progress=lambda p: log.info("%s", p), workers=args.workers
+        )
     emit(summary.as_dict(), args.json)
     return 0
 
 
 def _list_rejects(conn: Any, limit: int, as_json: bool) -> int:
-    rows = conn.execute(
-        "SELECT doc_id, reason, detail, run_id FROM sanitize_rejects ORDER BY created_at DESC, doc_id LIMIT %s",
-        (limit,),
-    ).fetchall()
-    entries = [{"doc_id": d, "reason": r, "detail": t, "run_id": n} for d, r, t, n in rows]
+    from corpusbridge.sanitize.rejects import latest_rejects
+
+    entries = [entry.as_dict() for entry in latest_rejects(conn, limit)]
     if as_json:
         print(json.dumps({"count": len(entries), "rejects": entries}, ensure_ascii=False))
         return 0
@@ -47,9 +47,3 @@ def _list_rejects(conn: Any, limit: int, as_json: bool) -> int:
         print(f"{e['reason']:<16} {e['doc_id']}: {e['detail']}")
     print(f"{len(entries)} rejected document(s) shown")
     return 0
-
-
-def _log_progress(progress: Any) -> None:
-    log.info(
-        "sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total, progress.docs_per_second
-    )

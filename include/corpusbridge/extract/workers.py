@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import sys
 import tempfile
 from bisect import bisect_right
 from collections import deque
@@ -32,10 +30,9 @@ import pyarrow.parquet as pq
 from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.results import CONCEPTS_SCHEMA
 from corpusbridge.extract.sentences.splitter import SentenceSplitter, spacy_sentence_starts
-from corpusbridge.processes import reset_inherited_signals
+from corpusbridge.processes import start_worker
 
 READ_BATCH_ROWS = 1024
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ExtractError(RuntimeError):
@@ -167,32 +164,6 @@ def _match_in_child(unit: WorkUnit, number: int) -> SpooledResult:
     return SpooledResult(path, result.docs, result.without_text)
 
 
-def die_with_parent(parent: int) -> None:
-    """Have the kernel SIGKILL this process when the process that forked it dies (Linux; nothing elsewhere).
-
-    A pool worker notices a parent killed with SIGKILL (a node's OOM killer, `scancel --signal=KILL`, kill -9) only
-    when it next touches the task queue, after its current unit, which can run for minutes (a big dictionary, the
-    spaCy pipeline); until then it keeps its share of the automaton's memory and a core of the allocation. `parent`
-    is checked afterwards, for a parent that died before the prctl.
-    The kernel's "parent" is the forking thread: the pool is made and drained by one thread, which outlives it.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes  # here: a payload that runs no pool never pays for it
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:
-        os._exit(1)  # the parent is already gone; nobody will read what this worker does
-
-
-def _start_worker(parent: int) -> None:
-    """Pool initializer: default SIGTERM handling (see corpusbridge.processes), and die with the payload process."""
-    reset_inherited_signals()
-    die_with_parent(parent)
-
-
 def ordered_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int) -> Iterator[GroupResult]:
     """One result per row group, in order, merged from its units; at most 2 x processes units in flight."""
     parts: list[GroupResult] = []
@@ -214,7 +185,7 @@ def _unit_results(worker: RowGroupWorker, units: list[WorkUnit], processes: int)
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="corpusbridge-extract-") as spool:
         _WORKER, _SPOOL = worker, Path(spool)
-        with context.Pool(processes, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        with context.Pool(processes, initializer=start_worker, initargs=(os.getpid(), None, ())) as pool:
             pending: deque = deque()
             for number, unit in enumerate(units):
                 pending.append(pool.apply_async(_match_in_child, (unit, number)))

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, LiteralString
 import psycopg
 from psycopg.rows import dict_row
 
+from corpusbridge.index import statements
 from corpusbridge.index.fulltext import Hit
-from corpusbridge.index.state import IndexProgressCallback, IndexSummary, finish_run, report_progress, start_run
+from corpusbridge.index.summary import IndexSummary, index_run
+from corpusbridge.runs import ProgressCallback, ProgressMeter, Stage
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -52,22 +54,13 @@ MAPPING: dict[str, Any] = {
     },
 }
 SETTINGS: dict[str, Any] = {"index": {"number_of_shards": 1, "refresh_interval": "1s"}}
-BODY_CHARS = 100_000
+BODY_CHARS = statements.BODY_CHARS
 # A rebuilt index is put behind the alias only if at most this share of documents was refused: a cluster that
 # refuses everything (a broken mapping, a full disk) must not replace a working index with an empty one.
 MAX_REBUILD_FAILURES = 0.01
-
-_DOC_PAGE: LiteralString = """
-    SELECT doc_id, canonical_id, source_format, title, abstract, left(full_text, %(body)s) AS full_text, authors,
-           year, venue, language, clean_seq
-    FROM clean_documents WHERE clean_seq > %(after)s AND clean_seq <= %(upto)s ORDER BY clean_seq LIMIT %(limit)s
-"""
-_REMOVAL_PAGE: LiteralString = """
-    SELECT r.doc_id, r.clean_seq FROM clean_document_removals r
-    WHERE r.clean_seq > %(after)s AND r.clean_seq <= %(upto)s
-      AND NOT EXISTS (SELECT 1 FROM clean_documents c WHERE c.doc_id = r.doc_id)
-    ORDER BY r.clean_seq LIMIT %(limit)s
-"""
+# A refused document is sent again by each later run until it is accepted; after this many refusals of the same
+# version it is rejected for good (index_rejects.permanent) until the document changes.
+REJECT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -165,27 +158,27 @@ def index_elasticsearch(
     alias: str = ALIAS,
     rebuild: bool = False,
     batch_size: int = DEFAULT_BATCH,
-    progress: IndexProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
 ) -> IndexSummary:
     """Send clean documents changed since the last run (all of them when rebuilding, or when no index exists)."""
-    summary = start_run(conn, "elasticsearch", rebuild=rebuild)
-    try:
+    meter = ProgressMeter(Stage.INDEX, progress, every_seconds=0)
+    with index_run(conn, "elasticsearch", rebuild=rebuild) as summary:
         if not rebuild and not client.indices.exists_alias(name=alias):
             rebuild, summary.mode, summary.from_seq = True, "rebuild", 0  # nothing to update yet: build it
         target = _create_index(client, alias, summary.run_id) if rebuild else alias
         summary.index_name = target
-        _send_pages(conn, client, summary, _DOC_PAGE, lambda r: index_action(r, target), batch_size, progress)
+        pages: list[tuple[LiteralString, Callable[[dict[str, Any]], dict[str, Any]]]] = [
+            (statements.DOC_PAGE, lambda r: index_action(r, target))
+        ]
+        if not rebuild:  # a rebuilt index never had the removed documents, and sends every refused one again
+            pages.append((statements.REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target)))
+        for page_sql, to_action in pages:
+            _send_pages(conn, client, summary, page_sql, to_action, batch_size, meter)
         if not rebuild:
-            _send_pages(
-                conn, client, summary, _REMOVAL_PAGE, lambda r: delete_action(r["doc_id"], target), batch_size, progress
-            )
+            _retry_rejects(conn, client, summary, target, batch_size, meter)
         if rebuild:
             _check_rebuild(client, summary, target, alias)
             swap_alias(client, alias, target)
-    except BaseException as exc:
-        finish_run(conn, summary, exc)
-        raise
-    finish_run(conn, summary)
     return summary
 
 
@@ -227,7 +220,7 @@ def _send_pages(
     page_sql: LiteralString,
     to_action: Callable[[dict[str, Any]], dict[str, Any]],
     batch_size: int,
-    progress: IndexProgressCallback | None,
+    meter: ProgressMeter,
 ) -> None:
     after = summary.from_seq
     while rows := _page(conn, page_sql, after, summary.to_seq, batch_size):
@@ -235,7 +228,25 @@ def _send_pages(
         _record_outcome(conn, summary, rows, outcome)
         conn.commit()
         after = rows[-1]["clean_seq"]
-        report_progress(summary, progress)
+        meter.advance(len(rows))
+
+
+def _retry_rejects(
+    conn: psycopg.Connection,
+    client: Elasticsearch,
+    summary: IndexSummary,
+    target: str,
+    batch_size: int,
+    meter: ProgressMeter,
+) -> None:
+    """Send again what earlier runs had refused: the watermark moved past them, this is their way back in."""
+    after = ""
+    while rows := _page(conn, statements.RETRY_PAGE, after, summary.from_seq, batch_size):  # type: ignore[arg-type]
+        actions = (delete_action(r["doc_id"], target) if r["removed"] else index_action(r, target) for r in rows)
+        _record_outcome(conn, summary, rows, send_bulk(client, actions))
+        conn.commit()
+        after = rows[-1]["doc_id"]
+        meter.advance(len(rows))
 
 
 def _page(conn: psycopg.Connection, page_sql: LiteralString, after: int, upto: int, limit: int) -> list[dict]:
@@ -250,16 +261,18 @@ def _record_outcome(conn: psycopg.Connection, summary: IndexSummary, rows: list[
     failed = {f.doc_id for f in outcome.failures}
     for f in outcome.failures:
         conn.execute(
-            "INSERT INTO index_rejects (backend, doc_id, clean_seq, status, error_type, reason, run_id)"
-            " VALUES ('elasticsearch', %s, %s, %s, %s, %s, %s) ON CONFLICT (backend, doc_id) DO UPDATE SET"
-            " clean_seq = EXCLUDED.clean_seq, status = EXCLUDED.status, error_type = EXCLUDED.error_type,"
-            " reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now()",
-            (f.doc_id, seqs.get(f.doc_id, 0), f.status, f.error_type, f.reason, summary.run_id),
+            statements.RECORD_REJECT,
+            {
+                "doc": f.doc_id,
+                "seq": seqs.get(f.doc_id, 0),
+                "status": f.status,
+                "type": f.error_type,
+                "reason": f.reason,
+                "run": summary.run_id,
+                "max": REJECT_ATTEMPTS,
+            },
         )
-    conn.execute(
-        "DELETE FROM index_rejects WHERE backend = 'elasticsearch' AND doc_id = ANY(%s)",
-        ([d for d in seqs if d not in failed],),
-    )
+    conn.execute(statements.FORGET_REJECTS, ([d for d in seqs if d not in failed],))
     summary.docs_in += len(rows)
     summary.docs_indexed += outcome.indexed
     summary.docs_deleted += outcome.deleted

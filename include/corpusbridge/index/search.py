@@ -8,7 +8,7 @@ import psycopg
 
 from corpusbridge.index.elastic import ALIAS, search_elasticsearch
 from corpusbridge.index.fulltext import Hit, search_postgres
-from corpusbridge.index.state import BACKENDS, Backend
+from corpusbridge.index.watermark import BACKENDS, Backend
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

@@ -8,7 +8,9 @@ import psycopg
 
 from corpusbridge.index.elastic import ALIAS, index_elasticsearch
 from corpusbridge.index.fulltext import index_postgres
-from corpusbridge.index.state import BACKENDS, Backend, IndexProgressCallback, IndexSummary
+from corpusbridge.index.summary import IndexSummary
+from corpusbridge.index.watermark import BACKENDS, Backend
+from corpusbridge.runs import ProgressCallback
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -21,7 +23,7 @@ def run_index(
     es_client: Elasticsearch | None = None,
     alias: str = ALIAS,
     rebuild: bool = False,
-    progress: IndexProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
 ) -> IndexSummary:
     """Index clean documents changed since the backend's last run (every document with `rebuild`)."""
     if backend == "postgres":

@@ -94,3 +94,5 @@ def _convert_xml(data: bytes, locator: str, convert) -> Parsed:  # type: ignore[
         return convert(parse_element(data), locator, data.decode("utf-8"))
     except RecordError as exc:
         return Quarantined.of(locator, exc.error_class, exc.message, data)
+    except RecursionError as exc:  # the nesting cap: expat has none, the converters recurse (limit ~1000 levels)
+        return Quarantined.of(locator, "NestingTooDeep", f"element nested too deep to convert: {exc}", data)

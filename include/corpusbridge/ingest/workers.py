@@ -1,4 +1,7 @@
-"""What runs inside a parser process: one database connection per process, whole chunks of files per call."""
+"""What runs inside a parser process: one database connection per process, whole chunks of files per call.
+
+Workers are spawned (`corpusbridge.processes.worker_pool`), so this connection is the only one they hold.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from corpusbridge.ingest.chunk import ChunkOutcome, ingest_chunk
-from corpusbridge.ingest.staging import FileTask, prepare_session
-from corpusbridge.processes import reset_inherited_signals
+from corpusbridge.ingest.copy_in import FileTask, prepare_session
 
 # Files per chunk: each chunk's COPY, merge statements and commit have a fixed cost that 32-file chunks still
 # paid visibly on small files (128 measured ~10% faster on 20k documents; bench/ingest.py).
@@ -31,8 +33,8 @@ def open_worker_connection(conninfo: str) -> psycopg.Connection:
 
 
 def init(conninfo: str) -> None:
+    """Pool initializer (after `processes.start_worker`): this worker's own connection and chunk table."""
     global _conn
-    reset_inherited_signals()
     _conn = open_worker_connection(conninfo)
 
 

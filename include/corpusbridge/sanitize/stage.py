@@ -1,86 +1,75 @@
 """The sanitize stage: raw documents changed since the last run -> clean documents or rejects, in batches.
 
 Incremental through the raw `change_seq` watermark; idempotent because a clean row is rewritten only when
-its `clean_hash` changes; each batch is one transaction (COPY into staging, then set-based statements), so a
-crash loses at most one batch and a rerun converges to the state of one clean run.
+its `clean_hash` changes; each batch is one transaction (COPY into `sanitize_staging`, then set-based statements),
+so a crash loses at most one batch and a rerun converges to the state of one clean run. Run bookkeeping is the
+run contract of `corpusbridge.runs`; the SQL is in `corpusbridge.sanitize.statements`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import psycopg
 
 from corpusbridge import __version__
 from corpusbridge.config import worker_count
-from corpusbridge.ingest.run import _INGEST_LOCK_KEY
-from corpusbridge.processes import reset_inherited_signals
+from corpusbridge.processes import worker_pool
+from corpusbridge.runs import (
+    ProgressCallback,
+    ProgressMeter,
+    RunSummary,
+    Stage,
+    StageBusy,
+    checkpoint,
+    recorded_run,
+    stage_lock,
+    start_run,
+)
 from corpusbridge.sanitize import statements
 from corpusbridge.sanitize.records import CleanRecord, RawDocument, Reject, sanitize_record
 
-log = logging.getLogger(__name__)
-
-_LOCK_KEY = 0x636C6E73  # "clns": one sanitize run at a time per database
 DEFAULT_BATCH = 2000
 # Below this many documents a batch is cleaned in-process: shipping it to workers would cost more than it saves.
 _PARALLEL_MIN_BATCH = 500
 Cleaner = Callable[[list[RawDocument]], list["CleanRecord | Reject"]]
-# `raw` is read only where sanitizing needs it (an OpenAlex work whose abstract ingestion did not rebuild):
-# for XML formats it holds the whole record again, which would double what every batch reads.
-_RAW_COLUMNS = (
-    "doc_id, source_format, title, abstract, full_text, authors, year, venue, language,"
-    " CASE WHEN source_format = 'openalex' AND abstract IS NULL"
-    " THEN jsonb_build_object('abstract_inverted_index', raw->'abstract_inverted_index') END, change_seq"
-)
 
 
 @dataclass
-class SanitizeSummary:
+class SanitizeSummary(RunSummary):
     """What one run did; `docs_in = docs_clean + docs_rejected` always holds."""
 
-    run_id: int
-    from_seq: int
-    to_seq: int
+    columns: ClassVar[tuple[str, ...]] = (
+        "docs_in", "docs_clean", "docs_rejected", "reject_reasons", "duplicates_linked", "rows_written",
+    )  # fmt: skip
+
+    from_seq: int = 0
+    to_seq: int = 0
     docs_in: int = 0
     docs_clean: int = 0
     docs_rejected: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
     duplicates_linked: int = 0
     rows_written: int = 0
-    seconds: float = 0.0
-    status: str = "running"
+
+    @property
+    def reconciled(self) -> bool:
+        return self.docs_in == self.docs_clean + self.docs_rejected
 
     @property
     def docs_per_second(self) -> float:
         return self.docs_in / self.seconds if self.seconds else 0.0
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), "docs_per_second": round(self.docs_per_second, 1)}
+    def as_dict(self) -> dict[str, Any]:
+        return super().as_dict() | {"docs_per_second": round(self.docs_per_second, 1)}
 
 
-@dataclass(frozen=True)
-class Progress:
-    docs_done: int
-    docs_total: int
-    seconds: float
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.docs_done / self.seconds if self.seconds else 0.0
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-class SanitizeBusyError(RuntimeError):
+class SanitizeBusyError(StageBusy):
     """Another sanitize run, or an ingestion, is writing this database right now: retry when it has finished."""
 
 
@@ -95,27 +84,43 @@ def run_sanitize(
     """Sanitize every raw document changed since the last successful run; returns the run's counts.
 
     Cleaning (pure Python, the costly part) runs in `workers` processes (default: the cores granted);
-    the database work stays on this connection, one transaction per batch.
+    the database work stays on this connection, one transaction per batch. `progress` hears after every batch.
     """
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
-        conn.rollback()
-        raise SanitizeBusyError("another `corpusbridge sanitize` run is in progress on this database; wait for it")
-    try:
-        summary = _start_run(conn, code_version)
-        with _cleaner(workers or worker_count()) as clean:
+    busy = "another `corpusbridge sanitize` run is in progress on this database; wait for it"
+    with _lock_or_busy(conn, Stage.SANITIZE, busy, shared=False):
+        from_seq, to_seq = _watermarks(conn)
+        summary = SanitizeSummary(
+            run_id=start_run(conn, Stage.SANITIZE, {"from_seq": from_seq, "to_seq": to_seq}),
+            from_seq=from_seq,
+            to_seq=to_seq,
+        )
+        with recorded_run(conn, Stage.SANITIZE, summary), _cleaner(workers or worker_count()) as clean:
             _run_batches(conn, summary, batch_size, progress, code_version, clean)
-        return summary
-    finally:
-        conn.rollback()
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-        conn.commit()
+    return summary
 
 
-def _start_run(conn: psycopg.Connection, code_version: str) -> SanitizeSummary:
-    from_seq, to_seq = _watermarks(conn)
-    run_id = conn.execute(statements.INSERT_RUN, (code_version, from_seq, to_seq)).fetchone()[0]  # type: ignore[index]
-    conn.commit()
-    return SanitizeSummary(run_id=run_id, from_seq=from_seq, to_seq=to_seq)
+@contextmanager
+def _lock_or_busy(conn: psycopg.Connection, stage: Stage, busy: str, *, shared: bool) -> Iterator[None]:
+    """`stage_lock`, refusing with SanitizeBusyError(`busy`) when it is held."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(stage_lock(conn, stage, shared=shared))
+        except StageBusy as exc:
+            raise SanitizeBusyError(stage, busy) from exc
+        yield
+
+
+def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
+    """(last run's upper bound, newest change_seq), read while no ingestion is writing.
+
+    An ingest transaction still in flight may hold change_seq values below the newest visible one; reading the
+    upper bound under ingestion's lock (held shared, for a moment only) means no such row can be skipped.
+    """
+    busy = "an ingestion run is writing raw documents; run sanitize when it has finished"
+    with _lock_or_busy(conn, Stage.INGEST, busy, shared=True):
+        row = conn.execute(statements.WATERMARKS).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 @contextmanager
@@ -128,8 +133,9 @@ def _cleaner(workers: int) -> Iterator[Cleaner]:
     if workers <= 1:
         yield in_process
         return
-    context = get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=reset_inherited_signals) as pool:
+    with worker_pool(workers) as pool:  # spawned: no inherited connection or lock, and they die with us
+        for _ in range(workers):
+            pool.submit(int)  # start every worker now: they import while the first batch is read
 
         def parallel(batch: list[RawDocument]) -> list[CleanRecord | Reject]:
             if len(batch) < _PARALLEL_MIN_BATCH:
@@ -137,22 +143,6 @@ def _cleaner(workers: int) -> Iterator[Cleaner]:
             return list(pool.map(sanitize_record, batch, chunksize=max(1, len(batch) // (workers * 4))))
 
         yield parallel
-
-
-def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
-    """(last run's upper bound, newest change_seq), read while no ingestion is writing.
-
-    An ingest transaction still in flight may hold change_seq values below the newest visible one; reading the
-    upper bound under ingestion's lock (held for a moment only) means no such row can be skipped.
-    """
-    if not conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (_INGEST_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
-        conn.rollback()
-        raise SanitizeBusyError("an ingestion run is writing raw documents; run sanitize when it has finished")
-    try:
-        from_seq, to_seq = conn.execute(statements.WATERMARKS).fetchone()  # type: ignore[misc]
-    finally:
-        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (_INGEST_LOCK_KEY,))
-    return from_seq, to_seq
 
 
 def _run_batches(
@@ -163,35 +153,18 @@ def _run_batches(
     code_version: str,
     clean: Cleaner,
 ) -> None:
-    started = time.monotonic()
     total = conn.execute(statements.COUNT_PENDING, (summary.from_seq, summary.to_seq)).fetchone()[0]  # type: ignore[index]
-    try:
-        last = summary.from_seq
-        while batch := _read_batch(conn, last, summary.to_seq, batch_size):
-            _apply_batch(conn, summary, clean(batch), code_version)
-            last = batch[-1].change_seq
-            summary.seconds = time.monotonic() - started
-            _save_counts(conn, summary, "running")
-            conn.commit()
-            if progress:
-                progress(Progress(summary.docs_in, total, summary.seconds))
-    except BaseException as exc:
-        conn.rollback()
-        summary.seconds = time.monotonic() - started
-        _save_counts(conn, summary, "failed", f"{type(exc).__name__}: {exc}")
-        conn.commit()
-        raise
-    summary.seconds = time.monotonic() - started
-    _save_counts(conn, summary, "succeeded")
-    conn.commit()
+    meter = ProgressMeter(Stage.SANITIZE, progress, total=total, every_seconds=0)
+    last = summary.from_seq
+    while batch := _read_batch(conn, last, summary.to_seq, batch_size):
+        _apply_batch(conn, summary, clean(batch), code_version)
+        last = batch[-1].change_seq
+        checkpoint(conn, Stage.SANITIZE, summary)
+        meter.advance(len(batch))
 
 
 def _read_batch(conn: psycopg.Connection, after: int, upto: int, limit: int) -> list[RawDocument]:
-    query = (
-        f"SELECT {_RAW_COLUMNS} FROM raw_documents WHERE change_seq > %s AND change_seq <= %s "
-        "ORDER BY change_seq LIMIT %s"
-    )
-    return [RawDocument(*row) for row in conn.execute(query, (after, upto, limit))]
+    return [RawDocument(*row) for row in conn.execute(statements.READ_BATCH, (after, upto, limit))]
 
 
 def _apply_batch(
@@ -248,12 +221,4 @@ def _staging_row(result: CleanRecord | Reject) -> tuple:
         r.clean_hash,
         None,
         None,
-    )
-
-
-def _save_counts(conn: psycopg.Connection, summary: SanitizeSummary, status: str, error: str | None = None) -> None:
-    summary.status = status
-    conn.execute(
-        statements.UPDATE_RUN,
-        {**asdict(summary), "reject_reasons": json.dumps(summary.reject_reasons), "error": error},
     )

@@ -1,4 +1,4 @@
-"""The SQL of the sanitize stage, kept apart from the Python that sequences it.
+"""The SQL of the sanitize stage, kept apart from the Python that sequences it (the run row is `corpusbridge.runs`).
 
 Everything that moves rows is set-based over `sanitize_staging` rows of this session (`pg_backend_pid()`),
 and every write is guarded so that an unchanged document produces no row version at all.
@@ -13,18 +13,6 @@ _MINE = "session_pid = pg_backend_pid()"
 WATERMARKS: LiteralString = """
     SELECT w.from_seq, greatest(w.from_seq, coalesce((SELECT max(change_seq) FROM raw_documents), 0))
     FROM (SELECT coalesce(max(to_seq), 0) AS from_seq FROM sanitize_runs WHERE status = 'succeeded') w
-"""
-
-INSERT_RUN: LiteralString = """
-    INSERT INTO sanitize_runs (code_version, from_seq, to_seq) VALUES (%s, %s, %s) RETURNING run_id
-"""
-
-UPDATE_RUN: LiteralString = """
-    UPDATE sanitize_runs SET status = %(status)s, docs_in = %(docs_in)s, docs_clean = %(docs_clean)s,
-        docs_rejected = %(docs_rejected)s, reject_reasons = %(reject_reasons)s::jsonb,
-        duplicates_linked = %(duplicates_linked)s, rows_written = %(rows_written)s, seconds = %(seconds)s,
-        error = %(error)s, finished_at = CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END
-    WHERE run_id = %(run_id)s
 """
 
 COUNT_PENDING: LiteralString = "SELECT count(*) FROM raw_documents WHERE change_seq > %s AND change_seq <= %s"
@@ -100,4 +88,21 @@ RELINK_DUPLICATES: LiteralString = """
 COUNT_LINKED: LiteralString = f"""
     SELECT count(*) FROM clean_documents c JOIN sanitize_staging s ON s.doc_id = c.doc_id AND s.{_MINE}
     WHERE c.canonical_id <> c.doc_id
+"""
+
+# --- reading a batch, and the rejects listing ------------------------------------------------------------------------
+
+# `raw` is read only where sanitizing needs it (an OpenAlex work whose abstract ingestion did not rebuild):
+# for XML formats it holds the whole record again, which would double what every batch reads.
+READ_BATCH: LiteralString = """
+    SELECT doc_id, source_format, title, abstract, full_text, authors, year, venue, language,
+        CASE WHEN source_format = 'openalex' AND abstract IS NULL
+             THEN jsonb_build_object('abstract_inverted_index', raw->'abstract_inverted_index') END,
+        change_seq
+    FROM raw_documents WHERE change_seq > %s AND change_seq <= %s
+    ORDER BY change_seq LIMIT %s
+"""
+
+LATEST_REJECTS: LiteralString = """
+    SELECT doc_id, reason, detail, run_id FROM sanitize_rejects ORDER BY created_at DESC, doc_id LIMIT %s
 """

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import log_progress
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def index_stage(
 
     client = elasticsearch_client(es_conn_id) if backend == "elasticsearch" else None
     with connect(conn_uri or settings.postgres_uri()) as conn:
-        summary = run_index(conn, backend, es_client=client, rebuild=rebuild, progress=_log_progress)  # type: ignore[arg-type]
+        summary = run_index(conn, backend, es_client=client, rebuild=rebuild, progress=log_progress)  # type: ignore[arg-type]
     log.info(
         "index run %d (%s, %s): %d in, %d indexed, %d deleted, %d failed, %.0f docs/s",
         summary.run_id,
@@ -54,7 +55,3 @@ def elasticsearch_client(conn_id: str = ES_CONN_ID) -> Any:
     connection = ElasticsearchSQLHook(elasticsearch_conn_id=conn_id).get_conn()
     log.info("Elasticsearch from Connection %r: %s", conn_id, connection.url)
     return connection.es
-
-
-def _log_progress(progress: Any) -> None:
-    log.info("indexed %d documents (%.0f docs/s)", progress.docs_done, progress.docs_per_second)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import log_progress
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
     from corpusbridge.sanitize.stage import run_sanitize
 
     with connect(conn_uri or settings.postgres_uri()) as conn:
-        summary = run_sanitize(conn, progress=_log_progress)
+        summary = run_sanitize(conn, progress=log_progress)
     log.info(
         "sanitize run %d: %d in, %d clean, %d rejected %s, %d duplicates linked, %d rows written, %.0f docs/s",
         summary.run_id,
@@ -38,9 +39,3 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
     if summary.docs_rejected:
         log.warning("%d documents rejected: see the sanitize_rejects table (reason, detail)", summary.docs_rejected)
     return {**summary.as_dict(), "clean_changed": summary.rows_written > 0}
-
-
-def _log_progress(progress: Any) -> None:
-    log.info(
-        "sanitized %d/%d documents (%.0f docs/s)", progress.docs_done, progress.docs_total, progress.docs_per_second
-    )

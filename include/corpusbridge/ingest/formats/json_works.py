@@ -23,13 +23,26 @@ def _reject_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+BOM = "\ufeff"
+_BOM_BYTES = BOM.encode()
+
+
 def decode_json(data: bytes) -> tuple[Any, str]:
     """Strict JSON from bytes, with its text; every way it can fail is a RecordError with a stable class."""
     text = record_text(data, nul_marker=b"\\u0000")
+    return decode_text(_DECODER.decode, text), text
+
+
+def decode_text(decode, text: str):  # type: ignore[no-untyped-def]
+    """`decode(text)` with the decoder's non-JSON failures (deep nesting, huge integers) as RecordErrors."""
     try:
-        return _DECODER.decode(text), text
+        return decode(text)
     except json.JSONDecodeError as exc:
         raise RecordError("MalformedJson", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:  # the nesting cap: the interpreter's recursion limit (~1000 levels)
+        raise RecordError("NestingTooDeep", "JSON nested deeper than the recursion limit (~1000 levels)") from exc
+    except ValueError as exc:  # Python refuses integers over 4300 digits (CVE-2020-10735): so do we
+        raise RecordError("NumberTooLong", f"a number in this record is too long: {str(exc)[:200]}") from exc
 
 
 def works_in(obj: Any, locator: str) -> Iterator[tuple[str, Any]]:
@@ -78,22 +91,31 @@ def _convert_all(works: Iterator[tuple[str, Any]]) -> Iterator[Parsed]:
         try:
             yield to_record(work, item_locator)
         except RecordError as exc:
-            raw = json.dumps(work, ensure_ascii=False).encode("utf-8", "replace")
-            yield Quarantined.of(item_locator, exc.error_class, exc.message, raw)
+            yield Quarantined.of(item_locator, exc.error_class, exc.message, _raw_of(work))
+        except RecursionError:  # a converter walking a deep value: the record is hostile, not the file
+            yield Quarantined.of(item_locator, "NestingTooDeep", "record nested too deep to convert", _raw_of(work))
+
+
+def _raw_of(work: Any) -> bytes:
+    try:
+        return json.dumps(work, ensure_ascii=False).encode("utf-8", "replace")
+    except (RecursionError, ValueError):
+        return repr(type(work)).encode()
 
 
 def parse_jsonl(stream: BinaryIO, cap: int) -> Iterator[Parsed]:
     for line in iter_lines(stream, cap):
         locator = f"line {line.number}"
+        data = line.data.removeprefix(_BOM_BYTES) if line.number == 1 else line.data  # a BOM is not the record's
         if line.too_long:
-            yield Quarantined.of(locator, "RecordTooLarge", f"line is longer than the {cap}-byte record cap", line.data)
-        elif line.data.strip():
-            yield from parse_json_bytes(line.data, locator)
+            yield Quarantined.of(locator, "RecordTooLarge", f"line is longer than the {cap}-byte record cap", data)
+        elif data.strip():
+            yield from parse_json_bytes(data, locator)
 
 
 def parse_json_document(stream: BinaryIO, cap: int) -> Iterator[Parsed]:
     """A whole .json file: parsed at once when it fits the record cap, else streamed item by item."""
-    data = stream.read(cap + 1)
+    data = stream.read(cap + 1).removeprefix(_BOM_BYTES)
     if len(data) <= cap:
         if data.strip():
             yield from parse_json_bytes(data, "document")
@@ -120,18 +142,16 @@ def _stream_large_document(stream: BinaryIO, head: bytes, cap: int) -> Iterator[
         if buffer.startswith("]") or (exhausted and not buffer):
             return
         try:
-            value, end = decoder.raw_decode(buffer)
-        except (json.JSONDecodeError, RecordError) as exc:
-            if not exhausted and len(buffer) <= cap:
+            value, end = decode_text(decoder.raw_decode, buffer)  # deep nesting: RecursionError -> NestingTooDeep
+        except RecordError as exc:
+            if exc.error_class == "MalformedJson" and not exhausted and len(buffer) <= cap:
                 more = stream.read(1 << 22)
                 exhausted = not more
                 buffer += utf8.decode(more, final=exhausted)
                 continue
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             raw = buffer.encode("utf-8", "surrogateescape")
-            yield Quarantined.of(
-                f"item {index}", "MalformedJson", f"{message}; the rest of the document is kept raw", raw
-            )
+            message = f"{exc.message}; the rest of the document is kept raw"
+            yield Quarantined.of(f"item {index}", exc.error_class, message, raw)
             return
         yield from _convert_all(iter([(f"item {index}", value)]))
         buffer, index = buffer[end:], index + 1

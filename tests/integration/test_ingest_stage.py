@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -14,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from gen_corpus import generate
+from process_support import children, fresh_database, other_sessions, running, wait_until
 
-from corpusbridge.ingest.run import IngestOptions, run_ingest
+from corpusbridge.ingest.stage import IngestOptions, run_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +94,29 @@ def test_parallel_and_serial_runs_give_identical_rows(db, db_uri, tmp_path, pg_s
     assert db.execute(TABLE_SNAPSHOT).fetchall() == snapshot
 
 
+def test_progress_lines_show_files_records_and_megabytes_per_second(db, tmp_path, caplog) -> None:
+    from corpusbridge_airflow.stages import log_progress
+
+    caplog.set_level(logging.INFO, logger="corpusbridge_airflow.stages")
+    run_ingest(db, _samples(tmp_path), progress=log_progress)
+    # Only the progress logger's own lines: other loggers may be at INFO too when the whole suite runs.
+    last = [r for r in caplog.records if r.name == "corpusbridge_airflow.stages"][-1].getMessage()
+    assert last.startswith("ingest: 14/14 files (100%)")
+    assert all(f" {unit}/s" in last for unit in ("files", "records", "MB")), last
+
+
+def test_skipped_entries_are_counted_in_the_run_log(db, tmp_path) -> None:
+    corpus = _samples(tmp_path)
+    (corpus / ".DS_Store").write_bytes(b"\0")
+    (corpus / ".git").mkdir()
+    summary = run_ingest(db, corpus)
+    assert summary.files_skipped == {"hidden entries": 2} and summary.as_dict()["files_skipped"] == {
+        "hidden entries": 2
+    }
+    counts = db.execute("SELECT counts->'files_skipped' FROM stage_runs WHERE stage = 'ingest'").fetchone()
+    assert counts == ({"hidden entries": 2},)
+
+
 def test_limit_files_takes_a_stable_subset(db, tmp_path) -> None:
     corpus = _samples(tmp_path)
     first = run_ingest(db, corpus, IngestOptions(limit_files=5))
@@ -110,8 +135,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
 def test_kill_mid_ingest_then_rerun_equals_one_clean_run(db_uri, tmp_path, pg_server_uri) -> None:
     corpus = tmp_path / "gen"
     generate(corpus, 4000, seed=11)
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
-    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=env)
+    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=_env())
     with psycopg.connect(db_uri, autocommit=True) as watch:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and victim.poll() is None:
@@ -120,26 +144,63 @@ def test_kill_mid_ingest_then_rerun_equals_one_clean_run(db_uri, tmp_path, pg_se
             time.sleep(0.02)
     os.killpg(victim.pid, signal.SIGKILL)  # the loader and its parser workers die together, as in a crash
     victim.wait()
-    _kill_orphans(db_uri)
+    wait_until(lambda: other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
     with psycopg.connect(db_uri, autocommit=True) as watch:
         partial = _count(watch, "raw_documents")
-    rerun = _cli("ingest", str(corpus), "--db", db_uri, "--json", env=env)
-    out, err = rerun.communicate(timeout=120)
+    killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)
+    _assert_equals_one_clean_run(pg_server_uri, corpus, killed_then_rerun)
+    assert partial < len(killed_then_rerun), "the kill should land mid-run"
+
+
+def test_workers_die_with_a_killed_ingest_and_the_next_run_proceeds(db_uri, tmp_path, pg_server_uri) -> None:
+    """kill -9 of the main process alone: its workers must not go on, nor keep its sessions (and the lock) open."""
+    corpus = tmp_path / "gen"
+    generate(corpus, 4000, seed=13)
+    victim = _cli("ingest", str(corpus), "--db", db_uri, "--workers", "2", env=_env())
+    workers = _workers_once_merging(victim, db_uri)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    wait_until(lambda: not any(running(pid) for pid in workers), f"workers {workers} outlived the killed ingest")
+    wait_until(lambda: other_sessions(db_uri) == 0, "the killed run's database sessions stayed open")
+    killed_then_rerun = _rerun_and_snapshot(db_uri, corpus)  # no IngestAlreadyRunning
+    _assert_equals_one_clean_run(pg_server_uri, corpus, killed_then_rerun)
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
+
+
+def _workers_once_merging(victim: subprocess.Popen, db_uri: str) -> list[int]:
+    """The ingest's child processes, once its workers have merged a chunk (so the kill lands mid-run)."""
+    deadline = time.monotonic() + 120
+    with psycopg.connect(db_uri, autocommit=True) as watch:
+        while time.monotonic() < deadline and victim.poll() is None:
+            found = children(victim.pid)
+            if len(found) >= 2 and _count(watch, "source_files") > 0:
+                return found
+            time.sleep(0.02)
+    raise AssertionError(f"the ingest ended (rc {victim.poll()}) before its workers were seen merging")
+
+
+def _rerun_and_snapshot(db_uri: str, corpus: Path) -> list[tuple]:
+    rerun = _cli("ingest", str(corpus), "--db", db_uri, "--json", env=_env())
+    out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()
     summary = json.loads(out)
     assert summary["reconciled"] and summary["files_unchanged"] + summary["files_new"] == summary["files_seen"]
     with psycopg.connect(db_uri) as conn:
-        killed_then_rerun = conn.execute(TABLE_SNAPSHOT).fetchall()
         statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs ORDER BY run_id")]
-    assert statuses == ["failed", "succeeded"]
-    clean_corpus_db = _fresh_database(pg_server_uri)
-    with psycopg.connect(clean_corpus_db) as conn:
-        from corpusbridge.db import apply_migrations
+        assert statuses == ["failed", "succeeded"]
+        return conn.execute(TABLE_SNAPSHOT).fetchall()
 
+
+def _assert_equals_one_clean_run(server_uri: str, corpus: Path, snapshot: list[tuple]) -> None:
+    from corpusbridge.db import apply_migrations
+
+    with psycopg.connect(fresh_database(server_uri)) as conn:
         apply_migrations(conn)
         run_ingest(conn, corpus)
-        assert conn.execute(TABLE_SNAPSHOT).fetchall() == killed_then_rerun
-    assert partial < len(killed_then_rerun), "the kill should land mid-run"
+        assert conn.execute(TABLE_SNAPSHOT).fetchall() == snapshot
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
@@ -150,31 +211,6 @@ def _count(conn: psycopg.Connection, table: str) -> int:
     except psycopg.errors.UndefinedTable:  # the run has not migrated the schema yet
         return 0
     return int(row[0]) if row else 0
-
-
-def _kill_orphans(db_uri: str) -> None:
-    """Parser workers of the killed run may still hold connections; end them as a crash would."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    dbname = conninfo_to_dict(db_uri)["dbname"]
-    with psycopg.connect(db_uri, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        )
-
-
-def _fresh_database(server_uri: str) -> str:
-    import uuid
-
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"clean_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_uri, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server_uri) | {"dbname": name}
-    return make_conninfo(**params)
 
 
 def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:
@@ -200,10 +236,12 @@ def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:
 
 def test_servers_before_postgresql_18_count_duplicates_the_same(db, tmp_path, monkeypatch) -> None:
     """Without `RETURNING old`, merges count under an advisory lock; the counts and rows must not change."""
+    from corpusbridge import processes
     from corpusbridge.ingest import merge
 
     expected = generate(tmp_path / "gen", 400, bad_fraction=0.02, seed=5)
-    monkeypatch.setattr(merge, "RETURNING_OLD_SINCE", 10**9)  # inherited by the forked workers
+    monkeypatch.setattr(merge, "RETURNING_OLD_SINCE", 10**9)
+    monkeypatch.setattr(processes, "START_METHOD", "fork")  # so that the workers inherit the patched threshold
     summary = run_ingest(db, tmp_path / "gen", IngestOptions(workers=2, chunk_files=5))
     assert summary.reconciled
     assert (summary.records_loaded, summary.records_duplicate) == (expected.documents, expected.duplicates)

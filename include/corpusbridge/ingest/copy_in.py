@@ -1,14 +1,15 @@
-"""Parser-worker side: parse files and COPY their items into the session's staging table.
+"""Parser-worker side: parse files and COPY their items into the session's chunk table (`statements.CHUNK_TABLE`).
 
-The staging table is temporary, per connection, and emptied at every commit: a chunk is staged and merged in
+The chunk table is temporary, per connection, and emptied at every commit: a chunk is copied in and merged in
 one transaction (`corpusbridge.ingest.chunk`), so a worker that dies mid-chunk leaves nothing behind and its
 files, not yet in the ledger, are read again by the next run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import logging
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,32 +18,10 @@ from pathlib import Path
 
 import psycopg
 
-from corpusbridge.hashing import file_sha256
+from corpusbridge.ingest import statements
 from corpusbridge.ingest.parse import DEFAULT_RECORD_CAP, FileParse, parse_file
-from corpusbridge.ingest.records import QUARANTINE_RAW_CAP, Quarantined, Record, json_bytes
-
-log = logging.getLogger(__name__)
-
-STAGING_COLUMNS = (
-    "file_no", "kind", "source_file", "mtime_ns", "ordinal", "locator", "doc_id", "source_format", "title",
-    "abstract", "full_text", "authors", "year", "venue", "language", "raw", "content_hash", "error_class",
-    "message", "raw_bytes", "raw_truncated",
-)  # fmt: skip
-# Shaped like the `ingest_staging` table of the schema; private to each worker connection, so neither an index,
-# nor deletes, nor VACUUM of a shared table are needed to tell one chunk's rows from another's.
-STAGING_TABLE = "ingest_chunk_staging"
-# Binary COPY: half the client CPU of the text format (no escaping of long strings) and less server time.
-_COPY = "COPY {} ({}) FROM STDIN (FORMAT BINARY)".format(STAGING_TABLE, ", ".join(STAGING_COLUMNS))
-_TYPES = (
-    "int8", "text", "text", "int8", "int8", "text", "text", "text", "text", "text", "text", "text", "int4", "text",
-    "text", "text", "text", "text", "text", "bytea", "bool",
-)  # fmt: skip
-# Rows stay inline up to a full page: below the default 2 kB target most rows would be moved to a TOAST table
-# (its own heap and index) on COPY and fetched back by the merge, a third of the COPY's server time.
-_CREATE = f"""CREATE TEMP TABLE {STAGING_TABLE} (LIKE ingest_staging INCLUDING DEFAULTS INCLUDING STORAGE)
-               WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS"""
-# Local buffers for the temp table: a chunk's rows (a few MB) stay in memory instead of spilling to disk.
-_TEMP_BUFFERS = "64MB"
+from corpusbridge.ingest.reader import open_listed
+from corpusbridge.ingest.records import Quarantined, Record, json_bytes
 
 
 @dataclass(frozen=True)
@@ -70,43 +49,28 @@ class FileResult:
 
 
 def prepare_session(conn: psycopg.Connection) -> None:
-    """Create a fresh connection's staging table (temp_buffers can only be set before its first temporary table)."""
+    """Create a fresh connection's chunk table (temp_buffers can only be set before its first temporary table)."""
     with conn.transaction():
-        conn.execute(f"SET temp_buffers = '{_TEMP_BUFFERS}'")  # type: ignore[arg-type]  # constant
-        conn.execute(_CREATE)  # type: ignore[arg-type]  # constant DDL
+        conn.execute(statements.SET_TEMP_BUFFERS)
+        conn.execute(statements.CREATE_CHUNK_TABLE)
 
 
-def stage_chunk(cur: psycopg.Cursor, tasks: list[FileTask], cap: int = DEFAULT_RECORD_CAP) -> list[FileResult]:
+def copy_chunk(cur: psycopg.Cursor, tasks: list[FileTask], cap: int = DEFAULT_RECORD_CAP) -> list[FileResult]:
     """COPY the items of every file in the chunk through one COPY (a round trip per file would dominate)."""
-    with _staging_copy(cur) as copy:
-        return [_stage_into(copy, task, cap) for task in tasks]
+    with _chunk_copy(cur) as copy:
+        return [_copy_file(copy, task, cap) for task in tasks]
 
 
 @contextmanager
-def _staging_copy(cur: psycopg.Cursor) -> Iterator[psycopg.Copy]:
-    with cur.copy(_COPY) as copy:
-        copy.set_types(_TYPES)  # binary COPY sends no type names: they must match the columns, in order
+def _chunk_copy(cur: psycopg.Cursor) -> Iterator[psycopg.Copy]:
+    with cur.copy(statements.COPY_CHUNK) as copy:
+        copy.set_types(statements.COPY_TYPES)
         yield copy
 
 
-def stage_whole_file_quarantine(cur: psycopg.Cursor, task: FileTask, exc: BaseException) -> FileResult:
-    """Content that breaks the parser itself: the file is quarantined whole, with the reason."""
-    log.warning("%s: parser could not stage the file (%s); quarantining it whole", task.path, one_line(exc))
-    with open(task.path, "rb") as f:
-        head = f.read(QUARANTINE_RAW_CAP + 1)
-    item = Quarantined.of("file", f"ParserFailure:{type(exc).__name__}", one_line(exc), head)
-    with _staging_copy(cur) as copy:
-        copy.write_row(_quarantine_row(task, 0, item))
-    digest = file_sha256(Path(task.path))
-    return FileResult(
-        task.file_no, task.path, task.size, task.mtime_ns, digest, "unknown", False, task.known_sha256 is not None,
-        1, 1, task.size,
-    )  # fmt: skip
-
-
-def _stage_into(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
+def _copy_file(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
     if task.known_sha256 is not None:
-        digest = file_sha256(Path(task.path))
+        digest = _listed_sha256(task)
         if digest == task.known_sha256:  # touched, not changed: nothing to parse
             return FileResult(
                 task.file_no, task.path, task.size, task.mtime_ns, digest, "", True, True, 0, 0, task.size
@@ -120,12 +84,20 @@ def _stage_into(copy: psycopg.Copy, task: FileTask, cap: int) -> FileResult:
     )  # fmt: skip
 
 
+def _listed_sha256(task: FileTask) -> str:
+    """The file's sha256, read without following a symlink or blocking on a FIFO swapped in since the chunk's check
+    (FileRefused then: the chunk records the file with the reason)."""
+    fd, _ = open_listed(task.path, task.size, task.mtime_ns)
+    with io.FileIO(fd, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def _write_items(copy: psycopg.Copy, task: FileTask, items: Iterator[Record | Quarantined], counts: list[int]) -> None:
     """COPY every item; counts = [records seen, records quarantined]."""
     for ordinal, item in enumerate(items):
         counts[0] += 1
         if isinstance(item, Record):
-            row = _record_row(task, ordinal, item)
+            row = record_row(task, ordinal, item)
             if not isinstance(row, Quarantined):
                 copy.write_row(row)
                 continue
@@ -134,7 +106,8 @@ def _write_items(copy: psycopg.Copy, task: FileTask, items: Iterator[Record | Qu
         copy.write_row(_quarantine_row(task, ordinal, item))
 
 
-def _record_row(task: FileTask, ordinal: int, record: Record) -> tuple | Quarantined:
+def record_row(task: FileTask, ordinal: int, record: Record) -> tuple | Quarantined:
+    """The chunk-table row of a record (in `statements.COPY_COLUMNS` order), or why its text cannot be stored."""
     try:
         raw = record.raw_json or json_bytes(record.raw).decode("utf-8")
         authors = json_bytes(record.authors).decode("utf-8")
