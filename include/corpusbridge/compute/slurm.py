@@ -227,4 +227,4 @@ def _wait(
 def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings: bool, out_dir: Path) -> None:
     """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
     patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
-    staging.fetch(transport, patterns, out_dir, require_match=False)
+    staging.fetch(transport, patterns, out_dir, require_match=False, within=remote_out)
