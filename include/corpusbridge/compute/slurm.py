@@ -69,16 +69,6 @@ def batch_files(manifest: Path) -> list[Path]:
     return [manifest, *(shard_path(manifest, entry) for entry in loaded.shards)]
 
 
-def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
-    """The connection's default sbatch options, partition and account; a caller's own options override them."""
-    options: dict[str, object] = dict(settings.default_sbatch_options)
-    if settings.partition:
-        options["partition"] = settings.partition
-    if settings.account:
-        options["account"] = settings.account
-    return options
-
-
 def run_slurm_on(
     settings: ClusterSettings,
     manifest: Path,
@@ -94,7 +84,7 @@ def run_slurm_on(
     transport = OpenSSHTransport(settings)
     try:
         kwargs.setdefault("container_runtime", settings.container_runtime or "apptainer")
-        merged = sbatch_defaults(settings) | dict(options or {})
+        merged = settings.sbatch_defaults() | dict(options or {})
         return run_slurm(transport, settings.scratch_root, manifest, dictionary, out_dir, options=merged, **kwargs)
     finally:
         transport.close()

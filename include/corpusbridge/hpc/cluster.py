@@ -96,6 +96,15 @@ class ClusterSettings:
     def destination(self) -> str:
         return f"{self.login}@{self.host}:{self.port}" if self.login else f"{self.host}:{self.port}"
 
+    def sbatch_defaults(self) -> dict[str, object]:
+        """The connection's default sbatch options, partition and account; a caller's own options override them."""
+        options: dict[str, object] = dict(self.default_sbatch_options)
+        if self.partition:
+            options["partition"] = self.partition
+        if self.account:
+            options["account"] = self.account
+        return options
+
     @classmethod
     def from_mapping(cls, conn: Mapping[str, Any]) -> ClusterSettings:
         """Validate a Connection-like mapping; raise ClusterSettingsError naming the bad field."""

@@ -65,13 +65,3 @@ class SlurmHook(BaseHook):
     def close(self) -> None:
         if "transport" in self.__dict__:
             self.__dict__.pop("transport").close()
-
-
-def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
-    """The connection's partition, account and default options; the operator's sbatch_options override them."""
-    defaults: dict[str, object] = dict(settings.default_sbatch_options)
-    if settings.partition:
-        defaults["partition"] = settings.partition
-    if settings.account:
-        defaults["account"] = settings.account
-    return defaults

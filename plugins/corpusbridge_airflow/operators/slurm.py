@@ -15,7 +15,7 @@ from corpusbridge.hpc.events import EventStatus, IndexOutcome, SlurmEvent, Slurm
 from corpusbridge.hpc.staging import SYMLINK_CHOICES
 from corpusbridge.hpc.states import StatePolicy, StatePolicyError
 from corpusbridge.hpc.transport import Transport
-from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
+from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
 # Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
@@ -170,7 +170,7 @@ class SlurmOperator(BaseOperator):
             job_name=naming.job_name(key),
             array_size=self.array_size,
             parallelism=self.array_parallelism,
-            options={**sbatch_defaults(settings), **self.sbatch_options},
+            options={**settings.sbatch_defaults(), **self.sbatch_options},
             container=container,
         )
 
