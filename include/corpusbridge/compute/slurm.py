@@ -76,16 +76,6 @@ def batch_files(manifest: Path) -> list[Path]:
     return [manifest, *(shard_path(manifest, entry) for entry in loaded.shards)]
 
 
-def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
-    """The connection's default sbatch options, partition and account; a caller's own options override them."""
-    options: dict[str, object] = dict(settings.default_sbatch_options)
-    if settings.partition:
-        options["partition"] = settings.partition
-    if settings.account:
-        options["account"] = settings.account
-    return options
-
-
 def run_slurm_on(
     settings: ClusterSettings,
     manifest: Path,
@@ -101,7 +91,7 @@ def run_slurm_on(
     transport = OpenSSHTransport(settings)
     try:
         kwargs.setdefault("container_runtime", settings.container_runtime or "apptainer")
-        merged = sbatch_defaults(settings) | dict(options or {})
+        merged = settings.sbatch_defaults() | dict(options or {})
         return run_slurm(transport, settings.scratch_root, manifest, dictionary, out_dir, options=merged, **kwargs)
     finally:
         transport.close()
@@ -237,7 +227,7 @@ def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings
     """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
     patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
     try:
-        staging.fetch(transport, patterns, out_dir, require_match=False)
+        staging.fetch(transport, patterns, out_dir, require_match=False, within=remote_out)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in str(exc):
             raise

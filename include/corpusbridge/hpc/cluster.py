@@ -7,6 +7,8 @@ with the JSON that `scripts/hpc-sandbox.sh up` prints.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpusbridge.hpc.commands import reserved_option
 from corpusbridge.hpc.states import DEFAULT_POLICY, StatePolicy, StatePolicyError
 
 CONTAINER_RUNTIMES = ("apptainer", "singularity")
@@ -36,6 +39,7 @@ _OWN_EXTRAS = frozenset(
         "known_hosts",
         "host_key",
         "no_host_key_check",
+        "accept_unknown_host_key_insecure",
         "strict_host_key_checking",
         "scratch_root",
         "partition",
@@ -92,6 +96,15 @@ class ClusterSettings:
     def destination(self) -> str:
         return f"{self.login}@{self.host}:{self.port}" if self.login else f"{self.host}:{self.port}"
 
+    def sbatch_defaults(self) -> dict[str, object]:
+        """The connection's default sbatch options, partition and account; a caller's own options override them."""
+        options: dict[str, object] = dict(self.default_sbatch_options)
+        if self.partition:
+            options["partition"] = self.partition
+        if self.account:
+            options["account"] = self.account
+        return options
+
     @classmethod
     def from_mapping(cls, conn: Mapping[str, Any]) -> ClusterSettings:
         """Validate a Connection-like mapping; raise ClusterSettingsError naming the bad field."""
@@ -110,12 +123,7 @@ class ClusterSettings:
             host=_host(conn),
             port=_port(conn.get("port")),
             login=_optional_str(conn.get("login"), "login"),
-            scratch_root=_required_str(
-                extra,
-                "scratch_root",
-                "extra.scratch_root",
-                hint="a directory on the cluster's shared filesystem where per-run scratch dirs are created",
-            ),
+            scratch_root=_scratch_root(extra),
             key_file=_optional_path(extra.get("key_file"), "extra.key_file"),
             known_hosts=_optional_path(extra.get("known_hosts"), "extra.known_hosts"),
             host_key=_host_key(extra.get("host_key")),
@@ -167,6 +175,22 @@ def _required_str(conn: Mapping[str, Any], key: str, label: str | None = None, h
     return value.strip()
 
 
+def _scratch_root(extra: Mapping[str, Any]) -> str:
+    """An absolute folder; a backslash or control character would change how sbatch names the job's logs."""
+    root = _required_str(
+        extra,
+        "scratch_root",
+        "extra.scratch_root",
+        hint="a directory on the cluster's shared filesystem where per-run scratch dirs are created",
+    )
+    if not root.startswith("/") or "\\" in root or any(ord(ch) < 32 for ch in root):
+        raise ClusterSettingsError(
+            f"extra.scratch_root {root!r} must be an absolute path without backslashes or control characters "
+            "(e.g. /scratch/me/corpusbridge)"
+        )
+    return root
+
+
 def _host(conn: Mapping[str, Any]) -> str:
     host = _required_str(conn, "host")
     # ssh would read a host starting with "-" as an option (e.g. -oProxyCommand=...): only name characters pass.
@@ -208,25 +232,49 @@ def _as_bool(value: Any, label: str) -> bool:
     raise ClusterSettingsError(f"{label} must be true or false, got {value!r}")
 
 
+INSECURE_OPT_IN = "accept_unknown_host_key_insecure"
+# Spellings that, in the Airflow ssh provider or earlier corpusbridge, switched to accepting unknown host keys.
+_TOFU_SWITCHES = (("no_host_key_check", True), ("strict_host_key_checking", False))
+
+
 def _strict(extra: Mapping[str, Any]) -> bool:
-    if "strict_host_key_checking" in extra:
-        return _as_bool(extra["strict_host_key_checking"], "extra.strict_host_key_checking")
-    if "no_host_key_check" in extra:  # the Airflow ssh provider's spelling
-        return not _as_bool(extra["no_host_key_check"], "extra.no_host_key_check")
+    """Host keys are checked unless the user opts out with a setting that says what it does: trust on first use
+    lets whoever answers first (a spoofed DNS name, a hijacked address) read every command and file we send."""
+    if _as_bool(extra.get(INSECURE_OPT_IN, False), f"extra.{INSECURE_OPT_IN}"):
+        return False
+    for key, insecure in _TOFU_SWITCHES:
+        if key in extra and _as_bool(extra[key], f"extra.{key}") is insecure:
+            raise ClusterSettingsError(
+                f"extra.{key}={extra[key]!r} would accept an unknown host key (trust on first use) and is refused: "
+                "pin the cluster's key in extra.host_key (`ssh-keyscan -t ed25519 HOST` prints it) or "
+                f"extra.known_hosts; to accept unknown keys anyway, set extra.{INSECURE_OPT_IN}: true "
+                "(every connection then logs a warning)"
+            )
     return True
 
 
 def _host_key(value: Any) -> str | None:
+    """A pinned key must be one ssh can use: a line it cannot read would be skipped, silently unpinning the host."""
     text = _optional_str(value, "extra.host_key")
     if text is None:
         return None
     parts = text.split()
-    if len(parts) < 2 or not (parts[0].startswith(("ssh-", "ecdsa-", "sk-"))):
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")) or not _key_blob_is(parts[1], parts[0]):
         raise ClusterSettingsError(
             f"extra.host_key {text[:40]!r}... must be '<type> <base64>' as in the server's *.pub host key "
             "(e.g. 'ssh-ed25519 AAAA...'; `ssh-keyscan -t ed25519 HOST` prints it)"
         )
     return f"{parts[0]} {parts[1]}"
+
+
+def _key_blob_is(blob: str, key_type: str) -> bool:
+    """True when `blob` is base64 of an SSH public key whose embedded type name is `key_type` (RFC 4253 6.6)."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    return len(raw) > 4 + length >= 4 and raw[4 : 4 + length] == key_type.encode()
 
 
 def _sbatch_options(value: Any) -> dict[str, str]:
@@ -236,6 +284,12 @@ def _sbatch_options(value: Any) -> dict[str, str]:
         name = str(key).removeprefix("--").replace("_", "-")
         if not _SBATCH_OPTION.match(name):
             raise ClusterSettingsError(f"extra.default_sbatch_options: {key!r} is not an sbatch long option name")
+        reserved = reserved_option(name)
+        if reserved:
+            raise ClusterSettingsError(
+                f"extra.default_sbatch_options: {key!r} would set {reserved}, which corpusbridge sets itself "
+                "(job naming, logs and re-attachment depend on it); remove it"
+            )
         if isinstance(item, dict | list):
             raise ClusterSettingsError(f"extra.default_sbatch_options[{key!r}] must be a string or number")
         options[name] = str(item)

@@ -29,6 +29,13 @@ OPTION_ALIASES = {
 RESERVED_OPTIONS = frozenset(
     {"array", "job-name", "chdir", "output", "error", "parsable", "test-only", "wrap", "export-file"}
 )
+# sbatch parses its command line with getopt_long, which takes any unambiguous prefix of a long option
+# (`--job` is `--job-name`, `--ch` is `--chdir`): a name that starts a reserved one is refused unless it is an
+# option of its own, which getopt matches exactly. These are the sbatch (22.05-24.11) options that start a
+# reserved name.
+_EXACT_OPTIONS_STARTING_A_RESERVED_ONE = frozenset({"export"})
+# Short forms of reserved options (-a -J -D -o -e): refused even though option_flags always writes `--name`.
+RESERVED_SHORT = frozenset({"a", "J", "D", "o", "e"})
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
@@ -80,12 +87,26 @@ def _option_name(key: str) -> str:
             "write e.g. {'time': '00:10:00', 'mem': '4G'}"
         )
     name = OPTION_ALIASES.get(key, key.replace("_", "-"))
-    if name in RESERVED_OPTIONS:
+    reserved = reserved_option(name)
+    if reserved:
         raise SbatchOptionError(
-            f"sbatch_options may not set --{name}: the operator sets it (job naming, logs and re-attachment "
-            "depend on it); remove it from sbatch_options"
+            f"sbatch_options may not set {reserved} (given as {key!r}): corpusbridge sets it itself, and job "
+            "naming, logs and re-attachment depend on it; remove it from sbatch_options"
         )
     return name
+
+
+def reserved_option(name: str) -> str | None:
+    """The reserved sbatch option `name` would set, in any spelling sbatch accepts (`job`, `--out=`, `J`), as
+    `--job-name`/`-J`; None when `name` is free to use."""
+    bare = name.strip().removeprefix("--").removeprefix("-").split("=", 1)[0]
+    if bare in RESERVED_SHORT:
+        return f"-{bare}"
+    lowered = bare.lower().replace("_", "-")  # getopt is case-sensitive; a near miss is refused all the same
+    if not lowered or lowered in _EXACT_OPTIONS_STARTING_A_RESERVED_ONE:
+        return None
+    hits = sorted(option for option in RESERVED_OPTIONS if option.startswith(lowered))
+    return f"--{hits[0]}" if hits else None
 
 
 def sbatch_argv(

@@ -13,12 +13,12 @@ The remote login shell must be POSIX-like (sh, bash, zsh): commands reach it as 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shlex
 import subprocess
-import tarfile
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from corpusbridge.hpc.cluster import ClusterSettings
-from corpusbridge.hpc.tarstream import TarWriter, untar_in_order
+from corpusbridge.hpc.tarstream import StreamBroken, TarWriter, untar_in_order
 from corpusbridge.hpc.transport import (
     POSIX_SHA256_FUNCTION,
     CommandResult,
@@ -34,6 +34,8 @@ from corpusbridge.hpc.transport import (
     TransportError,
     TransportTimeout,
 )
+
+log = logging.getLogger(__name__)
 
 # Exit status a helper script uses for "no such path"; anything but 255, which ssh keeps for its own failures.
 _MISSING = 44
@@ -114,6 +116,12 @@ class OpenSSHTransport:
     def _build_options(self) -> list[str]:
         s = self.settings
         _private_dir(self.control_dir)
+        if not s.strict_host_key_checking:
+            log.warning(
+                "%s: extra.accept_unknown_host_key_insecure is set: an unknown host key is accepted and remembered "
+                "(trust on first use); pin the cluster's key in extra.host_key instead",
+                s.destination,
+            )
         opts = {
             "BatchMode": "yes",
             "ConnectTimeout": str(int(s.connect_timeout)),
@@ -303,16 +311,23 @@ class OpenSSHTransport:
                 self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
             )
             assert proc.stdout is not None
-            broken = ""
+            broken: StreamBroken | None = None
+            written = 0
             try:
                 written = untar_in_order(proc.stdout, [target for _, target in items])
-            except tarfile.TarError as exc:  # the stream ended early (a dropped connection): classified below
-                written, broken = -1, f"the download stream broke off ({exc}); "
+            except StreamBroken as exc:
+                broken = exc
             finally:
                 proc.stdout.close()
                 proc.wait()
             err.seek(0)
-            message = broken + _text(err.read()).strip()
+            message = _text(err.read()).strip()
+        if broken is not None:
+            self._master_ready = False
+            raise TransportError(
+                f"{self.settings.destination}: download of {len(items)} files failed: {broken} "
+                f"(ssh rc {proc.returncode}: {message[-300:] or 'no message'})"
+            ) from broken
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(message) or not self.master_alive()):
             self._master_ready = False
             raise TransportError(f"ssh to {self.settings.destination} failed during download: {_why(message.encode())}")

@@ -48,9 +48,18 @@ def marker_path(scratch: str, index: int) -> str:
 
 
 def log_paths(scratch: str, *, array: bool) -> tuple[str, str]:
-    """sbatch --output/--error patterns: one pair of files per array index (%A_%a) or per job (%j)."""
+    """sbatch --output/--error patterns: one pair of files per array index (%A_%a) or per job (%j).
+
+    sbatch expands `%x` anywhere in these, so a `%` of the scratch path is written `%%`; without that the log
+    went to a folder that does not exist and the job failed with no log at all. A backslash would switch the
+    expansion off (and %A_%a with it), so it is refused."""
+    if "\\" in scratch:
+        raise ValueError(
+            f"scratch dir {scratch!r} holds a backslash, which stops sbatch from naming the log files; "
+            "choose a scratch_root without one"
+        )
     stem = "%A_%a" if array else "%j"
-    base = posixpath.join(scratch, LOG_DIR, stem)
+    base = posixpath.join(scratch.replace("%", "%%"), LOG_DIR, stem)
     return base + ".out", base + ".err"
 
 

@@ -10,6 +10,9 @@ command (one round trip per batch, not per file) with `openssl` (SHA-NI accelera
 from __future__ import annotations
 
 import logging
+import os
+import posixpath
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +21,11 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from corpusbridge.hashing import file_sha256
+from corpusbridge.hpc.confinement import ScratchEscapeError, confine, confine_patterns
 from corpusbridge.hpc.transport import POSIX_SHA256_FUNCTION, BulkDownload, BulkUpload, Transport
 
 log = logging.getLogger(__name__)
+__all__ = ["ScratchEscapeError", "StagingError", "TransferResult", "confine", "confine_patterns", "fetch", "stage_in"]
 
 Action = Literal["copied", "skipped", "repaired"]
 _BATCH = 200  # paths per remote command (hashing, bulk transfer): far below ARG_MAX on any login node
@@ -43,6 +48,17 @@ done
 
 class StagingError(RuntimeError):
     """A file could not be moved intact; the message names it and says how to resume."""
+
+
+# What stage_in does with a symbolic link inside a staged folder: refuse it (the default: following it would
+# upload whatever it points to, e.g. ~/.ssh), or recreate it on the cluster as a link with the same target text.
+Symlinks = Literal["refuse", "links"]
+SYMLINK_CHOICES: tuple[Symlinks, ...] = ("refuse", "links")
+# Creates each (link, target) pair as a symbolic link, replacing a file or link there (never a folder).
+_MAKE_LINKS = (
+    'while [ $# -gt 1 ]; do mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && ln -s -- "$2" "$1" '
+    '&& [ "$(readlink -- "$1"; echo .)" = "$2\n." ] || { echo "$1" >&2; exit 1; }; shift 2; done'
+)
 
 
 @dataclass(frozen=True)
@@ -76,11 +92,25 @@ class _Planned:
     size: int
 
 
+@dataclass(frozen=True)
+class _Link:
+    local: Path
+    remote: str
+    target: str
+
+
 # -- stage in --------------------------------------------------------------------------------------------------
-def stage_in(transport: Transport, sources: Iterable[Path], remote_dir: str) -> TransferResult:
-    """Copy local files/folders into `remote_dir` (created), verified by sha256 on the remote side, resumable."""
+def stage_in(
+    transport: Transport, sources: Iterable[Path], remote_dir: str, *, symlinks: Symlinks = "refuse"
+) -> TransferResult:
+    """Copy local files/folders into `remote_dir` (created), verified by sha256 on the remote side, resumable.
+
+    Every target is checked, resolved on the cluster, to lie inside `remote_dir` before anything moves. A source
+    named on the command line is followed when it is a link (as `cp -H` does); a link inside a folder is refused,
+    or recreated as a link with `symlinks="links"`."""
     started = time.monotonic()
-    plan = plan_stage_in(sources, remote_dir)
+    plan, links = _plan(sources, remote_dir, symlinks)
+    confine(transport, [p.remote for p in plan] + [posixpath.dirname(link.remote) for link in links], remote_dir)
     if not plan:
         transport.makedirs(remote_dir)  # still the job's working directory
     # One hashing thread keeps pace with the link (SHA-NI: ~1.8 GB/s) and leaves the other core to ssh.
@@ -92,7 +122,21 @@ def stage_in(transport: Transport, sources: Iterable[Path], remote_dir: str) -> 
         files = [
             _outcome(transport, p, local[p.remote].result(), present.get(p.remote), arrived.get(p.remote)) for p in plan
         ]
+    files += _make_links(transport, links)
     return _finish(files, started, f"staged into {transport.name}:{remote_dir}")
+
+
+def _make_links(transport: Transport, links: list[_Link]) -> list[TransferredFile]:
+    """Recreate symbolic links on the cluster with their local target text, checked by reading them back."""
+    for start in range(0, len(links), _BATCH):
+        batch = links[start : start + _BATCH]
+        result = transport.run(["sh", "-c", _MAKE_LINKS, "sh", *(x for k in batch for x in (k.remote, k.target))])
+        if not result.ok:
+            raise StagingError(
+                f"stage_in: creating the symbolic link {result.stderr.strip()[-300:]} on {transport.name} failed "
+                "(a folder in the way?); remove it on the cluster or stage without symlinks='links'"
+            )
+    return [TransferredFile(str(k.local), k.remote, 0, "", "copied") for k in links]
 
 
 def _upload(transport: Transport, todo: list[_Planned]) -> list[str]:
@@ -137,43 +181,83 @@ def _outcome(
     return TransferredFile(str(item.local), item.remote, item.size, sha, action)
 
 
-def plan_stage_in(sources: Iterable[Path], remote_dir: str) -> list[_Planned]:
+def plan_stage_in(sources: Iterable[Path], remote_dir: str, *, symlinks: Symlinks = "refuse") -> list[_Planned]:
     """Where each local file goes; two sources that would land on the same remote name are an error."""
-    plan: dict[str, _Planned] = {}
+    return _plan(sources, remote_dir, symlinks)[0]
+
+
+def _plan(sources: Iterable[Path], remote_dir: str, symlinks: Symlinks) -> tuple[list[_Planned], list[_Link]]:
+    if symlinks not in SYMLINK_CHOICES:
+        raise ValueError(f"stage_in: symlinks={symlinks!r} is not one of {SYMLINK_CHOICES}")
+    plan: dict[str, _Planned | _Link] = {}
     for source in sources:
-        source = Path(source)
+        source = Path(os.path.abspath(source))  # "x/.." names its parent, never ".." (which would leave scratch)
         if not source.exists():
             raise FileNotFoundError(f"stage_in: {source} does not exist; fix the path in stage_in")
-        for local, relative in _files_under(source):
+        if not source.name:
+            raise ScratchEscapeError(f"stage_in: {source} has no name to land under in scratch; name a folder in it")
+        for local, relative, link in _entries_under(source, symlinks):
             remote = str(PurePosixPath(remote_dir, relative))
             if remote in plan:
                 raise StagingError(
                     f"stage_in: {plan[remote].local} and {local} would both land on {remote}; "
                     "rename one of them or stage them from separate folders"
                 )
-            plan[remote] = _Planned(local, remote, local.stat().st_size)
-    return list(plan.values())
+            plan[remote] = _Link(local, remote, link) if link is not None else _Planned(local, remote, _size(local))
+    return [p for p in plan.values() if isinstance(p, _Planned)], [p for p in plan.values() if isinstance(p, _Link)]
 
 
-def _files_under(source: Path) -> list[tuple[Path, str]]:
-    if source.is_file():
-        return [(source, source.name)]
-    return [
-        (path, str(PurePosixPath(source.name, *path.relative_to(source).parts)))
-        for path in sorted(source.rglob("*"))
-        if path.is_file()
-    ]
+def _entries_under(source: Path, symlinks: Symlinks) -> list[tuple[Path, str, str | None]]:
+    """(local path, path relative to the target folder, link target or None) for every entry to stage.
+    Links are never followed below `source`; special files (FIFOs, sockets, devices) are refused."""
+    if not source.is_dir():
+        return [(source, source.name, None)]
+    entries: list[tuple[Path, str, str | None]] = []
+    for folder, dirs, names in os.walk(source):  # followlinks=False: a linked folder is listed in `dirs`, not entered
+        for name in sorted(dirs + names):
+            path = Path(folder, name)
+            relative = str(PurePosixPath(source.name, *path.relative_to(source).parts))
+            if path.is_symlink():
+                if symlinks == "refuse":
+                    raise StagingError(
+                        f"stage_in: {path} is a symbolic link (to {os.readlink(path)}); following it would upload "
+                        "what it points to. Remove it, or stage links as links (SlurmOperator "
+                        "stage_in_symlinks='links')"
+                    )
+                entries.append((path, relative, os.readlink(path)))
+            elif name in names:
+                entries.append((path, relative, None))
+    return entries
+
+
+def _size(local: Path) -> int:
+    st = local.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise StagingError(f"stage_in: {local} is not a regular file or folder (a FIFO or device?); remove it")
+    return st.st_size
 
 
 # -- fetch -----------------------------------------------------------------------------------------------------
 def fetch(
-    transport: Transport, patterns: Sequence[str], local_dir: Path, *, require_match: bool = True
+    transport: Transport,
+    patterns: Sequence[str],
+    local_dir: Path,
+    *,
+    require_match: bool = True,
+    within: str | None = None,
 ) -> TransferResult:
     """Download the remote files matching `patterns` into `local_dir` under their base names, verified by sha256;
     files already there with the right hash are skipped. A pattern matching nothing is an error unless
-    `require_match=False` (a missing output should not look like an empty one)."""
+    `require_match=False` (a missing output should not look like an empty one).
+
+    With `within` (a run's scratch folder), relative patterns are taken from there, and every pattern and every
+    match (resolved on the cluster, symlinks followed) must lie inside it: ScratchEscapeError before any download."""
     started = time.monotonic()
+    if within is not None:
+        patterns = confine_patterns(patterns, within)
     remote_files = _expand(transport, patterns, require_match)
+    if within is not None:
+        confine(transport, remote_files, within)
     hashes = remote_hashes(transport, [(r, None) for r in remote_files])
     targets = _fetch_targets(remote_files, hashes, local_dir)
     todo = {target: target.exists() for remote, target in targets if not _intact(target, hashes[remote])}

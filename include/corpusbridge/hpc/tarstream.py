@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from corpusbridge.hpc.transport import TransportError
+
 
 class TarWriter(threading.Thread):
     """Writes the files into a pipe as a tar stream with members named 0..n-1 (the remote side renames them).
@@ -56,8 +58,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+class StreamBroken(TransportError):
+    """The download stream ended inside a member or a header: the connection dropped or the far side died. A
+    TransportError, so callers retry it like any other dropped connection; files already written are intact."""
+
+
 def untar_in_order(stream: IO[bytes], targets: list[Path]) -> int:
     """Write the regular-file members of a tar stream to `targets` in order; return how many were written."""
+    counter = [0]
+    try:
+        return _untar(stream, targets, counter)
+    except (tarfile.TarError, EOFError) as exc:
+        written = counter[0]
+        where = str(targets[written]) if written < len(targets) else "the end of the stream"
+        raise StreamBroken(
+            f"the download stream broke at file {written + 1} of {len(targets)} ({where}) after {written} complete "
+            f"file(s): {exc}; re-run to resume (intact files are skipped)"
+        ) from exc
+
+
+def _untar(stream: IO[bytes], targets: list[Path], counter: list[int]) -> int:
     written = 0
     with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as tar:
         for member, target in zip(tar, targets, strict=False):
@@ -73,4 +93,5 @@ def untar_in_order(stream: IO[bytes], targets: list[Path]) -> int:
             finally:
                 tmp.unlink(missing_ok=True)
             written += 1
+            counter[0] = written
     return written

@@ -21,7 +21,9 @@ class SlurmHook(BaseHook):
     """Resolve an `ssh` Connection (host, port, login, key file, host key, extras) for the SLURM layer.
 
     Extras read (see corpusbridge.hpc.cluster): `scratch_root`, `partition`, `account`,
-    `default_sbatch_options`, `container_runtime`, `key_file`, `host_key` / `known_hosts`, `slurm_conf`,
+    `default_sbatch_options`, `container_runtime`, `key_file`, `host_key` / `known_hosts` (host keys are always
+    checked: `no_host_key_check: true` is refused; `accept_unknown_host_key_insecure: true` accepts an unknown key
+    and logs a warning on every connection), `slurm_conf`,
     `state_policy` (what site-dependent job states mean here: `{"PREEMPTED": "wait"}` where preempted jobs are
     requeued, `{"SPECIAL_EXIT": "fail"}` where held jobs are never released; see corpusbridge.hpc.states).
     """
@@ -63,13 +65,3 @@ class SlurmHook(BaseHook):
     def close(self) -> None:
         if "transport" in self.__dict__:
             self.__dict__.pop("transport").close()
-
-
-def sbatch_defaults(settings: ClusterSettings) -> dict[str, object]:
-    """The connection's partition, account and default options; the operator's sbatch_options override them."""
-    defaults: dict[str, object] = dict(settings.default_sbatch_options)
-    if settings.partition:
-        defaults["partition"] = settings.partition
-    if settings.account:
-        defaults["account"] = settings.account
-    return defaults

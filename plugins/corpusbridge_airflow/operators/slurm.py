@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,9 +12,10 @@ from airflow.sdk.exceptions import AirflowException
 from corpusbridge.hpc import jobs, naming, outcome, script
 from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.events import EventStatus, IndexOutcome, SlurmEvent, SlurmEventError, xcom_states
+from corpusbridge.hpc.staging import SYMLINK_CHOICES
 from corpusbridge.hpc.states import StatePolicy, StatePolicyError
 from corpusbridge.hpc.transport import Transport
-from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook, sbatch_defaults
+from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
 # Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
@@ -50,9 +50,15 @@ class SlurmOperator(BaseOperator):
         `corpusbridge_hpc`.
     :param array_size: run indices 0..array_size-1 (`--array=0-N`); None submits a single job.
     :param array_parallelism: at most this many indices at once (`%K`).
-    :param stage_in: local files or folders copied into the scratch dir before submission. Templated.
-    :param stage_out: remote paths or globs, relative to the scratch dir, fetched (sha256-verified) into
-        `local_output_dir` after success. Templated.
+    :param stage_in: local files or folders copied into the scratch dir before submission; each lands under its
+        own name, checked (resolved on the cluster) to stay inside the scratch dir. Templated.
+    :param stage_in_symlinks: what a symbolic link inside a stage_in folder does: `"refuse"` (default: the task
+        fails before any transfer, naming it) or `"links"` (recreated on the cluster as a link with the same
+        target text). A link is never followed, so a folder cannot carry e.g. `~/.ssh` along.
+    :param stage_out: paths or globs relative to the scratch dir, fetched (sha256-verified) into
+        `local_output_dir` after success. Each pattern and each file it matches (resolved on the cluster,
+        links followed) must lie inside the scratch dir: `..`, `/etc/...` or a link leading out fail the task
+        before any download. Templated.
     :param sbatch_options: e.g. `{"time": "00:30:00", "mem": "4G", "cpus": 4, "partition": "gpu"}`;
         overrides the connection's defaults. Templated.
     :param local_output_dir: where stage_out files go (required when stage_out is set). Templated.
@@ -91,6 +97,7 @@ class SlurmOperator(BaseOperator):
         array_size: int | None = None,
         array_parallelism: int | None = None,
         stage_in: Sequence[str] = (),
+        stage_in_symlinks: str = "refuse",
         stage_out: Sequence[str] = (),
         sbatch_options: dict[str, Any] | None = None,
         local_output_dir: str | None = None,
@@ -109,6 +116,7 @@ class SlurmOperator(BaseOperator):
         self.array_size = array_size
         self.array_parallelism = array_parallelism
         self.stage_in = list(stage_in)
+        self.stage_in_symlinks = stage_in_symlinks
         self.stage_out = list(stage_out)
         self.sbatch_options = dict(sbatch_options or {})
         self.local_output_dir = local_output_dir
@@ -124,6 +132,10 @@ class SlurmOperator(BaseOperator):
         self._resubmits = 0
         if array_size is not None and array_size < 1:
             raise ValueError(f"{self.task_id}: array_size must be >= 1 (or None for a single job), got {array_size}")
+        if stage_in_symlinks not in SYMLINK_CHOICES:
+            raise ValueError(
+                f"{self.task_id}: stage_in_symlinks must be one of {SYMLINK_CHOICES}, got {stage_in_symlinks!r}"
+            )
         try:
             StatePolicy.from_mapping(self.state_policy)
         except StatePolicyError as exc:
@@ -143,6 +155,7 @@ class SlurmOperator(BaseOperator):
             "container": self.container,
             # Only when set: every job name made before this option existed stays the same.
             **({"container_gpu": True} if self.container_gpu else {}),
+            **({"stage_in_symlinks": self.stage_in_symlinks} if self.stage_in_symlinks != "refuse" else {}),
         }
 
     def job_spec(self, context: Any, settings: Any) -> jobs.JobSpec:
@@ -157,7 +170,7 @@ class SlurmOperator(BaseOperator):
             job_name=naming.job_name(key),
             array_size=self.array_size,
             parallelism=self.array_parallelism,
-            options={**sbatch_defaults(settings), **self.sbatch_options},
+            options={**settings.sbatch_defaults(), **self.sbatch_options},
             container=container,
         )
 
@@ -239,7 +252,8 @@ class SlurmOperator(BaseOperator):
             return
         from corpusbridge.hpc import staging
 
-        result = staging.stage_in(transport, [Path(p) for p in self.stage_in], scratch)
+        symlinks: staging.Symlinks = "links" if self.stage_in_symlinks == "links" else "refuse"
+        result = staging.stage_in(transport, [Path(p) for p in self.stage_in], scratch, symlinks=symlinks)
         self.log.info(
             "staged in %d file(s): %d copied, %d skipped (already there, hash verified), %d repaired; "
             "%.1f MB at %.1f MB/s",
@@ -256,8 +270,7 @@ class SlurmOperator(BaseOperator):
             return []
         from corpusbridge.hpc import staging
 
-        patterns = [p if posixpath.isabs(p) else posixpath.join(scratch, p) for p in self.stage_out]
-        result = staging.fetch(transport, patterns, Path(str(self.local_output_dir)))
+        result = staging.fetch(transport, self.stage_out, Path(str(self.local_output_dir)), within=scratch)
         self.log.info(
             "fetched %d file(s) into %s: %.1f MB at %.1f MB/s (%d already there)",
             len(result.files),

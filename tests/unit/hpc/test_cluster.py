@@ -56,9 +56,32 @@ def test_sbatch_options_are_normalised_to_long_option_names() -> None:
     assert s.default_sbatch_options == {"mem": "4G"}
 
 
-def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
-    assert ClusterSettings.from_mapping(_with(no_host_key_check="true")).strict_host_key_checking is False
+@pytest.mark.parametrize("extra", [{"no_host_key_check": "true"}, {"strict_host_key_checking": False}])
+def test_switching_host_key_checks_off_is_refused_and_names_the_opt_in(extra: dict[str, Any]) -> None:
+    with pytest.raises(ClusterSettingsError, match=r"set extra\.accept_unknown_host_key_insecure: true"):
+        ClusterSettings.from_mapping(_with(**extra))
+
+
+def test_host_key_checks_stay_on_unless_the_insecure_opt_in_is_given() -> None:
     assert ClusterSettings.from_mapping(_with(no_host_key_check=False)).strict_host_key_checking is True
+    assert ClusterSettings.from_mapping(_with(strict_host_key_checking="yes")).strict_host_key_checking is True
+    insecure = _with(accept_unknown_host_key_insecure=True, no_host_key_check=True)
+    assert ClusterSettings.from_mapping(insecure).strict_host_key_checking is False
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ssh-ed25519 AAAAnotakey",  # not base64 of a key
+        "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQC7",  # an RSA blob under an ed25519 label
+        "ssh-ed25519 !!!!",
+        "ssh-rsa",
+    ],
+)
+def test_a_malformed_pinned_key_is_always_an_error(key: str) -> None:
+    for extra in ({}, {"accept_unknown_host_key_insecure": True}):
+        with pytest.raises(ClusterSettingsError, match=r"extra\.host_key"):
+            ClusterSettings.from_mapping(_with(host_key=key, **extra))
 
 
 @pytest.mark.parametrize(
@@ -75,10 +98,14 @@ def test_airflow_no_host_key_check_spelling_is_honoured() -> None:
         (_with(host_key="AAAAC3Nza"), "must be '<type> <base64>'"),
         (_with(container_runtime="docker"), "container_runtime 'docker' is not one of"),
         (_with(default_sbatch_options={"time; rm": "1"}), "not an sbatch long option"),
+        (_with(default_sbatch_options={"--job": "evil"}), r"'--job' would set --job-name"),
+        (_with(default_sbatch_options={"out": "/tmp/x"}), r"'out' would set --output"),
         (_with(strict_host_key_checking="maybe"), "must be true or false"),
         (_with(private_key="-----BEGIN"), "write it to a file"),
         ({**SANDBOX_CONN, "password": "x", "extra": {"scratch_root": "/s"}}, "password logins are not supported"),
         (_with(conn_timeout=0), "conn_timeout must be > 0"),
+        (_with(scratch_root="/s/a\\b"), "without backslashes"),
+        (_with(scratch_root="scratch"), "must be an absolute path"),
     ],
 )
 def test_bad_settings_name_the_field(conn: dict[str, Any], message: str) -> None:

@@ -67,8 +67,47 @@ def test_bool_and_none_options() -> None:
 
 @pytest.mark.parametrize("key", ["job_name", "array", "output", "chdir"])
 def test_operator_owned_options_are_refused(key: str) -> None:
-    with pytest.raises(commands.SbatchOptionError, match="the operator sets it"):
+    with pytest.raises(commands.SbatchOptionError, match="corpusbridge sets it itself"):
         commands.option_flags({key: "x"})
+
+
+# Every spelling sbatch's getopt_long accepts for a reserved option: prefixes, the short letters, odd case.
+@pytest.mark.parametrize(
+    ("key", "reserved"),
+    [
+        ("job", "--job-name"),
+        ("j", "--job-name"),
+        ("job_na", "--job-name"),
+        ("out", "--output"),
+        ("ou", "--output"),
+        ("ch", "--chdir"),
+        ("err", "--error"),
+        ("arr", "--array"),
+        ("par", "--parsable"),
+        ("test", "--test-only"),
+        ("wr", "--wrap"),
+        ("export-f", "--export-file"),
+        ("Job-Name", "--job-name"),
+        ("J", "-J"),
+        ("o", "-o"),
+        ("e", "-e"),
+        ("D", "-D"),
+        ("a", "-a"),
+    ],
+)
+def test_reserved_options_are_refused_in_every_spelling(key: str, reserved: str) -> None:
+    with pytest.raises(commands.SbatchOptionError, match=f"may not set {reserved} "):
+        commands.option_flags({key: "x"})
+
+
+@pytest.mark.parametrize("name", ["export", "partition", "time", "account", "comment", "mem", "cpus", "wait"])
+def test_options_that_start_no_reserved_name_pass(name: str) -> None:
+    assert commands.reserved_option(name) is None
+
+
+@pytest.mark.parametrize("spelling", ["--job", "--job=evil", "-J", "--out", "-o"])
+def test_reserved_option_reads_command_line_spellings(spelling: str) -> None:
+    assert commands.reserved_option(spelling) is not None
 
 
 def test_option_names_are_checked() -> None:

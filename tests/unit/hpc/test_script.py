@@ -73,3 +73,23 @@ def test_log_paths_match_what_sbatch_expands() -> None:
     assert script.log_file("/s", "8", 2, "err") == "/s/.corpusbridge/logs/8_2.err"
     assert script.log_paths("/s", array=False)[0] == "/s/.corpusbridge/logs/%j.out"
     assert script.log_file("/s", "9", None, "out") == "/s/.corpusbridge/logs/9.out"
+
+
+def test_sbatch_directives_in_a_command_are_never_read() -> None:
+    """sbatch reads `#SBATCH` lines only up to the first command; the generated lines before the user's command
+    hold one (`cd`), so `#SBATCH --job-name=evil` in a command string is a plain comment."""
+    text = script.batch_script("#SBATCH --job-name=evil\n#SBATCH -o /tmp/x\ntrue", "/s", job_name="cb-x")
+    lines = text.splitlines()
+    first_command = next(i for i, line in enumerate(lines) if line.strip() and not line.startswith("#"))
+    assert all("evil" not in line and "-o /tmp" not in line for line in lines[:first_command])
+    assert not any(line.startswith("#SBATCH") for line in lines[:first_command])
+
+
+def test_a_percent_in_scratch_is_escaped_for_sbatch_and_a_backslash_refused() -> None:
+    assert script.log_paths("/s/50%", array=False) == (
+        "/s/50%%/.corpusbridge/logs/%j.out",
+        "/s/50%%/.corpusbridge/logs/%j.err",
+    )
+    assert script.log_file("/s/50%", "9", None, "out") == "/s/50%/.corpusbridge/logs/9.out"
+    with pytest.raises(ValueError, match="backslash"):
+        script.log_paths("/s/a\\b", array=True)

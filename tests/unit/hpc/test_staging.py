@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from corpusbridge.hpc import staging
 from corpusbridge.hpc.local import LocalTransport
 from corpusbridge.hpc.staging import StagingError, fetch, stage_in
 from corpusbridge.hpc.transport import Transport
@@ -171,3 +172,22 @@ def test_fetch_refuses_missing_outputs_and_folders(remote: Remote, inputs: list[
     assert fetch(remote.transport, [f"{remote.scratch}/*.csv"], tmp_path / "o", require_match=False).files == ()
     with pytest.raises(StagingError, match="not a regular file"):
         fetch(remote.transport, [f"{remote.scratch}/dic?"], tmp_path / "o")
+
+
+@pytest.mark.parametrize("pattern", ["../x", "/etc/hostname", "a/../../x", "/s/run/../other/x", ".."])
+def test_patterns_outside_scratch_are_refused_before_the_cluster_is_asked(pattern: str) -> None:
+    with pytest.raises(staging.ScratchEscapeError, match="outside the run's scratch folder /s/run"):
+        staging.confine_patterns([pattern], "/s/run/")
+
+
+def test_patterns_inside_scratch_are_joined_onto_it() -> None:
+    assert staging.confine_patterns(["out/*.txt", "/s/run/a"], "/s/run") == ["/s/run/out/*.txt", "/s/run/a"]
+
+
+def test_a_fifo_in_a_stage_in_folder_is_refused(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "in").mkdir()
+    os.mkfifo(tmp_path / "in" / "pipe")
+    with pytest.raises(staging.StagingError, match="not a regular file"):
+        staging.plan_stage_in([tmp_path / "in"], "/s")

@@ -1,0 +1,173 @@
+"""corpus_compute: clean documents -> concepts and vectors, on this workstation or as a SLURM array, loaded once.
+
+preflight -> dictionary -> export -> choose_backend -> compute_local | slurm_request -> compute_slurm -> load ->
+reconcile. `compute_slurm` stages the shards and the dictionary artifact over SSH, submits one array index per
+shard, waits deferred in the triggerer (no worker slot), and fetches the verified results.
+
+Runs after `corpus_nightly` (the Asset `corpusbridge://postgres/clean_documents`), daily at 00:00 UTC as a catch-up,
+and on UI triggers with the Params below. A backfill run re-exports the documents cleaned in its data interval
+with today's dictionary and model; the load ledger keeps every row unique however often a date is reprocessed.
+A run with nothing configured (no dictionary; backend slurm without the Connection `corpusbridge_hpc`) skips with
+one message naming what to set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+
+from corpusbridge_airflow.operators.slurm import SlurmOperator
+
+CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
+NULL_INT = ["null", "integer"]
+NULL_STR = ["null", "string"]
+
+PARAMS = {
+    "backend": Param(
+        "slurm",
+        enum=["local", "slurm"],
+        title="Compute backend",
+        description="slurm: an array job on the cluster of Connection corpusbridge_hpc; local: subprocesses on "
+        "this workstation (prototyping on a subset)",
+    ),
+    "dictionary": Param(
+        None,
+        type=NULL_STR,
+        title="Concept dictionary",
+        description="Terms file (TSV concept_id<TAB>term, CSV or JSONL); default: Variable corpusbridge_dictionary",
+    ),
+    "selection": Param(
+        "pending",
+        enum=["pending", "all"],
+        title="Selection",
+        description="pending: clean documents new or changed since their last load with this dictionary and model; "
+        "all: every clean document matching the filters below",
+    ),
+    "year_from": Param(None, type=NULL_INT, title="From year", description="Only documents published in or after"),
+    "year_to": Param(None, type=NULL_INT, title="To year", description="Only documents published in or before"),
+    "source": Param(None, type=NULL_STR, title="Source", description="Only documents from this source format"),
+    "limit": Param(None, type=NULL_INT, minimum=1, title="Limit", description="Export at most N documents"),
+    "query": Param(
+        None, type=NULL_STR, title="Full-text query", description="Only documents matching this search query"
+    ),
+    "shard_rows": Param(
+        50_000, type="integer", minimum=1, title="Rows per shard", description="One array index per shard"
+    ),
+    "embeddings": Param(
+        True, type="boolean", title="Embeddings", description="Compute MiniLM vectors besides the concepts"
+    ),
+    "reprocess": Param(
+        False,
+        type="boolean",
+        title="Reprocess",
+        description="Export matching documents even if already loaded with this dictionary and model; their "
+        "previous concepts and vectors are replaced, never duplicated (backfill runs always reprocess)",
+    ),
+    "partition": Param(None, type=NULL_STR, title="SLURM partition", description="Default: the Connection's"),
+    "time_limit": Param(
+        "01:00:00", type="string", title="SLURM time limit", description="Per array index, as sbatch --time"
+    ),
+    "array_parallelism": Param(
+        None, type=NULL_INT, minimum=1, title="Array throttle", description="At most N indices at once (--array %N)"
+    ),
+    "container": Param(
+        None,
+        type=NULL_STR,
+        title="Container image",
+        description="Apptainer image on the cluster to run the payload in; default: the cluster's python",
+    ),
+    "cluster_python": Param(
+        None,
+        type=NULL_STR,
+        title="Cluster python",
+        description="Interpreter with corpusbridge on the nodes (no container); default: Variable "
+        "corpusbridge_hpc_python, else python3",
+    ),
+}
+
+
+@dag(
+    dag_id="corpus_compute",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=CLEAN_DOCUMENTS
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    params=PARAMS,
+    tags=["corpusbridge"],
+    doc_md=__doc__,
+)
+def corpus_compute() -> None:
+    @task
+    def preflight(params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.export import preflight
+
+        return preflight(params or {})
+
+    @task
+    def dictionary(config: dict) -> dict:
+        from corpusbridge_airflow.stages.compute import dictionary_stage
+
+        return dictionary_stage(config["terms"])
+
+    @task
+    def export(artifact: dict, params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.export import export_stage, run_info
+
+        return export_stage(params or {}, run_info(get_current_context()), artifact)
+
+    @task.branch
+    def choose_backend(config: dict, exported: dict) -> str:
+        return "compute_local" if config["backend"] == "local" else "slurm_request"
+
+    @task
+    def compute_local(exported: dict, artifact: dict, params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.compute import local_stage
+
+        return local_stage(exported, artifact, params or {})
+
+    @task
+    def slurm_request(exported: dict, artifact: dict, params: dict | None = None) -> list:
+        from corpusbridge_airflow.stages.compute import slurm_request
+
+        return slurm_request(exported, artifact, params or {})
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def load(exported: dict) -> dict:
+        from corpusbridge_airflow.stages.load import load_stage
+
+        return load_stage(exported, get_current_context()["run_id"])
+
+    @task
+    def reconcile(loaded: dict) -> dict:
+        from corpusbridge_airflow.stages.load import reconcile_stage
+
+        return reconcile_stage(loaded["batch_id"])
+
+    config = preflight()
+    artifact = dictionary(config)
+    exported = export(artifact)
+    branch = choose_backend(config, exported)
+    local = compute_local(exported, artifact)
+    request = slurm_request(exported, artifact)
+    # One mapped instance whose array_size is the shard count, known only after the export.
+    # Always deferrable, whatever [operators] default_deferrable says: the wait must not hold a worker slot.
+    remote = SlurmOperator.partial(task_id="compute_slurm", deferrable=True, poll_interval=5.0).expand_kwargs(request)
+    loaded = load(exported)
+    branch >> [local, request]
+    [local, remote] >> loaded
+    reconcile(loaded)
+
+
+corpus_compute()

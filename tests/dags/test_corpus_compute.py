@@ -1,0 +1,173 @@
+"""corpus_compute through Airflow (dag.test, real embedded PostgreSQL): its shape and Params, a run with nothing
+configured skips with one message, the local round trip reconciles, and a rerun adds no row."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+CORPORA = REPO / "tests" / "fixtures" / "corpora"
+TERMS = "concept_id\tterm\nC1\tasthma\nC2\tbudesonide\nC3\tprotein\nC4\tcells\nC5\tpatients\nC6\tgene\n"
+ROUND_TRIP = ("preflight", "dictionary", "export", "choose_backend", "compute_local", "load", "reconcile")
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db as airflow_db
+
+    airflow_db.resetdb()
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture
+def unconfigured(monkeypatch, tmp_path):
+    for name in ("AIRFLOW_CONN_CORPUSBRIDGE_HPC", "AIRFLOW_VAR_CORPUSBRIDGE_DICTIONARY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_WORK_DIR", str(tmp_path / "work"))
+
+
+def _states(run) -> dict[str, str | None]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def test_dag_shape_and_params(dagbag) -> None:
+    dag = dagbag.dags["corpus_compute"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "preflight", "dictionary", "export", "choose_backend", "compute_local", "slurm_request", "compute_slurm",
+        "load", "reconcile",
+    ]  # fmt: skip
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    # The Asset after corpus_nightly, or a periodic timetable: without one `airflow backfill create` refuses the DAG.
+    assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"
+    assert "corpusbridge://postgres/clean_documents" in repr(dag.timetable.asset_condition)
+    expected = {"backend", "dictionary", "selection", "year_from", "year_to", "source", "limit", "query", "shard_rows",
+                "embeddings", "reprocess", "partition", "time_limit", "array_parallelism", "container"}  # fmt: skip
+    assert expected <= set(dag.params.keys())
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("title") and param.description, f"Param {name} needs a title and a description"
+
+
+def test_unconfigured_run_skips_with_one_message(dagbag, unconfigured, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        run = dagbag.dags["corpus_compute"].test()
+    states = _states(run)
+    assert run.state == "success", states
+    assert set(states.values()) == {"skipped"}, states
+    message = next(r.getMessage() for r in caplog.records if "not configured" in r.getMessage())
+    assert "corpusbridge_dictionary" in message and "corpusbridge_hpc" in message, message
+
+
+def test_nightly_unconfigured_skips(dagbag, monkeypatch) -> None:
+    monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_SOURCE_DIR", raising=False)
+    run = dagbag.dags["corpus_nightly"].test()
+    assert run.state == "success"
+    assert set(_states(run).values()) == {"skipped"}
+
+
+def test_missing_dictionary_file_fails_without_retrying(dagbag, unconfigured, tmp_path) -> None:
+    run = dagbag.dags["corpus_compute"].test(run_conf={"backend": "local", "dictionary": str(tmp_path / "nope.tsv")})
+    states = _states(run)
+    assert states["preflight"] == "failed", states
+
+
+@pytest.fixture
+def corpus_db(db_uri, monkeypatch, tmp_path):
+    """A corpus database holding the bundled samples, cleaned, as the Connection corpusbridge_postgres."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from corpusbridge.db import connect
+    from corpusbridge.ingest.stage import IngestOptions, run_ingest
+    from corpusbridge.sanitize.stage import run_sanitize
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPORA, corpus, ignore=shutil.ignore_patterns("*.md"))
+    with connect(db_uri) as conn:
+        run_ingest(conn, str(corpus), IngestOptions())
+        run_sanitize(conn)
+    info = conninfo_to_dict(db_uri)
+    conn_json = {"conn_type": "postgres", "host": info.get("host"), "login": info.get("user"), "schema": info["dbname"]}
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_POSTGRES", json.dumps(conn_json))
+    return db_uri
+
+
+def _row_counts(db_uri: str) -> dict[str, int]:
+    import psycopg
+    from psycopg import sql
+
+    tables = ("export_batches", "document_concepts", "document_vectors", "document_results", "load_ledger")
+    with psycopg.connect(db_uri) as pg:
+        return {
+            t: pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0] for t in tables
+        }
+
+
+def test_local_round_trip_reconciles_and_a_rerun_adds_nothing(dagbag, unconfigured, corpus_db, tmp_path) -> None:
+    pytest.importorskip("corpusbridge.export.stage", reason="the export stage is not merged yet")
+    pytest.importorskip("corpusbridge.load.stage", reason="the load stage is not merged yet")
+    terms = tmp_path / "terms.tsv"
+    terms.write_text(TERMS)
+    conf = {"backend": "local", "dictionary": str(terms), "shard_rows": 20, "embeddings": True}
+    dag = dagbag.dags["corpus_compute"]
+
+    first = dag.test(run_conf=conf)
+    states = _states(first)
+    assert first.state == "success", states
+    assert {states[t] for t in ROUND_TRIP} == {"success"}, states
+    assert states["slurm_request"] == states["compute_slurm"] == "skipped"
+    reconciled = first.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
+    assert reconciled["ok"] and reconciled["docs_exported"] == reconciled["docs_loaded"] > 0, reconciled
+    after_first = _row_counts(corpus_db)
+    assert after_first["document_vectors"] == reconciled["docs_loaded"], after_first
+
+    second = dag.test(run_conf=conf)
+    assert second.state == "success"
+    assert _states(second)["export"] == "skipped", "nothing new: the rerun exports nothing"
+    assert _row_counts(corpus_db) == after_first, "a rerun adds no row anywhere"
+
+    again = dag.test(run_conf={**conf, "reprocess": True})
+    assert again.state == "success", _states(again)
+    counts = _row_counts(corpus_db)
+    assert counts["document_vectors"] == after_first["document_vectors"], "reprocessing replaces, never duplicates"
+    assert counts["document_concepts"] == after_first["document_concepts"]
+
+
+@pytest.mark.slurm
+def test_slurm_round_trip_through_the_sandbox(
+    dagbag, unconfigured, corpus_db, hpc_sandbox, monkeypatch, tmp_path
+) -> None:
+    """backend slurm: a SLURM array over SSH (one index per shard), fetched, loaded once; a rerun submits nothing."""
+    import sys
+
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", json.dumps(hpc_sandbox.connection))
+    terms = tmp_path / "terms.tsv"
+    terms.write_text(TERMS)
+    conf = {"backend": "slurm", "dictionary": str(terms), "shard_rows": 20, "embeddings": False,
+            "cluster_python": sys.executable, "time_limit": "00:10:00", "array_parallelism": 2}  # fmt: skip
+    dag = dagbag.dags["corpus_compute"]
+    run = dag.test(run_conf=conf)
+    states = _states(run)
+    assert run.state == "success", states
+    assert states["compute_slurm"] == "success" and states["compute_local"] == "skipped", states
+    exported = run.get_task_instance("export").xcom_pull(task_ids="export")
+    assert exported["shards"] > 1, "several shards: a real array"
+    slurm = run.get_task_instance("compute_slurm", map_index=0).xcom_pull(task_ids="compute_slurm", map_indexes=0)
+    assert len(slurm["states"]) == exported["shards"], slurm["states"]
+    assert set(slurm["states"].values()) == {"COMPLETED"}, slurm["states"]
+    reconciled = run.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
+    assert reconciled["ok"] and reconciled["docs_loaded"] == exported["docs_exported"], reconciled
+    before = _row_counts(corpus_db)
+
+    again = dag.test(run_conf=conf)
+    assert _states(again)["export"] == "skipped" and _states(again)["compute_slurm"] == "skipped"
+    assert _row_counts(corpus_db) == before
