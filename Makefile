@@ -142,3 +142,14 @@ bench-polling: install sandbox-up
 bench-extract: install
 	uv pip install -q --python $(BIN)/python "flashtext==2.7" "wordfreq==3.1.1"
 	$(BIN)/python bench/extract.py
+
+# --- round trip and similar (issue 12; bench/RESULTS.md "## Round trip", "## similar") ---
+.PHONY: bench-e2e bench-similar
+# Sizes: DOCS="10000 100000" (the issue's 100k/1M: DOCS="100000 1000000"), SLURM_DOCS (through the loopback sandbox).
+bench-e2e: install sandbox-up
+	set -a; . ./.corpusbridge/sandbox.env; set +a; \
+	$(BIN)/python bench/end_to_end.py $(foreach d,$(or $(DOCS),10000 100000),--docs $(d)) \
+		$(foreach d,$(or $(SLURM_DOCS),10000),--slurm-docs $(d)) --embed-docs $${EMBED_DOCS:-1000}
+
+bench-similar: install
+	$(BIN)/python bench/similar.py --vectors $${VECTORS:-100000} --queries 200 --ef 100,200
