@@ -152,8 +152,10 @@ def test_slurm_round_trip_through_the_sandbox(
     monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", json.dumps(hpc_sandbox.connection))
     terms = tmp_path / "terms.tsv"
     terms.write_text(TERMS)
+    # reprocess/selection explicit: dag.test() keeps an earlier test's run_conf in the shared DAG's Params.
     conf = {"backend": "slurm", "dictionary": str(terms), "shard_rows": 20, "embeddings": False,
-            "cluster_python": sys.executable, "time_limit": "00:10:00", "array_parallelism": 2}  # fmt: skip
+            "cluster_python": sys.executable, "time_limit": "00:10:00", "array_parallelism": 2,
+            "reprocess": False, "selection": "pending"}  # fmt: skip
     dag = dagbag.dags["corpus_compute"]
     run = dag.test(run_conf=conf)
     states = _states(run)
