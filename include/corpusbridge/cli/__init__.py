@@ -21,6 +21,11 @@ COMMAND_MODULES = (
     "corpusbridge.cli.dictionary",
     "corpusbridge.cli.extract",
     "corpusbridge.cli.export",
+    "corpusbridge.cli.load",
+    "corpusbridge.cli.status",
+    "corpusbridge.cli.similar",
+    "corpusbridge.cli.concepts",
+    "corpusbridge.cli.run",
 )
 
 

@@ -1,0 +1,38 @@
+"""`corpusbridge concepts DOC_ID`: the concepts found in a document, with offsets, matched text and sentences."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from corpusbridge.cli.output import add_db_argument, add_json_argument
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("concepts", help="concepts found in a document (offsets, sentence)")
+    parser.add_argument("doc_id", help="e.g. doi:10.1000/xyz")
+    add_db_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpusbridge.db import connect
+    from corpusbridge.load.lookup import UnknownDocument, document_concepts
+
+    with connect(args.db) as conn:
+        try:
+            found = document_concepts(conn, args.doc_id)
+        except UnknownDocument as exc:
+            raise SystemExit(f"corpusbridge concepts: {exc}") from exc
+    if args.json:
+        print(json.dumps(asdict(found), ensure_ascii=False))
+        return 0
+    print(f"{found.doc_id}  {found.title or '(untitled)'}  ({len(found.concepts)} concepts, batch {found.batch_id})")
+    for hit in found.concepts:
+        print(f"  {hit.concept_id:<12} [{hit.start}:{hit.end}] sentence {hit.sentence}: {hit.matched!r}")
+        if hit.sentence_text:
+            print(f"      {hit.sentence_text}")
+    return 0

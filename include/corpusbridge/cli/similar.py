@@ -1,0 +1,36 @@
+"""`corpusbridge similar DOC_ID`: the nearest documents by vector (HNSW index), with titles and cosine similarity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from corpusbridge.cli.output import add_db_argument, add_json_argument
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("similar", help="nearest neighbours of a document by its embedding")
+    parser.add_argument("doc_id", help="e.g. doi:10.1000/xyz")
+    parser.add_argument("--limit", type=int, default=10, help="number of neighbours (default 10)")
+    add_db_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpusbridge.db import connect
+    from corpusbridge.load.lookup import UnknownDocument, similar
+
+    with connect(args.db) as conn:
+        try:
+            hits = similar(conn, args.doc_id, args.limit)
+        except UnknownDocument as exc:
+            raise SystemExit(f"corpusbridge similar: {exc}") from exc
+    if args.json:
+        print(json.dumps({"doc_id": args.doc_id, "neighbours": [asdict(h) for h in hits]}, ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:>3}. {hit.similarity:.4f}  {hit.doc_id}  {hit.title or '(untitled)'}")
+    return 0

@@ -1,0 +1,49 @@
+"""`corpusbridge status`: per-stage run counts, table sizes and the last load's reconciliation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from corpusbridge.cli.output import add_db_argument, add_json_argument
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "status", help="where the pipeline stands: runs per stage, table sizes, reconciliation"
+    )
+    add_db_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpusbridge.db import connect
+    from corpusbridge.load.status import pipeline_status
+
+    with connect(args.db) as conn:
+        status = pipeline_status(conn)
+    if args.json:
+        print(json.dumps(status, default=str))
+    else:
+        _print(status)
+    return 0
+
+
+def _print(status: dict[str, Any]) -> None:
+    for stage, info in status["stages"].items():
+        last = info.get("last_run", {})
+        runs = ", ".join(f"{n} {s}" for s, n in info["runs"].items())
+        print(f"{stage:<9} {runs}; last run {last.get('run_id')} {last.get('status')} {last.get('finished_at') or ''}")
+    for name, size in status["tables"].items():
+        print(f"{name:<24} ~{size['rows_estimate']:>12,} rows {size['bytes'] / 2**20:>10.1f} MiB")
+    rec = status["last_reconciliation"]
+    if rec:
+        verdict = "reconciled" if rec["ok"] else f"NOT reconciled, {rec['docs_missing']} missing"
+        print(
+            f"last load (run {rec['run_id']}, batch {rec['batch_id']}): exported {rec['docs_exported']}, "
+            f"processed {rec['docs_processed']}, loaded {rec['docs_loaded']}: {verdict}"
+        )
+    else:
+        print("no load has run yet")

@@ -1,0 +1,1 @@
+"""Load back: verify fetched payload results, load each shard exactly once, reconcile the batch."""

@@ -1,0 +1,84 @@
+"""The load ledger: (batch, shard, result sha256) rows that make every shard load exactly once.
+
+A shard's ledger row is inserted in the same transaction as its rows, so the row exists exactly when the shard's
+concepts, vectors and document results are committed: a retry, a crash mid-load or a rerun of the whole DAG finds
+it and loads nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from corpusbridge.load import statements
+from corpusbridge.load.verify import VerifiedShard
+
+
+class ResultChanged(RuntimeError):
+    """A shard is in the ledger with another result sha256: its result changed after it was loaded."""
+
+    def __init__(self, batch_id: str, index: int, loaded: str, now: str) -> None:
+        super().__init__(
+            f"batch {batch_id} shard {index}: result-{index}.json has sha256 {now[:12]}…, but the shard was loaded "
+            f"from a result with sha256 {loaded[:12]}…; the result changed after it was loaded (another runtime "
+            "or a recomputed shard). Export the documents again (a new batch) to replace their rows"
+        )
+        self.batch_id, self.index = batch_id, index
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who loads: the Airflow run id or the CLI's run id, and the container image digest when one was used."""
+
+    run_label: str
+    image_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class ShardCounts:
+    docs: int
+    concepts: int
+    vectors: int
+
+
+def loaded_sha(conn: psycopg.Connection, batch_id: str, index: int) -> str | None:
+    """The result sha256 a shard was loaded from, or None when it is not in the ledger."""
+    row = conn.execute(statements.LEDGER_ROW, (batch_id, index)).fetchone()
+    return str(row[0]) if row else None
+
+
+def record(
+    conn: psycopg.Connection,
+    batch_id: str,
+    shard: VerifiedShard,
+    counts: ShardCounts,
+    *,
+    run_id: int,
+    provenance: Provenance,
+) -> None:
+    """Insert the shard's ledger row (in the caller's transaction), with the payload's provenance."""
+    entry = shard.entry
+    conn.execute(
+        statements.INSERT_LEDGER,
+        {
+            "batch": batch_id,
+            "shard": entry.index,
+            "result_sha256": shard.result_sha256,
+            "run_id": run_id,
+            "run_label": provenance.run_label,
+            "code_version": entry.code_version,
+            "dictionary_version": entry.dictionary_version,
+            "model_hash": entry.model_hash,
+            "embedding_runtime": entry.embedding_runtime,
+            "image_digest": provenance.image_digest,
+            "docs": counts.docs,
+            "concepts": counts.concepts,
+            "vectors": counts.vectors,
+        },
+    )
+
+
+def mark_batch_loaded(conn: psycopg.Connection, batch_id: str) -> bool:
+    """Set the batch's status to 'loaded' once every shard is in the ledger; True when it changed now."""
+    return conn.execute(statements.MARK_LOADED, (batch_id,)).rowcount > 0

@@ -1,0 +1,177 @@
+"""The whole round trip without Airflow: ingest -> sanitize -> index -> export -> compute -> load -> reconcile.
+
+`corpusbridge run` calls `run_pipeline`. Every stage is incremental, so the counts are this run's new documents at
+each hop, and an identical second run exports nothing, submits no job and loads nothing. A batch still in flight
+(computed in part, or not loaded) is found again by the export and finished: compute skips verified shards, the load
+skips shards in its ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+
+from corpusbridge.config import home_dir
+from corpusbridge.load.ledger import Provenance
+from corpusbridge.load.verify import ResultVerificationError
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["local", "slurm"]
+
+
+def default_terms() -> Path:
+    """The bundled sample dictionary (58 concepts, 124 terms across biomedicine and ecology)."""
+    return Path(str(resources.files("corpusbridge") / "dictionaries" / "sample-terms.tsv"))
+
+
+class PipelineError(RuntimeError):
+    """A hop that did not finish; the message names the shards or stage and says that a rerun resumes."""
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    backend: Backend = "local"
+    source: Path | None = None
+    terms: Path | None = None  # None: default_terms()
+    embeddings: bool = True
+    reprocess: bool = False  # export every document again, not only the new and changed ones
+    shard_rows: int = 50_000
+    run_label: str = "cli"
+    work_dir: Path | None = None  # exports, results and the dictionary cache; default: the state folder
+    cluster: Any = None  # a ClusterSettings, for the slurm backend
+    slurm_python: str = "python3"
+
+
+@dataclass
+class PipelineSummary:
+    """This run's new documents at each hop, and the batch's reconciliation when one was loaded."""
+
+    backend: str
+    docs_ingested: int = 0
+    docs_sanitized: int = 0
+    docs_indexed: int = 0
+    docs_exported: int = 0
+    docs_processed: int = 0
+    docs_loaded: int = 0
+    concepts_loaded: int = 0
+    vectors_loaded: int = 0
+    batch_id: str | None = None
+    shards: int = 0
+    job_ids: list[str] = field(default_factory=list)
+    dictionary_version: str | None = None
+    reconciliation: dict[str, Any] | None = None
+
+    @property
+    def reconciled(self) -> bool:
+        return bool(self.reconciliation is None or self.reconciliation.get("ok"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__) | {"reconciled": self.reconciled}
+
+
+def run_pipeline(conn: psycopg.Connection, options: PipelineOptions) -> PipelineSummary:
+    """Every stage in order on `conn`; raises PipelineError (after loading what verified) when a shard failed."""
+    from corpusbridge.compute.dictionary import cached_dictionary
+
+    work = options.work_dir or home_dir()
+    summary = PipelineSummary(backend=options.backend)
+    _prepare(conn, options, summary)
+    dictionary = cached_dictionary(options.terms or default_terms(), work / "dictionaries")
+    summary.dictionary_version = dictionary.version
+    exported = _export(conn, options, dictionary.version, work / "exports", summary)
+    if exported is None:
+        log.info("run: nothing new to export; no job submitted, nothing to load")
+        return summary
+    results = work / "results" / str(summary.batch_id)
+    compute = _compute(options, exported, dictionary.path, results)
+    summary.docs_processed, summary.job_ids = compute.docs_processed, list(compute.job_ids)
+    _load(conn, options, exported, results, summary, compute.failed)
+    return summary
+
+
+def _prepare(conn: psycopg.Connection, options: PipelineOptions, summary: PipelineSummary) -> None:
+    """Ingest (when a source is given), sanitize and index: only what changed since their last runs."""
+    from corpusbridge.index.stage import run_index
+    from corpusbridge.ingest.stage import run_ingest
+    from corpusbridge.sanitize.stage import run_sanitize
+
+    if options.source is not None:
+        summary.docs_ingested = run_ingest(conn, options.source).records_loaded
+    summary.docs_sanitized = run_sanitize(conn).docs_clean
+    summary.docs_indexed = run_index(conn).docs_indexed
+
+
+def _export(
+    conn: psycopg.Connection, options: PipelineOptions, version: str, out_dir: Path, summary: PipelineSummary
+) -> Path | None:
+    from corpusbridge.export.selection import Selection
+    from corpusbridge.export.stage import run_export
+
+    selection = Selection(
+        mode="all" if options.reprocess else "pending",
+        dictionary_version=version,
+        model_hash=model_hash(options.embeddings),
+    )
+    exported = run_export(conn, selection, out_dir, shard_rows=options.shard_rows)
+    if exported.batch_id is None or exported.manifest is None:
+        return None
+    summary.batch_id, summary.shards, summary.docs_exported = exported.batch_id, exported.shards, exported.docs_exported
+    return Path(exported.manifest)
+
+
+def model_hash(embeddings: bool) -> str | None:
+    """The hash of the embedding model the payload will use (what document_results compares), None without vectors."""
+    if not embeddings:
+        return None
+    from corpusbridge.extract.embed import DEFAULT_MODEL, WEIGHTS_FILE, model_path
+    from corpusbridge.hashing import file_sha256
+
+    return file_sha256(model_path(DEFAULT_MODEL) / WEIGHTS_FILE)
+
+
+def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results: Path) -> Any:
+    if options.backend == "local":
+        from corpusbridge.compute.local import run_local
+
+        return run_local(manifest, dictionary, results, embeddings=options.embeddings)
+    if options.cluster is None:
+        raise PipelineError(
+            "the slurm backend needs a cluster connection: set AIRFLOW_CONN_CORPUSBRIDGE_HPC (JSON, as "
+            "`scripts/hpc-sandbox.sh up` prints) or pass --hpc-conn"
+        )
+    from corpusbridge.compute.slurm import run_slurm_on
+
+    return run_slurm_on(
+        options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
+    )
+
+
+def _load(
+    conn: psycopg.Connection,
+    options: PipelineOptions,
+    manifest: Path,
+    results: Path,
+    summary: PipelineSummary,
+    failed: dict[int, str],
+) -> None:
+    """Load what verified; a shard the compute could not finish fails the run by name after the others load."""
+    from corpusbridge.load.stage import run_load
+
+    try:
+        loaded = run_load(conn, manifest, results, provenance=Provenance(options.run_label))
+    except ResultVerificationError as exc:
+        if not failed:
+            raise
+        reasons = "; ".join(f"shard {i}: {why.splitlines()[0]}" for i, why in sorted(failed.items()))
+        raise PipelineError(
+            f"batch {exc.batch_id}: compute failed for {len(failed)} shard(s) ({reasons}); the other shards are "
+            "loaded. Fix the cause and run again: only the failed shards are computed and loaded"
+        ) from exc
+    summary.docs_loaded, summary.concepts_loaded = loaded.docs_loaded, loaded.concepts_loaded
+    summary.vectors_loaded, summary.reconciliation = loaded.vectors_loaded, loaded.reconciliation

@@ -1,0 +1,148 @@
+"""Every SQL statement of the load stage, in one place (the staging tables are temporary, one per transaction)."""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+BATCH = "SELECT shard_count, status, manifest_sha256 FROM export_batches WHERE batch_id = %s"
+
+LEDGER_ROW = "SELECT result_sha256 FROM load_ledger WHERE batch_id = %s AND shard = %s"
+
+# Temporary and dropped at commit: a killed load leaves nothing behind, and concurrent sessions never collide.
+CREATE_STAGING: tuple[LiteralString, ...] = (
+    "CREATE TEMP TABLE load_stage_concepts (doc_id text NOT NULL, concept_id text NOT NULL, "
+    "start_offset integer NOT NULL, end_offset integer NOT NULL, sentence integer NOT NULL, matched text NOT NULL) "
+    "ON COMMIT DROP",
+    "CREATE TEMP TABLE load_stage_vectors (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP",
+)
+
+COPY_CONCEPTS = (
+    "COPY load_stage_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched) FROM STDIN (FORMAT csv)"
+)
+COPY_VECTORS = "COPY load_stage_vectors (doc_id, embedding) FROM STDIN (FORMAT binary)"
+
+# Result rows that name a document the export did not put into this shard: loading them would attach concepts to
+# the wrong batch, so the shard is refused.
+STRAY_DOCS = """
+    SELECT doc_id FROM (
+        SELECT doc_id FROM load_stage_concepts UNION SELECT doc_id FROM load_stage_vectors
+    ) s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM export_batch_documents d
+        WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND d.doc_id = s.doc_id
+    )
+    ORDER BY doc_id LIMIT 10
+"""
+
+# A document processed again has its previous rows replaced, never duplicated: delete every concept and vector of
+# the shard's documents, whichever batch wrote them. A concepts-only result keeps a document's vector unless the
+# document's text changed since that vector was computed (then it describes text that is gone).
+DELETE_CONCEPTS = """
+    DELETE FROM document_concepts c USING export_batch_documents d
+    WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND c.doc_id = d.doc_id
+"""
+DELETE_VECTORS = """
+    DELETE FROM document_vectors v USING export_batch_documents d
+    WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND v.doc_id = d.doc_id
+      AND (%(has_vectors)s OR NOT EXISTS (
+          SELECT 1 FROM document_results r WHERE r.doc_id = d.doc_id AND r.clean_seq = d.clean_seq))
+"""
+
+INSERT_CONCEPTS = """
+    INSERT INTO document_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard)
+    SELECT doc_id, concept_id, start_offset, end_offset, sentence, matched, %(batch)s, %(shard)s
+    FROM load_stage_concepts
+"""
+INSERT_VECTORS = """
+    INSERT INTO document_vectors (doc_id, embedding, batch_id, shard)
+    SELECT doc_id, embedding, %(batch)s, %(shard)s FROM load_stage_vectors
+"""
+
+INSERT_LEDGER = """
+    INSERT INTO load_ledger (batch_id, shard, result_sha256, run_id, run_label, code_version, dictionary_version,
+                             model_hash, embedding_runtime, image_digest, docs, concepts, vectors)
+    VALUES (%(batch)s, %(shard)s, %(result_sha256)s, %(run_id)s, %(run_label)s, %(code_version)s,
+            %(dictionary_version)s, %(model_hash)s, %(embedding_runtime)s, %(image_digest)s, %(docs)s,
+            %(concepts)s, %(vectors)s)
+"""
+
+# Runs after DELETE_VECTORS, which reads the clean_seq this overwrites.
+# Every document of the shard, with or without concepts, is recorded as processed with this dictionary and model:
+# what the export's default selection reads to send only new work.
+UPSERT_RESULTS = """
+    INSERT INTO document_results (doc_id, batch_id, shard, clean_seq, dictionary_version, model_hash)
+    SELECT doc_id, batch_id, shard, clean_seq, %(dictionary_version)s, %(model_hash)s
+    FROM export_batch_documents WHERE batch_id = %(batch)s AND shard = %(shard)s
+    ON CONFLICT (doc_id) DO UPDATE SET
+        batch_id = EXCLUDED.batch_id, shard = EXCLUDED.shard, clean_seq = EXCLUDED.clean_seq,
+        dictionary_version = EXCLUDED.dictionary_version, loaded_at = now(),
+        -- a concepts-only result keeps the model of the vector it kept (same text), else names the new one
+        model_hash = CASE WHEN %(has_vectors)s THEN EXCLUDED.model_hash
+                          WHEN document_results.clean_seq = EXCLUDED.clean_seq THEN document_results.model_hash
+                     END
+"""
+
+MARK_LOADED = """
+    UPDATE export_batches b SET status = 'loaded'
+    WHERE b.batch_id = %s AND b.status <> 'loaded'
+      AND (SELECT count(*) FROM load_ledger l WHERE l.batch_id = b.batch_id) >= b.shard_count
+"""
+
+# --- reconciliation -----------------------------------------------------------------------------------------------
+
+DOCS_EXPORTED = "SELECT count(*) FROM export_batch_documents WHERE batch_id = %s"
+DOCS_PROCESSED = "SELECT coalesce(sum(docs), 0) FROM load_ledger WHERE batch_id = %s"
+
+# A batch's document is loaded when its shard is in the ledger and the document's result row is this batch's, or
+# a later load's (the document was processed again since).
+_LOADED = """
+    EXISTS (
+        SELECT 1 FROM load_ledger l JOIN document_results r ON r.doc_id = d.doc_id
+        WHERE l.batch_id = d.batch_id AND l.shard = d.shard
+          AND (r.batch_id = d.batch_id OR r.loaded_at > l.loaded_at)
+    )
+"""
+DOCS_LOADED = "SELECT count(*) FROM export_batch_documents d WHERE d.batch_id = %s AND " + _LOADED
+MISSING_DOCS = (
+    "SELECT d.doc_id FROM export_batch_documents d WHERE d.batch_id = %s AND NOT " + _LOADED + " ORDER BY d.doc_id"
+)
+
+# --- status, similar, concepts ------------------------------------------------------------------------------------
+
+LAST_RUNS = """
+    SELECT DISTINCT ON (stage) stage, run_id, status, started_at, finished_at, seconds, error, counts
+    FROM stage_runs ORDER BY stage, run_id DESC
+"""
+RUN_COUNTS = "SELECT stage, status, count(*) FROM stage_runs GROUP BY stage, status ORDER BY stage, status"
+LAST_LOAD = """
+    SELECT run_id, status, batch_id, reconciliation, finished_at FROM load_runs
+    WHERE reconciliation IS NOT NULL ORDER BY run_id DESC LIMIT 1
+"""
+TABLE_SIZES = """
+    SELECT c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(%s)
+    ORDER BY c.relname
+"""
+
+VECTOR_OF = "SELECT embedding::text FROM document_vectors WHERE doc_id = %s"
+# ORDER BY the distance to a constant, in a subquery of its own, is what lets the planner walk the HNSW index.
+NEAREST = """
+    SELECT v.doc_id, c.title, 1 - v.distance AS similarity
+    FROM (
+        SELECT doc_id, embedding <=> %(vector)s::vector AS distance FROM document_vectors
+        ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
+    ) v LEFT JOIN clean_documents c ON c.doc_id = v.doc_id
+    ORDER BY v.distance, v.doc_id
+"""
+# The index returns at most ef_search candidates (default 40); a longer list needs a wider search.
+SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
+TITLE_OF = "SELECT title FROM clean_documents WHERE doc_id = %s"
+CONCEPTS_OF = """
+    SELECT concept_id, start_offset, end_offset, sentence, matched, batch_id, shard
+    FROM document_concepts WHERE doc_id = %s ORDER BY start_offset, concept_id
+"""
+RESULT_OF = """
+    SELECT r.batch_id, r.shard, r.dictionary_version, r.model_hash, r.loaded_at, l.run_label
+    FROM document_results r JOIN load_ledger l USING (batch_id, shard) WHERE r.doc_id = %s
+"""
