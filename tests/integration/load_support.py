@@ -177,7 +177,7 @@ def build_round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     """Built once per test process (the payload with real vectors takes seconds), whichever module asks first."""
     if _BUILT:
         return _BUILT[0]
-    from corpusbridge.extract.embed import EmbeddingOptions
+    from corpusbridge.extract.embeddings.embedder import EmbeddingOptions
 
     root = tmp_path_factory.mktemp("round-trip")
     docs = corpus(240)

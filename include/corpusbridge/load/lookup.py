@@ -87,7 +87,7 @@ def _sentences(text: str | None, rows: list[tuple]) -> dict[int, str]:
     """Sentence number -> its text, split as the payload splits (only when there are concepts to show)."""
     if not text or not rows:
         return {}
-    from corpusbridge.extract.sentences import SentenceSplitter
+    from corpusbridge.extract.sentences.splitter import SentenceSplitter
 
     bounds = [0, *SentenceSplitter().starts(text), len(text)]
     return {number: text[bounds[number] : bounds[number + 1]].strip() for number in range(len(bounds) - 1)}

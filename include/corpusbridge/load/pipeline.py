@@ -129,7 +129,7 @@ def model_hash(embeddings: bool) -> str | None:
     """The hash of the embedding model the payload will use (what document_results compares), None without vectors."""
     if not embeddings:
         return None
-    from corpusbridge.extract.embed import DEFAULT_MODEL, WEIGHTS_FILE, model_path
+    from corpusbridge.extract.embeddings.embedder import DEFAULT_MODEL, WEIGHTS_FILE, model_path
     from corpusbridge.hashing import file_sha256
 
     return file_sha256(model_path(DEFAULT_MODEL) / WEIGHTS_FILE)
