@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "corpusbridge.cli.status",
     "corpusbridge.cli.similar",
     "corpusbridge.cli.concepts",
+    "corpusbridge.cli.related",
+    "corpusbridge.cli.graph",
     "corpusbridge.cli.run",
 )
 

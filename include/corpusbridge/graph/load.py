@@ -112,3 +112,22 @@ def _merge(conn: psycopg.Connection, batch_id: str, index: int) -> None:
             f"batch {batch_id} shard {index}: the replaced documents take more pairs away than the graph holds, so "
             "the graph no longer equals document_concepts; rebuild it (`corpusbridge graph rebuild`) and load again"
         )
+
+
+ALL_ROWS = psycopg.sql.SQL("SELECT doc_id, concept_id, sentence, matched FROM document_concepts")
+
+
+def rebuild_graph(conn: psycopg.Connection) -> int:
+    """Count the whole graph again from document_concepts (one transaction, under the load's lock so no shard
+    loads meanwhile); the fix when GraphMismatch says the graph drifted. Returns the pair rows."""
+    from corpusbridge.runs import Stage, stage_lock
+
+    with stage_lock(conn, Stage.LOAD), conn.transaction():
+        for statement in statements.CLEAR_GRAPH:
+            conn.execute(statement)
+        for statement in statements.CREATE_STAGING:
+            conn.execute(statement)
+        pairs = _stage_rows(conn, ALL_ROWS, {}, sign=1)
+        _merge(conn, "(all)", -1)
+        conn.execute(statements.RESET_TOTALS)
+    return pairs

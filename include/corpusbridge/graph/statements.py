@@ -130,3 +130,10 @@ ALL_CONCEPT_ROWS = """
     SELECT doc_id, concept_id, start_offset, end_offset, sentence FROM document_concepts
     ORDER BY doc_id, start_offset, concept_id
 """
+
+CLEAR_GRAPH: tuple[LiteralString, ...] = ("DELETE FROM concept_pairs", "DELETE FROM concept_docs")
+RESET_TOTALS = """
+    UPDATE graph_totals SET docs = (SELECT count(*) FROM document_results),
+        sentences = (SELECT count(*) FROM (SELECT DISTINCT doc_id, sentence FROM document_concepts) s),
+        changes = changes + 1, updated_at = now()
+"""
