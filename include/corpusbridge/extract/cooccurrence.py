@@ -54,14 +54,18 @@ def concept_docs_name(index: int) -> str:
 class CooccurrenceCounter:
     """Partial counts of one shard, fed with the concept tables in the order they are written.
 
-    Vectorized (numpy sorts and Arrow group-bys): a Python loop over pairs cost more CPU than matching the text.
-    Each table is reduced to its own pair and concept counts at once; `write` merges them.
+    Vectorized: each table is reduced with numpy sorts to integer keys over shard-wide concept (and form) numbers,
+    kept as arrays; `write` sums them once and sorts by name. A Python loop over pairs cost more CPU than matching
+    the text, and Arrow's hash group-by over string keys more than these integer sorts (measured, bench/graph.py).
     """
 
     def __init__(self) -> None:
-        self.parts: list[pa.Table] = []
-        self.concept_parts: list[pa.Table] = []
-        self.form_parts: list[pa.Table] = []
+        self.ids: dict[str, int] = {}  # concept id -> shard-wide number, in order of arrival
+        self.forms: dict[str, int] = {}  # lower-cased matched form -> number
+        self.pair_keys: list[np.ndarray] = []  # (a << 32 | b) over shard-wide numbers, a's name < b's name
+        self.pair_counts: list[np.ndarray] = []  # (docs, sentences) per key
+        self.concept_counts: list[np.ndarray] = []  # rows (number, docs, sentences, mentions)
+        self.form_keys: list[np.ndarray] = []  # (concept << 32 | form), one entry per mention
         self.sentences = 0
 
     def add(self, table: pa.Table) -> None:
@@ -70,62 +74,85 @@ class CooccurrenceCounter:
             return
         docs = _run_ids(table.column("doc_id"))
         names, codes = _sorted_codes(table.column("concept_id"))
+        numbers = _numbers(self.ids, names.to_pylist())
         sentence = table.column("sentence").to_numpy().astype(np.int64)
         width = len(names)
         doc_groups, doc_concepts = _distinct(codes, docs)
         sentence_groups, sentence_concepts = _distinct(codes, docs, sentence)
         self.sentences += int(sentence_groups[-1]) + 1 if len(sentence_groups) else 0
         pair_docs, doc_counts = np.unique(_pairs(doc_groups, doc_concepts, width), return_counts=True)
-        pair_sentences, sentence_counts = np.unique(
-            _pairs(sentence_groups, sentence_concepts, width), return_counts=True
-        )
         in_sentences = np.zeros(len(pair_docs), np.int64)
-        in_sentences[np.searchsorted(pair_docs, pair_sentences)] = sentence_counts
-        self.parts.append(
-            pa.table(
-                {
-                    "concept_a": names.take(pa.array(pair_docs // width)),
-                    "concept_b": names.take(pa.array(pair_docs % width)),
-                    "docs": doc_counts.astype(np.int64),
-                    "sentences": in_sentences,
-                }
-            )
-        )
-        self.concept_parts.append(
-            pa.table(
-                {
-                    "concept_id": names,
-                    "docs": np.bincount(doc_concepts, minlength=width).astype(np.int64),
-                    "sentences": np.bincount(sentence_concepts, minlength=width).astype(np.int64),
-                    "mentions": np.bincount(codes, minlength=width).astype(np.int64),
-                }
-            )
-        )
-        forms = pa.table({"concept_id": table.column("concept_id"), "form": pc.utf8_lower(table.column("matched"))})
-        self.form_parts.append(forms.group_by(["concept_id", "form"]).aggregate([([], "count_all")]))
+        pair_sentences, counts = np.unique(_pairs(sentence_groups, sentence_concepts, width), return_counts=True)
+        in_sentences[np.searchsorted(pair_docs, pair_sentences)] = counts
+        self.pair_keys.append(numbers[pair_docs // width] << 32 | numbers[pair_docs % width])
+        self.pair_counts.append(np.stack([doc_counts, in_sentences], axis=1))
+        per_concept = [np.bincount(c, minlength=width) for c in (doc_concepts, sentence_concepts, codes)]
+        self.concept_counts.append(np.stack([numbers, *per_concept], axis=1))
+        forms = pc.dictionary_encode(pc.utf8_lower(table.column("matched").combine_chunks()))
+        form_numbers = _numbers(self.forms, forms.dictionary.to_pylist())
+        self.form_keys.append(numbers[codes] << 32 | form_numbers[forms.indices.to_numpy(zero_copy_only=False)])
 
     def write(self, pairs_path: Path, concepts_path: Path, *, docs: int) -> tuple[int, int]:
         """Both files, rows sorted by id; returns (pair rows, concept rows)."""
-        pairs = _summed(self.parts, PAIRS_SCHEMA, ["concept_a", "concept_b"], ["docs", "sentences"])
-        concepts = _summed(self.concept_parts, _COUNTS_SCHEMA, ["concept_id"], ["docs", "sentences", "mentions"])
-        labels = _labels(self.form_parts)
-        metadata = {TOTAL_DOCS_KEY: str(docs).encode(), TOTAL_SENTENCES_KEY: str(self.sentences).encode()}
-        concepts = pa.table(
-            {
-                "concept_id": concepts.column("concept_id"),
-                "label": labels,
-                "docs": concepts.column("docs"),
-                "sentences": concepts.column("sentences"),
-                "mentions": concepts.column("mentions"),
-            },
-            schema=CONCEPT_DOCS_SCHEMA.with_metadata(metadata),
-        )
+        names = np.array(list(self.ids), dtype=object)
+        rank = np.empty(len(names), np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        pairs = self._pairs_table(names, rank)
+        concepts = self._concepts_table(names, rank, docs)
         _write(pairs_path, pairs)
         _write(concepts_path, concepts)
         return pairs.num_rows, concepts.num_rows
 
+    def _pairs_table(self, names: np.ndarray, rank: np.ndarray) -> pa.Table:
+        keys, counts = _summed(self.pair_keys, self.pair_counts, 2)
+        a, b = keys >> 32, keys & 0xFFFFFFFF
+        order = np.lexsort((rank[b], rank[a]))
+        columns = [names[a[order]], names[b[order]], counts[order, 0], counts[order, 1]]
+        return pa.table(dict(zip(PAIRS_SCHEMA.names, columns, strict=True)), schema=PAIRS_SCHEMA)
 
-_COUNTS_SCHEMA = pa.schema([CONCEPT_DOCS_SCHEMA.field(n) for n in ("concept_id", "docs", "sentences", "mentions")])
+    def _concepts_table(self, names: np.ndarray, rank: np.ndarray, docs: int) -> pa.Table:
+        stacked = np.concatenate(self.concept_counts) if self.concept_counts else np.empty((0, 4), np.int64)
+        numbers, counts = _summed([stacked[:, 0]], [stacked[:, 1:]], 3)
+        order = np.argsort(rank[numbers])
+        metadata = {TOTAL_DOCS_KEY: str(docs).encode(), TOTAL_SENTENCES_KEY: str(self.sentences).encode()}
+        labels = _labels(self.form_keys, self.forms, len(names))
+        columns = [names[numbers[order]], labels[numbers[order]], *(counts[order, i] for i in range(3))]
+        schema = CONCEPT_DOCS_SCHEMA.with_metadata(metadata)
+        return pa.table(dict(zip(schema.names, columns, strict=True)), schema=schema)
+
+
+def _numbers(known: dict[str, int], values: list[str]) -> np.ndarray:
+    """Shard-wide numbers of `values`, new ones appended to `known`."""
+    return np.array([known.setdefault(value, len(known)) for value in values], np.int64)
+
+
+def _summed(keys: list[np.ndarray], counts: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys ascending, with their count rows summed."""
+    if not keys:
+        return np.empty(0, np.int64), np.empty((0, width), np.int64)
+    distinct, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    stacked = np.concatenate(counts).astype(np.int64)
+    total = np.zeros((len(distinct), width), np.int64)
+    for column in range(width):
+        total[:, column] = np.bincount(inverse, weights=stacked[:, column], minlength=len(distinct)).astype(np.int64)
+    return distinct, total
+
+
+def _labels(form_keys: list[np.ndarray], forms: dict[str, int], concepts: int) -> np.ndarray:
+    """Per concept number, its most frequent form; ties go to the smallest, whatever the row order."""
+    labels = np.empty(concepts, dtype=object)
+    if not form_keys:
+        return labels
+    keys, counts = np.unique(np.concatenate(form_keys), return_counts=True)
+    form_names = np.array(list(forms), dtype=object)
+    form_rank = np.empty(len(form_names), np.int64)
+    form_rank[np.argsort(form_names, kind="stable")] = np.arange(len(form_names))
+    concept, form = keys >> 32, keys & 0xFFFFFFFF
+    order = np.lexsort((form_rank[form], -counts, concept))
+    first = np.ones(len(order), bool)
+    first[1:] = concept[order][1:] != concept[order][:-1]
+    labels[concept[order][first]] = form_names[form[order][first]]
+    return labels
 
 
 def _run_ids(column: pa.ChunkedArray) -> np.ndarray:
@@ -166,26 +193,6 @@ def _pairs(groups: np.ndarray, codes: np.ndarray, width: int) -> np.ndarray:
     first = np.repeat(np.arange(size), counts)
     offsets = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
     return codes[first] * width + codes[first + 1 + offsets]
-
-
-def _summed(parts: list[pa.Table], schema: pa.Schema, keys: list[str], values: list[str]) -> pa.Table:
-    if not parts:
-        return schema.empty_table()
-    merged = pa.concat_tables(parts).group_by(keys).aggregate([(v, "sum") for v in values])
-    merged = merged.rename_columns([name.removesuffix("_sum") for name in merged.column_names])
-    return merged.sort_by([(k, "ascending") for k in keys]).select(schema.names).cast(schema)
-
-
-def _labels(parts: list[pa.Table]) -> pa.Array:
-    """Per concept (ascending), the most frequent form; ties go to the smallest, whatever the row order."""
-    if not parts:
-        return pa.array([], pa.string())
-    forms = pa.concat_tables(parts).group_by(["concept_id", "form"]).aggregate([("count_all", "sum")])
-    forms = forms.sort_by([("concept_id", "ascending"), ("count_all_sum", "descending"), ("form", "ascending")])
-    concept = forms.column("concept_id").combine_chunks()
-    first = np.ones(len(concept), bool)
-    first[1:] = pc.not_equal(concept[1:], concept[:-1]).to_numpy(zero_copy_only=False)
-    return forms.column("form").combine_chunks().filter(pa.array(first))
 
 
 def _write(path: Path, table: pa.Table) -> None:
