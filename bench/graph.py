@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/graph.py map [--docs 20000] [--per-words 50,15]
     .venv/bin/python bench/graph.py reduce --docs 100000 [--design partials|rows|arrow]
+    .venv/bin/python bench/graph.py knn --docs 20000
 
 `map` runs the real payload (concepts only, 2 processes) on one generated shard and reports the map's time
 (`seconds.cooccurrence`: counting + writing the partials) as a fraction of the payload's total, measured in the same
@@ -208,16 +209,63 @@ def _stage_rows_file(conn, path: Path) -> None:
     copy_concepts(conn, path)
 
 
+# --- kNN ----------------------------------------------------------------------------------------------------------
+
+
+def _clustered_vectors(docs: int, dimension: int = 384, seed: int = 9) -> np.ndarray:
+    """Unit vectors around 200 topics (documents are not uniform on the sphere; HNSW recall depends on it)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((200, dimension)).astype(np.float32)
+    vectors = centres[rng.integers(0, 200, docs)] + 0.9 * rng.standard_normal((docs, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def bench_knn(docs: int, queries: int = 200) -> None:
+    """Exact kNN vectors/s (CPU seconds, so per core), then recall@10 of the HNSW index on the same vectors."""
+    from corpusbridge.graph.neighbors import knn_blocks, recall_at_k
+
+    vectors = _clustered_vectors(docs)
+    started_cpu, started = time.process_time(), time.perf_counter()
+    exact = np.concatenate([b.indices for b in knn_blocks(vectors, k=10)])
+    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    sample = np.random.default_rng(1).choice(docs, size=min(queries, docs), replace=False)
+    approximate = _hnsw_answers(vectors, sample)
+    print(json.dumps({
+        "bench": "knn", "docs": docs, "k": 10, "exact_cpu_s": round(cpu, 2), "exact_wall_s": round(wall, 2),
+        "vectors_per_cpu_s": round(docs / cpu), "hnsw_recall_at_10": round(recall_at_k(exact[sample], approximate), 4),
+        "hnsw_queries": len(sample), "load_average": _load(),
+    }))  # fmt: skip
+
+
+def _hnsw_answers(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Each sampled row's 10 nearest other rows as `corpusbridge similar` finds them (HNSW, ef_search 40)."""
+    from corpusbridge.db import connect
+    from corpusbridge.load.lookup import similar
+
+    with connect() as conn:
+        conn.execute("TRUNCATE document_vectors")
+        with conn.cursor().copy("COPY document_vectors (doc_id, embedding, batch_id, shard) FROM STDIN") as copy:
+            for row, vector in enumerate(vectors):
+                copy.write_row((str(row), "[" + ",".join(f"{x:.7f}" for x in vector) + "]", "bench", 0))
+        conn.commit()
+        answers = [[int(n.doc_id) for n in similar(conn, str(row), 10)] for row in sample.tolist()]
+        conn.execute("TRUNCATE document_vectors")
+        conn.commit()
+    return np.array(answers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("map", "reduce"))
+    parser.add_argument("what", choices=("map", "reduce", "knn"))
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--per-words", default="50,15", help="map: a term every N words (comma-separated)")
     parser.add_argument("--design", choices=("partials", "rows", "arrow"), default="partials")
     parser.add_argument("--concepts", type=int, default=CONCEPTS, help="reduce: concepts drawn from (Zipf)")
     args = parser.parse_args()
     globals()["CONCEPTS"] = args.concepts
-    if args.what == "map":
+    if args.what == "knn":
+        bench_knn(args.docs or 20_000)
+    elif args.what == "map":
         bench_map(args.docs or 20_000, [int(x) for x in args.per_words.split(",")])
     else:
         bench_reduce(args.docs or 100_000, args.design)
