@@ -241,6 +241,7 @@ def _hnsw_answers(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
     """Each sampled row's 10 nearest other rows as `corpusbridge similar` finds them (HNSW, ef_search 40)."""
     from corpusbridge.db import connect
     from corpusbridge.load.lookup import similar
+    from corpusbridge.load.statements import NEAREST
 
     with connect() as conn:
         conn.execute("TRUNCATE document_vectors")
@@ -248,7 +249,11 @@ def _hnsw_answers(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
             for row, vector in enumerate(vectors):
                 copy.write_row((str(row), "[" + ",".join(f"{x:.7f}" for x in vector) + "]", "bench", 0))
         conn.commit()
+        conn.execute("ANALYZE document_vectors")
         answers = [[int(n.doc_id) for n in similar(conn, str(row), 10)] for row in sample.tolist()]
+        vector = conn.execute("SELECT embedding::text FROM document_vectors LIMIT 1").fetchone()
+        plan = conn.execute("EXPLAIN " + NEAREST, {"vector": vector[0] if vector else None, "limit": 11}).fetchall()
+        print(json.dumps({"hnsw_index_used": any("document_vectors_hnsw" in r[0] for r in plan)}))
         conn.execute("TRUNCATE document_vectors")
         conn.commit()
     return np.array(answers)
