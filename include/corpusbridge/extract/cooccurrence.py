@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpusbridge.extract.results import parquet_writer
+
+try:
+    import numpy as np
+except ImportError:  # the concepts-only payload process keeps numpy out (extract/__main__.py)
+    np = None  # type: ignore[assignment]
 
 PAIRS_SCHEMA = pa.schema(
     [
@@ -193,6 +197,19 @@ def _pairs(groups: np.ndarray, codes: np.ndarray, width: int) -> np.ndarray:
     first = np.repeat(np.arange(size), counts)
     offsets = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
     return codes[first] * width + codes[first + 1 + offsets]
+
+
+def new_counter() -> CooccurrenceCounter:
+    """The vectorized counter, or where numpy is kept out the plain one (same rows, same bytes)."""
+    if np is None:
+        from corpusbridge.extract.cooccurrence_plain import PlainCooccurrenceCounter
+
+        return PlainCooccurrenceCounter()  # type: ignore[return-value]
+    return CooccurrenceCounter()
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    _write(path, table)
 
 
 def _write(path: Path, table: pa.Table) -> None:

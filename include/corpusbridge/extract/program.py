@@ -24,7 +24,7 @@ from corpusbridge.config import worker_count
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
 from corpusbridge.extract.concepts.matcher import Matcher
-from corpusbridge.extract.cooccurrence import CooccurrenceCounter, concept_docs_name, cooccurrence_name
+from corpusbridge.extract.cooccurrence import CooccurrenceCounter, concept_docs_name, cooccurrence_name, new_counter
 from corpusbridge.extract.dictionary.artifact import Dictionary, load_dictionary, read_version
 from corpusbridge.extract.results import (
     CONCEPTS_SCHEMA,
@@ -286,7 +286,7 @@ def _process(
     concepts_tmp = run.tmp(concepts_name(index))
     vectors_tmp = run.tmp(vectors_name(index))
     concept_rows = docs = without_text = 0
-    graph = CooccurrenceCounter()
+    graph = new_counter()
     map_seconds = 0.0
     started = time.perf_counter()
     concepts = parquet_writer(concepts_tmp, CONCEPTS_SCHEMA)

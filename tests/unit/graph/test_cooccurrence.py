@@ -74,3 +74,15 @@ def test_bytes_do_not_depend_on_how_the_rows_were_split(tmp_path: Path) -> None:
 def test_an_empty_shard_writes_empty_files_with_its_totals(tmp_path: Path) -> None:
     pairs, concepts = _write(CooccurrenceCounter(), tmp_path / "out")
     assert pq.read_table(pairs).num_rows == 0 and read_totals(concepts) == (5, 0)
+
+
+def test_the_plain_counter_writes_the_same_bytes(tmp_path: Path) -> None:
+    """The concepts-only payload process has no numpy and runs the plain counter: same files."""
+    from corpusbridge.extract.cooccurrence_plain import PlainCooccurrenceCounter
+
+    vectorized, plain = CooccurrenceCounter(), PlainCooccurrenceCounter()
+    for counter in (vectorized, plain):
+        counter.add(_table(ROWS[:4]))
+        counter.add(_table(ROWS[4:]))
+    first, second = _write(vectorized, tmp_path / "a"), _write(plain, tmp_path / "b")  # type: ignore[arg-type]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
