@@ -137,7 +137,8 @@ def test_rerun_of_a_completed_index_is_a_no_op(batch) -> None:
 def test_outputs_are_byte_identical_across_reruns_and_worker_counts(batch) -> None:
     _run(batch, "one", workers=1)
     _run(batch, "two", workers=2)
-    for name in ("concepts-0.parquet", "vectors-0.parquet", "result-0.json"):
+    names = ("concepts-0.parquet", "vectors-0.parquet", "cooccurrence-0.parquet", "concept-docs-0.parquet")
+    for name in (*names, "result-0.json"):
         assert (batch["root"] / "one" / name).read_bytes() == (batch["root"] / "two" / name).read_bytes()
 
 
@@ -153,7 +154,8 @@ def test_corrupted_input_is_detected_before_any_output(batch) -> None:
 def test_no_embeddings_writes_concepts_only(batch) -> None:
     summary = run_extract(ShardInput(batch["shard"], 3), batch["dictionary"], batch["root"] / "adhoc", embeddings=False)
     assert summary.vectors == 0
-    assert sorted(p.name for p in (batch["root"] / "adhoc").iterdir()) == ["concepts-3.parquet", "result-3.json"]
+    assert sorted(p.name for p in (batch["root"] / "adhoc").iterdir()) == [
+        "concept-docs-3.parquet", "concepts-3.parquet", "cooccurrence-3.parquet", "result-3.json"]  # fmt: skip
 
 
 def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
@@ -184,7 +186,8 @@ def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
     assert not (out / "concepts-0.parquet").exists() and not (out / "result-0.json").exists()
     finished = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True)
     assert '"status": "done"' in finished.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["concepts-0.parquet", "result-0.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "concept-docs-0.parquet", "concepts-0.parquet", "cooccurrence-0.parquet", "result-0.json"]  # fmt: skip
     assert pq.read_metadata(out / "concepts-0.parquet").num_rows > 0
 
 

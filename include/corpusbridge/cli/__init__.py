@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "corpusbridge.cli.status",
     "corpusbridge.cli.similar",
     "corpusbridge.cli.concepts",
+    "corpusbridge.cli.related",
+    "corpusbridge.cli.graph",
     "corpusbridge.cli.run",
 )
 

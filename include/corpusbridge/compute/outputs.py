@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge.export.manifest import ShardEntry
+from corpusbridge.extract.cooccurrence import concept_docs_name, cooccurrence_name
 from corpusbridge.extract.results import ResultEntry, concepts_name, result_name, vectors_name
 from corpusbridge.hashing import file_sha256
 
@@ -53,7 +54,7 @@ def failure_message(head: str, stdout: str, stderr: str, tail_chars: int = 2000)
 def result_files(index: int, embeddings: bool) -> list[str]:
     """The files the payload writes for one shard, the result entry (the completion marker) last."""
     names = [concepts_name(index)] + ([vectors_name(index)] if embeddings else [])
-    return [*names, result_name(index)]
+    return [*names, cooccurrence_name(index), concept_docs_name(index), result_name(index)]
 
 
 def verified_result(out_dir: Path, shard: ShardEntry, dictionary_version: str, embeddings: bool) -> ResultEntry | None:

@@ -24,6 +24,7 @@ from corpusbridge.config import worker_count
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
 from corpusbridge.extract.concepts.matcher import Matcher
+from corpusbridge.extract.cooccurrence import CooccurrenceCounter, concept_docs_name, cooccurrence_name, new_counter
 from corpusbridge.extract.dictionary.artifact import Dictionary, load_dictionary, read_version
 from corpusbridge.extract.results import (
     CONCEPTS_SCHEMA,
@@ -147,7 +148,7 @@ def run_extract(
             run, dictionary, input_digest, embedder if embeddings else None, workers or worker_count(), sentence_mode
         )
     except BaseException:
-        for name in (concepts_name(shard.index), vectors_name(shard.index)):
+        for name in _output_names(shard.index):
             run.tmp(name).unlink(missing_ok=True)  # a failed run publishes nothing and leaves nothing behind
         raise
     entry.write(out_dir / result_name(shard.index))
@@ -199,9 +200,13 @@ def _completed(run: _Run, version: str, embeddings: bool) -> ResultEntry | None:
     return entry
 
 
+def _output_names(index: int) -> tuple[str, ...]:
+    return (concepts_name(index), vectors_name(index), cooccurrence_name(index), concept_docs_name(index))
+
+
 def _remove_stale_temps(out_dir: Path, index: int) -> None:
     """Temp files of a killed earlier run of this index: never renamed, so never trusted."""
-    for name in (concepts_name(index), vectors_name(index), result_name(index)):
+    for name in (*_output_names(index), result_name(index)):
         for stale in out_dir.glob(f".{name}.tmp-*"):
             stale.unlink(missing_ok=True)
 
@@ -281,6 +286,8 @@ def _process(
     concepts_tmp = run.tmp(concepts_name(index))
     vectors_tmp = run.tmp(vectors_name(index))
     concept_rows = docs = without_text = 0
+    graph = new_counter()
+    map_seconds = 0.0
     started = time.perf_counter()
     concepts = parquet_writer(concepts_tmp, CONCEPTS_SCHEMA)
     vectors = parquet_writer(vectors_tmp, vectors_schema(embedder.dimension)) if embedder else None
@@ -294,6 +301,9 @@ def _process(
                     embedding.start()  # after the first result: the matching workers are forked by then
                 if result.table.num_rows:
                     concepts.write_table(result.table)
+                    map_started = time.perf_counter()
+                    graph.add(result.table)
+                    map_seconds += time.perf_counter() - map_started
                 concept_rows += result.table.num_rows
                 docs += result.docs
                 without_text += result.without_text
@@ -307,6 +317,9 @@ def _process(
     outputs = {"concepts": _publish(run, concepts_tmp, concepts_name(index), concept_rows)}
     if embedder is not None:
         outputs["vectors"] = _publish(run, vectors_tmp, vectors_name(index), vector_rows)
+    started = time.perf_counter()
+    outputs.update(_publish_graph(run, graph, docs))
+    run.timings["cooccurrence"] = round(map_seconds + time.perf_counter() - started, 3)
     return ResultEntry(
         index=index,
         batch_id=run.shard.batch_id,
@@ -321,6 +334,17 @@ def _process(
         outputs=outputs,
         embedding_runtime=embedder.runtime if embedder else None,
     )
+
+
+def _publish_graph(run: _Run, graph: CooccurrenceCounter, docs: int) -> dict[str, OutputFile]:
+    """The shard's partial graph counts (extract/cooccurrence.py), published like the concepts."""
+    index = run.shard.index
+    pairs_tmp, concepts_tmp = run.tmp(cooccurrence_name(index)), run.tmp(concept_docs_name(index))
+    pair_rows, concept_rows = graph.write(pairs_tmp, concepts_tmp, docs=docs)
+    return {
+        "cooccurrence": _publish(run, pairs_tmp, cooccurrence_name(index), pair_rows),
+        "concept_docs": _publish(run, concepts_tmp, concept_docs_name(index), concept_rows),
+    }
 
 
 def _reconcile(run: _Run, docs: int, vector_rows: int, embeddings: bool) -> None:

@@ -23,6 +23,7 @@ import psycopg
 
 from corpusbridge.export.manifest import ExportManifest, ManifestError, read_manifest
 from corpusbridge.extract.results import result_name
+from corpusbridge.graph.load import load_shard_pairs
 from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
 from corpusbridge.load.ledger import Provenance, ResultChanged, ShardCounts
@@ -224,6 +225,7 @@ def load_shard(
         if vectors_path is not None:
             copy_vectors(conn, vectors_path)
         _refuse_strays(conn, batch_id, entry.index)
+        load_shard_pairs(conn, batch_id, shard)  # the concept graph; before the replaced rows are deleted
         conn.execute(statements.DELETE_CONCEPTS, params)
         conn.execute(statements.DELETE_VECTORS, params)
         concepts = conn.execute(statements.INSERT_CONCEPTS, params).rowcount

@@ -16,7 +16,14 @@ from corpusbridge_airflow.spawning import spawn_safe
 
 log = logging.getLogger(__name__)
 
-RESULT_PATTERNS = ("concepts-*.parquet", "vectors-*.parquet", "result-*.json")
+# Every file the payload writes per shard (compute/outputs.py: result_files), the graph's partial counts included.
+RESULT_PATTERNS = (
+    "concepts-*.parquet",
+    "vectors-*.parquet",
+    "cooccurrence-*.parquet",
+    "concept-docs-*.parquet",
+    "result-*.json",
+)
 REMOTE_RESULTS = "results"
 
 

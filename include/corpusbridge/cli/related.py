@@ -1,0 +1,52 @@
+"""`corpusbridge related CONCEPT_ID`: the concept's neighbours in the co-occurrence graph, with counts and NPMI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from corpusbridge.cli.output import add_db_argument, add_json_argument
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("related", help="concepts that co-occur with a concept (counts, NPMI)")
+    parser.add_argument("concept_id", help="a concept id of the dictionary, e.g. C0024117")
+    parser.add_argument("--by", choices=("document", "sentence"), default="document", help="rank by (default document)")
+    parser.add_argument("--limit", type=int, default=20, help="number of neighbours (default 20)")
+    parser.add_argument("--min-count", type=int, default=1, help="co-occurrences an edge needs for NPMI (default 1)")
+    parser.add_argument("--svg", type=Path, metavar="FILE", help="also draw the neighbourhood as an SVG file")
+    add_db_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpusbridge.db import connect
+    from corpusbridge.graph.query import UnknownConcept, related
+
+    with connect(args.db) as conn:
+        try:
+            found = related(conn, args.concept_id, by=args.by, limit=args.limit, min_count=args.min_count)
+        except UnknownConcept as exc:
+            raise SystemExit(f"corpusbridge related: {exc}") from exc
+    if args.svg:
+        from corpusbridge.graph.svg import neighbourhood_svg
+
+        args.svg.write_text(neighbourhood_svg(found), encoding="utf-8")
+    if args.json:
+        print(json.dumps(asdict(found) | {"svg": str(args.svg) if args.svg else None}, ensure_ascii=False))
+        return 0
+    print(f"{found.concept_id}  {found.label or ''}  ({found.docs} documents, {found.sentences} sentences)")
+    for rank, n in enumerate(found.neighbours, 1):
+        print(
+            f"{rank:>3}. {n.concept_id:<14} {n.label or '':<28} docs {n.docs:>7}  sentences {n.sentences:>7}  "
+            f"npmi {_fmt(n.npmi_docs)} / {_fmt(n.npmi_sentences)}"
+        )
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:+.3f}"
