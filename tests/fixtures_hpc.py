@@ -252,3 +252,15 @@ def openssh_transport(hpc_sandbox: HpcSandbox) -> Iterator[OpenSSHTransport]:
     transport = OpenSSHTransport(hpc_sandbox.settings())
     yield transport
     transport.close()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses LISTENing on `port`, read from /proc (hex, as the kernel writes them)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from fixtures_hpc import listening_addresses
 
 from corpusbridge.hpc import jobs, monitor, naming, parsing
 from corpusbridge.hpc.states import classify
@@ -29,17 +29,6 @@ def _reads_step_form() -> bool:
         return False
 
 
-def _listening_addresses(port: int) -> set[str]:
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.rsplit(":", 1)
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
-
-
 def test_sandbox_runs_the_version_it_names(hpc_sandbox, openssh_transport) -> None:
     shown = openssh_transport.run(["sinfo", "-V"]).stdout.split()
     assert shown[0] == "slurm-wlm" and shown[1].startswith(hpc_sandbox.version + ".")
@@ -48,7 +37,7 @@ def test_sandbox_runs_the_version_it_names(hpc_sandbox, openssh_transport) -> No
 def test_every_daemon_listens_on_loopback_only(hpc_sandbox) -> None:
     assert {"sshd", "slurmctld", "slurmd"} <= set(hpc_sandbox.ports), hpc_sandbox.ports
     for daemon, port in hpc_sandbox.ports.items():
-        addresses = _listening_addresses(port)
+        addresses = listening_addresses(port)
         assert addresses == {LOOPBACK_V4}, f"{daemon} ({hpc_sandbox.version}) listens on {addresses or 'nothing'}"
 
 
