@@ -194,3 +194,41 @@ class AirflowStack:
         path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
         instances = self.api("GET", path)["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in instances}
+
+
+# --- databases for a stack --------------------------------------------------------------------------------------
+
+
+def create_database(server_uri: str, prefix: str) -> str:
+    """A new, empty database on the test server (one for Airflow's metadata, one for the corpus); its conninfo."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_uri, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_conninfo(**{**conninfo_to_dict(server_uri), "dbname": name})
+
+
+def sqlalchemy_url(conninfo: str) -> str:
+    """Airflow's `sql_alchemy_conn` for a psycopg conninfo (the embedded server is reached by its socket folder)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(conninfo)
+    user = urllib.parse.quote(str(info.get("user") or "postgres"))
+    password = f":{urllib.parse.quote(str(info['password']))}" if info.get("password") else ""
+    query = {k: info[k] for k in ("host", "port") if info.get(k)}
+    return f"postgresql+psycopg://{user}{password}@/{info['dbname']}?{urllib.parse.urlencode(query)}"
+
+
+def postgres_connection(conninfo: str) -> str:
+    """`AIRFLOW_CONN_CORPUSBRIDGE_POSTGRES` for the corpus database."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(conninfo)
+    conn = {"conn_type": "postgres", "host": info.get("host"), "port": info.get("port"), "login": info.get("user"),
+            "password": info.get("password"), "schema": info["dbname"]}  # fmt: skip
+    return json.dumps({k: v for k, v in conn.items() if v})

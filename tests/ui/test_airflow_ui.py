@@ -8,7 +8,6 @@ on the page.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_stack import AirflowStack
+from airflow_stack import AirflowStack, create_database, postgres_connection, sqlalchemy_url
 from browser import Browser, chromium_path
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration]
@@ -28,44 +27,17 @@ COMPUTE_TASKS = ("preflight", "dictionary", "export", "choose_backend", "compute
 TERMS = "concept_id\tterm\nC1\tasthma\nC2\tbudesonide\nC3\tprotein\nC4\tcells\nC5\tpatients\nC6\tgene\n"
 
 
-def _database(server_uri: str, prefix: str) -> str:
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_uri, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return make_conninfo(**{**conninfo_to_dict(server_uri), "dbname": name})
-
-
-def _sqlalchemy_url(conninfo: str) -> str:
-    from urllib.parse import quote, urlencode
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(conninfo)
-    user = quote(str(info.get("user") or "postgres"))
-    password = f":{quote(str(info['password']))}" if info.get("password") else ""
-    query = {k: info[k] for k in ("host", "port") if info.get(k)}
-    return f"postgresql+psycopg://{user}{password}@/{info['dbname']}?{urlencode(query)}"
-
-
 @pytest.fixture(scope="module")
 def stack(pg_server_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow-ui")
-    corpus_db = _database(pg_server_uri, "ui_corpus")
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(corpus_db)
-    conn = {"conn_type": "postgres", "host": info.get("host"), "port": info.get("port"), "login": info.get("user"),
-            "schema": info["dbname"]}  # fmt: skip
+    corpus_db = create_database(pg_server_uri, "ui_corpus")
     extra_env = {
-        "AIRFLOW_CONN_CORPUSBRIDGE_POSTGRES": json.dumps({k: v for k, v in conn.items() if v}),
+        "AIRFLOW_CONN_CORPUSBRIDGE_POSTGRES": postgres_connection(corpus_db),
         "CORPUSBRIDGE_HOME": str(home / "corpusbridge"),
     }
     extra_env |= {k: v for k, v in os.environ.items() if k == "CORPUSBRIDGE_TEST_DB"}
-    airflow = AirflowStack(home / "airflow", _sqlalchemy_url(_database(pg_server_uri, "ui_airflow")), REPO, extra_env)
+    metadata = sqlalchemy_url(create_database(pg_server_uri, "ui_airflow"))
+    airflow = AirflowStack(home / "airflow", metadata, REPO, extra_env)
     try:
         airflow.start()
         yield airflow
