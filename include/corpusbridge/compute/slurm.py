@@ -32,7 +32,9 @@ from corpusbridge.export.manifest import ShardEntry, read_manifest, shard_path
 from corpusbridge.extract.dictionary import read_version
 from corpusbridge.hashing import file_sha256
 from corpusbridge.hpc import jobs, monitor, naming, script, staging
+from corpusbridge.hpc import outcome as outcome_rules
 from corpusbridge.hpc.cluster import ClusterSettings
+from corpusbridge.hpc.events import EventStatus, SlurmEvent
 from corpusbridge.hpc.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,6 @@ def run_slurm(
     parallelism: int | None = None,
     options: Mapping[str, object] | None = None,
     poll_seconds: float = 5.0,
-    vanished_polls: int = 3,
     label: str = "",
 ) -> ComputeSummary:
     """Run the payload on every shard of `manifest` as one SLURM array; results land verified in `out_dir`.
@@ -139,7 +140,7 @@ def run_slurm(
         summary.job_ids = sorted(submission.jobs)
         summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
         log.info("compute slurm: job %s, scratch %s (%s)", spec.job_name, spec.scratch, submission.preflight or "")
-        failed = _wait(transport, spec.scratch, submission.jobs, poll_seconds, vanished_polls)
+        failed = _wait(transport, spec.scratch, submission, poll_seconds)
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
         summary.failed.update(failed)
         summary.failed.update(_unverified(transport, spec.scratch, pending, version, embeddings, out_dir, failed))
@@ -191,35 +192,36 @@ def _stage(transport: Transport, scratch: str, manifest: Path, dictionary: Path)
     transport.makedirs(posixpath.join(scratch, OUT_FOLDER))
 
 
-def _wait(
-    transport: Transport, scratch: str, submitted: dict[str, list[int]], poll_seconds: float, vanished_polls: int
-) -> dict[int, str]:
-    """Poll until every index of our jobs ended (or its job left squeue); the failed ones with their reason."""
-    if not submitted:
+def _wait(transport: Transport, scratch: str, submission: jobs.Submission, poll_seconds: float) -> dict[int, str]:
+    """Poll until every index of our jobs ended (or its job left squeue); the failed ones with their reason.
+
+    The same tracker and verdict rules as the SlurmOperator's trigger (`hpc.monitor`, `hpc.outcome`): a job squeue
+    stopped listing is asked about once, an index that aged out with its completion marker counts as done.
+    """
+    if not submission.jobs:
         return {}
-    tracker = monitor.JobTracker({job: list(indices) for job, indices in submitted.items()})
-    absent: dict[str, int] = {}
+    tracker = monitor.JobTracker({job: list(indices) for job, indices in submission.jobs.items()})
     while True:
-        polled = monitor.poll(transport, submitted)
+        polled = monitor.poll(transport, submission.jobs)
         if polled.unreachable:
             log.warning("compute slurm: scheduler unreachable, asking again: %s", polled.unreachable)
         else:
-            for row in tracker.update(polled.rows):
+            for row in tracker.observe(polled):
                 log.info("compute slurm: job %s index %s: %s", row.job_id, row.index, row.state)
-            present = {row.job_id for row in polled.rows}
-            absent = {job: 0 if job in present else absent.get(job, 0) + 1 for job in submitted}
-            if all(absent[job] >= vanished_polls for job, _ in tracker.waiting()):
+            if tracker.settled():
                 break
         time.sleep(poll_seconds)
-    tracker.update(monitor.exit_details(transport, sorted(submitted), use_sacct=monitor.sacct_available(transport)))
+    ended = sorted(submission.jobs)
+    tracker.update(monitor.exit_details(transport, ended, use_sacct=monitor.sacct_available(transport)))
+    event = SlurmEvent(EventStatus.DONE, dict(tracker.expected), tuple(tracker.outcomes()), scratch,
+                       done=dict(submission.done))  # fmt: skip
     failed: dict[int, str] = {}
-    for outcome in tracker.outcomes():
-        if not outcome.ok:
-            out, err = (
-                monitor.file_tail(transport, script.log_file(scratch, outcome.job_id, outcome.index, stream))
-                for stream in ("out", "err")
-            )
-            failed[outcome.index] = failure_message(outcome.describe(), out, err)
+    for outcome in outcome_rules.resolve(transport, event).failed:
+        out, err = (
+            monitor.file_tail(transport, script.log_file(scratch, outcome.job_id, outcome.index, stream))
+            for stream in ("out", "err")
+        )
+        failed[outcome.index] = failure_message(outcome.describe(), out, err)
     return failed
 
 
