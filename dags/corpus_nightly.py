@@ -56,7 +56,6 @@ def corpus_nightly() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from corpusbridge_airflow import settings
-        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.ingest import ingest_stage
 
         params = params or {}
@@ -66,24 +65,19 @@ def corpus_nightly() -> None:
                 f"no source directory, nothing to ingest: set the Variable {settings.SOURCE_DIR_VARIABLE!r} "
                 "or trigger with Param source_dir"
             )
-        with main_script_hidden():
-            return ingest_stage(directory, params.get("limit_files"))
+        return ingest_stage(directory, params.get("limit_files"))
 
     @task
     def sanitize() -> dict:
-        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.sanitize import sanitize_stage
 
-        with main_script_hidden():
-            return sanitize_stage()
+        return sanitize_stage()
 
     @task
     def index(sanitized: dict, params: dict | None = None) -> dict:
-        from corpusbridge_airflow.spawning import main_script_hidden
         from corpusbridge_airflow.stages.index import index_stage
 
-        with main_script_hidden():
-            return index_stage(None, (params or {}).get("search_backend") or "postgres")
+        return index_stage(None, (params or {}).get("search_backend") or "postgres")
 
     @task(outlets=[CLEAN_DOCUMENTS])
     def publish_clean_documents(sanitized: dict, indexed: dict, outlet_events=None) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,11 @@
 Pool workers are started with `spawn`: a forked worker would inherit the parent's database sockets, so after a
 `kill -9` of the parent its session (and the stage lock that session holds) stayed open for as long as any worker
 lived. A spawned worker inherits no descriptor but its pipes, and the kernel kills it when its parent dies.
+
+A spawned worker also re-runs its parent's `__main__` script when that is a file. Inside an Airflow task the script
+is the `airflow` CLI: the worker would import Airflow, which initializes its ORM from the task runner's deliberately
+unusable `sql_alchemy_conn` and dies, breaking the pool. Workers need only importable library modules, so the pool's
+processes start with the script hidden (`main_script_hidden`), wherever the pool runs.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
 # `spawn` unless a test needs its monkeypatches inherited by the workers (then "fork": do not ship that).
@@ -62,9 +69,37 @@ def worker_pool(
 
     `initializer` (a module-level function: spawned workers import it by name) runs once in each worker.
     """
+    context = _ScriptlessSpawnContext() if START_METHOD == "spawn" else multiprocessing.get_context(START_METHOD)
     return ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context(START_METHOD),
+        mp_context=context,
         initializer=start_worker,
         initargs=(os.getpid(), initializer, initargs),
     )
+
+
+@contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """While inside, spawned processes start without re-running the parent's `__main__` script."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield  # run with -m (workers import the module by name) or no script: nothing to hide
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+class _ScriptlessSpawnProcess(SpawnProcess):
+    """A spawned process whose start does not hand the parent's `__main__` script to the child."""
+
+    def start(self) -> None:
+        with main_script_hidden():
+            super().start()
+
+
+class _ScriptlessSpawnContext(SpawnContext):
+    Process = _ScriptlessSpawnProcess

@@ -107,3 +107,25 @@ def test_a_worker_whose_parent_is_already_gone_exits_at_once() -> None:
     worker.start()
     worker.join(30)
     assert worker.exitcode == 1
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def test_pool_workers_do_not_rerun_the_parents_main_script(monkeypatch, tmp_path) -> None:
+    """Inside an Airflow task `__main__` is the `airflow` CLI, which a spawned worker must not run again."""
+    import types
+
+    from corpusbridge.processes import worker_pool
+
+    script = tmp_path / "airflow"
+    script.write_text("raise SystemExit('a worker re-ran the airflow CLI')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with worker_pool(2) as pool:
+        pids = {pool.submit(_pid).result(timeout=60) for _ in range(4)}
+    assert pids and os.getpid() not in pids
+    assert main.__file__ == str(script), "the script is hidden only while a worker starts"

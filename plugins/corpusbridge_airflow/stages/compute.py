@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
-from corpusbridge_airflow.spawning import spawn_safe
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,6 @@ def results_dir(batch_id: str) -> Path:
     return settings.work_dir() / "results" / batch_id
 
 
-@spawn_safe
 def dictionary_stage(terms: str) -> dict[str, Any]:
     """Build the dictionary artifact once per version (cached on the workstation; nodes never rebuild it)."""
     from corpusbridge.compute.dictionary import cached_dictionary
@@ -43,7 +41,6 @@ def dictionary_stage(terms: str) -> dict[str, Any]:
     return {"terms": terms, "path": str(built.path), "version": built.version}
 
 
-@spawn_safe
 def local_stage(export: Mapping[str, Any], dictionary: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Run the payload for every shard as subprocesses here; a failed shard fails the task, naming it."""
     from corpusbridge.compute.local import run_local

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
-from corpusbridge_airflow.spawning import spawn_safe
 from corpusbridge_airflow.stages import log_progress
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,6 @@ def selection_for_run(
     )
 
 
-@spawn_safe
 def export_stage(params: Mapping[str, Any], run: RunInfo, dictionary: Mapping[str, Any]) -> dict[str, Any]:
     """Export the run's selection; skip the rest of the run when there is nothing to send."""
     from airflow.sdk.exceptions import AirflowSkipException

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
-from corpusbridge_airflow.spawning import spawn_safe
 from corpusbridge_airflow.stages import log_progress
 from corpusbridge_airflow.stages.compute import results_dir
 
@@ -17,7 +16,6 @@ log = logging.getLogger(__name__)
 MISSING_SHOWN = 20
 
 
-@spawn_safe
 def load_stage(export: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     """Verify and load the batch's results; the ledger makes a retry or a rerun load nothing twice.
 
