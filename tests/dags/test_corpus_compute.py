@@ -166,6 +166,10 @@ def test_slurm_round_trip_through_the_sandbox(
     slurm = run.get_task_instance("compute_slurm", map_index=0).xcom_pull(task_ids="compute_slurm", map_indexes=0)
     assert len(slurm["states"]) == exported["shards"], slurm["states"]
     assert set(slurm["states"].values()) == {"COMPLETED"}, slurm["states"]
+    pushed = run.get_task_instance("compute_slurm", map_index=0).xcom_pull(
+        task_ids="compute_slurm", map_indexes=0, key="slurm_job_ids"
+    )
+    assert pushed == slurm["job_ids"]  # what the task's SLURM job link opens
     reconciled = run.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
     assert reconciled["ok"] and reconciled["docs_loaded"] == exported["docs_exported"], reconciled
     before = _row_counts(corpus_db)

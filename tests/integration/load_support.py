@@ -138,7 +138,7 @@ def register_batch(conn: psycopg.Connection, batch: Batch, *, clean_seq: int = 1
         for entry in manifest.shards:
             table = pq.read_table(shard_path(batch.manifest, entry), columns=["doc_id", "title", "text"])
             for doc_id, title, text in zip(*table.to_pydict().values(), strict=True):
-                abstract = text.split("\n\n", 1)[1] if text else None
+                abstract = text.split("\n\n", 1)[-1] if text else None  # a text without a title is all abstract
                 conn.execute(
                     "INSERT INTO export_batch_documents (batch_id, doc_id, shard, clean_seq) VALUES (%s, %s, %s, %s)",
                     (batch.batch_id, doc_id, entry.index, clean_seq),

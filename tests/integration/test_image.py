@@ -140,7 +140,7 @@ def scratch(hpc_sandbox) -> Iterator[Path]:
 
 @pytest.mark.slurm
 def test_payload_in_the_image_under_slurm_writes_the_workstations_bytes(
-    compute_image: Image, runner: Path, hpc_sandbox, scratch: Path
+    compute_image: Image, runner: Path, hpc_sandbox, scratch: Path, db
 ) -> None:
     if shutil.which("apptainer") is None:
         pytest.skip("no `apptainer` on PATH: scripts/hpc-sandbox.sh up installs the sandbox runner as root")
@@ -165,8 +165,27 @@ def test_payload_in_the_image_under_slurm_writes_the_workstations_bytes(
         assert ours == theirs, f"{name} differs between the workstation and the image"
     assert (scratch / "digest.txt").read_text().strip() == compute_image.digest
     result = json.loads((scratch / "image" / "result-0.json").read_text())
-    if "image_digest" in result:  # once the payload records $CORPUSBRIDGE_IMAGE_DIGEST in its provenance
-        assert result["image_digest"] == compute_image.digest
+    assert result["image_digest"] == compute_image.digest
+    assert json.loads((scratch / "workstation" / "result-0.json").read_text())["image_digest"] is None
+    _assert_loaded_rows_name_the_image(db, batch, scratch / "image", compute_image.digest)
+
+
+def _assert_loaded_rows_name_the_image(db, batch: dict[str, Path], results: Path, digest: str) -> None:
+    """The load takes the digest from the verified result: the ledger row, and through it every loaded row."""
+    from load_support import Batch, register_batch
+
+    from corpusbridge.extract.dictionary import read_version
+    from corpusbridge.load.stage import Provenance, run_load
+
+    register_batch(db, Batch(batch["manifest"], results, "image-test", read_version(batch["dictionary"]), []))
+    loaded = run_load(db, batch["manifest"], results, provenance=Provenance("test__image"))
+    assert loaded.docs_loaded == 120 and loaded.reconciled
+    rows = db.execute(
+        "SELECT l.image_digest, count(*) FROM document_concepts c JOIN load_ledger l USING (batch_id, shard) "
+        "GROUP BY 1 UNION ALL SELECT l.image_digest, count(*) FROM document_vectors v "
+        "JOIN load_ledger l USING (batch_id, shard) GROUP BY 1"
+    ).fetchall()
+    assert {row[0] for row in rows} == {digest} and rows[1][1] == 120
 
 
 def _quote(arg: str) -> str:

@@ -205,3 +205,52 @@ def test_a_manifest_other_than_the_exported_one_or_an_abandoned_batch_is_refused
     with pytest.raises(LoadError, match=r"batch batch-a was abandoned"):
         _load(db, batch)
     assert table_counts(db)["load_ledger"] == 0
+
+
+def _record_image(batch, index: int, digest: str) -> None:
+    """What the payload writes inside an image: its result-I.json names the image's digest."""
+    path = batch.results / f"result-{index}.json"
+    entry = json.loads(path.read_text())
+    path.write_text(json.dumps(entry | {"image_digest": digest}, indent=2))
+
+
+def output_rows_of(batch, name: str, index: int) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(batch.results / f"{name}-{index}.parquet").metadata.num_rows
+
+
+def test_the_image_digest_comes_from_each_result_into_every_loaded_rows_provenance(
+    db, round_trip: RoundTrip, tmp_path: Path
+) -> None:
+    batch = copy_batch(round_trip.first, tmp_path)
+    register_batch(db, batch)
+    image = "sha256:" + "cd" * 32
+    _record_image(batch, 0, image)
+    run_load(db, batch.manifest, batch.results, provenance=Provenance("test__images"))
+    by_shard = dict(db.execute("SELECT shard, image_digest FROM load_ledger").fetchall())
+    assert by_shard == {0: image, 1: None}  # shard 1's payload ran outside a container
+    rows = db.execute(
+        "SELECT l.image_digest, count(*) FROM document_concepts c JOIN load_ledger l USING (batch_id, shard) "
+        "WHERE c.shard = 0 GROUP BY 1"
+    ).fetchall()
+    assert rows == [(image, output_rows_of(batch, "concepts", 0))]
+
+
+def test_a_given_image_digest_that_disagrees_with_a_result_loads_nothing_and_names_the_shard(
+    db, round_trip: RoundTrip, tmp_path: Path
+) -> None:
+    from corpusbridge.load.ledger import ImageDigestConflict
+
+    batch = copy_batch(round_trip.first, tmp_path)
+    register_batch(db, batch)
+    recorded, given = "sha256:" + "cd" * 32, "sha256:" + "ef" * 32
+    _record_image(batch, 1, recorded)
+    with pytest.raises(ImageDigestConflict) as caught:
+        run_load(db, batch.manifest, batch.results, provenance=Provenance("test__conflict", given))
+    assert caught.value.indices == [1]
+    assert f"shard 1: result-1.json says {recorded}" in str(caught.value) and given in str(caught.value)
+    assert set(table_counts(db).values()) == {0}
+    # the same digest as the result's is no conflict; a result without one takes the caller's
+    run_load(db, batch.manifest, batch.results, provenance=Provenance("test__agree", recorded))
+    assert dict(db.execute("SELECT shard, image_digest FROM load_ledger").fetchall()) == {0: recorded, 1: recorded}

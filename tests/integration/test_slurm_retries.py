@@ -49,8 +49,14 @@ def test_forty_indices_whose_even_ones_fail_once_complete_on_the_retry(hpc_sandb
 def clear_context(hpc_sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", hpc_sandbox.connection_json())
     nonce = uuid.uuid4().hex[:12]
-    ti = SimpleNamespace(dag_id="cb_slurm_clear_test", task_id="compute", map_index=-1)
-    yield nonce, {"ti": ti, "run_id": f"manual__{nonce}"}
+    pushed: dict[str, object] = {}  # the XComs the operator pushes itself (the job ids for the SLURM job link)
+    ti = SimpleNamespace(
+        dag_id="cb_slurm_clear_test",
+        task_id="compute",
+        map_index=-1,
+        xcom_push=lambda key, value: pushed.update({key: value}),
+    )
+    yield nonce, {"ti": ti, "run_id": f"manual__{nonce}", "pushed": pushed}
     found = jobs_with_comment(hpc_sandbox, nonce)
     if found:
         remote(hpc_sandbox, "scancel " + " ".join(found), check=False)
@@ -93,6 +99,7 @@ def test_clearing_a_deferred_task_gives_the_new_try_a_working_job(hpc_sandbox, c
     with caplog.at_level(logging.INFO):
         old = deferred_trigger(operator(nonce), context)
     (old_job,) = old.jobs
+    assert context["pushed"]["slurm_job_ids"] == [old_job]  # what the task's SLURM job link opens while it waits
     # Where operator logs land depends on whether Airflow configured structlog in this session: read both.
     logged = caplog.text + "".join(capfd.readouterr())
     # The pre-flight line names the job submitted, not the id `sbatch --test-only` consumed.

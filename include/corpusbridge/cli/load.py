@@ -18,7 +18,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--manifest", type=Path, required=True, help="the export's manifest.json")
     parser.add_argument("--results", type=Path, required=True, help="folder with concepts-I/vectors-I/result-I files")
     parser.add_argument("--run-label", help="recorded on every ledger row (default: cli__<UTC time>)")
-    parser.add_argument("--image-digest", help="container image digest the payload ran in, if any")
+    parser.add_argument(
+        "--image-digest",
+        help="sha256:<hex> of the image the payload ran in, for results that record none (a result that records "
+        "one keeps it; a different one here fails the load)",
+    )
     add_db_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(func=run)

@@ -53,22 +53,13 @@ def payload_argv(
     *,
     embeddings: bool,
     python: str = "python3",
-    container: str | None = None,
-    container_runtime: str = "apptainer",
-    binds: tuple[str, ...] = (),
 ) -> list[str]:
-    """The argv of one array index: the payload on shard $SLURM_ARRAY_TASK_ID, in `container` (an image) if given.
+    """The argv of one array index: the payload on shard $SLURM_ARRAY_TASK_ID.
 
-    The container gets the manifest's, the dictionary's and the output's folders bound at the same paths (plus
-    `binds`, each `src[:dst]`).
+    A container is the batch script's (`JobSpec.container`, the SlurmOperator's `container=`): it wraps this argv,
+    binds the scratch dir and passes the image's digest in.
     """
     argv = extract_argv(python, manifest, dictionary, out_dir, embeddings=embeddings)
-    if container:
-        folders = sorted({posixpath.dirname(manifest), dictionary, out_dir, *binds})
-        prefix = [container_runtime, "exec"]
-        for folder in folders:
-            prefix += ["--bind", folder if ":" in folder else f"{folder}:{folder}"]
-        argv = [*prefix, container, *argv]
     return ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
 
 
@@ -179,10 +170,11 @@ def _job_spec(
         posixpath.join(scratch, OUT_FOLDER),
         embeddings=embeddings,
         python=python,
-        container=container[0] if container else None,
-        container_runtime=container[1] if container else "apptainer",
     )
-    return jobs.JobSpec(command, scratch, naming.job_name(key), shards, parallelism, options)
+    # The batch script runs the image, as for the DAG's SlurmOperator: it binds the scratch dir (everything the
+    # payload reads and writes is under it) and hands the image's digest in for the results' provenance.
+    image = script.Container(container[0], container[1]) if container else None
+    return jobs.JobSpec(command, scratch, naming.job_name(key), shards, parallelism, options, container=image)
 
 
 def _stage(transport: Transport, scratch: str, manifest: Path, dictionary: Path) -> None:

@@ -84,6 +84,12 @@ def code_version() -> str:
     return f"{corpusbridge.__version__}+{extra}" if extra else corpusbridge.__version__
 
 
+def image_digest() -> str | None:
+    """The container image's digest (sha256:<hex>) when the payload runs in one: the job script exports it into the
+    container (hpc/script.py; the sandbox runner sets it itself). None outside a container."""
+    return os.environ.get("CORPUSBRIDGE_IMAGE_DIGEST", "").strip() or None
+
+
 def shard_from_manifest(manifest: Path, index: int) -> ShardInput:
     loaded = read_manifest(manifest)
     entry = loaded.shard(index)
@@ -333,6 +339,7 @@ def _process(
         code_version=code_version(),
         outputs=outputs,
         embedding_runtime=embedder.runtime if embedder else None,
+        image_digest=image_digest(),
     )
 
 

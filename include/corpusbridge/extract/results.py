@@ -77,6 +77,9 @@ class ResultEntry:
     format: int = RESULT_FORMAT
     # "numpy", or "torch:cuda" etc.: equal vectors to float32 round-off, recorded so an index can tell them apart.
     embedding_runtime: str | None = None
+    # sha256:<hex> of the container image the payload ran in ($CORPUSBRIDGE_IMAGE_DIGEST, set by the job script);
+    # None on the workstation. A result written before this field existed reads as None.
+    image_digest: str | None = None
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))

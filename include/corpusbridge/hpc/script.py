@@ -42,6 +42,30 @@ class Container:
         return [*argv, self.image]
 
 
+# The image's digest for the payload's provenance ($CORPUSBRIDGE_IMAGE_DIGEST inside): the `IMAGE.sha256` sidecar
+# scripts/build-image.sh writes, when it names the image and is not older than it, else a hash of the image (one
+# read of it per index: keep the sidecar beside the image). Apptainer and Singularity pass a variable into the
+# container, even under --cleanenv, as APPTAINERENV_<NAME> / SINGULARITYENV_<NAME>; the prefix follows the runtime
+# so that neither prints its "... is set, but ... is preferred" notice. Arguments: the image, the prefix.
+_DIGEST_FUNCTION = r"""corpusbridge_image_digest() {
+  local hex name digest=""
+  if [ -f "$1.sha256" ] && [ ! "$1.sha256" -ot "$1" ] && read -r hex name < "$1.sha256" \
+      && [ "${name#\*}" = "${1##*/}" ] && [ "${#hex}" -eq 64 ] && [ -z "${hex//[0-9a-f]/}" ]; then
+    digest="sha256:$hex"
+  elif [ -f "$1" ]; then
+    echo "corpusbridge: no current $1.sha256 beside the image: hashing the image for its digest" >&2
+    digest="sha256:$(sha256sum < "$1" | cut -d' ' -f1)"
+  fi
+  if [ -n "$digest" ]; then export "$2CORPUSBRIDGE_IMAGE_DIGEST=$digest"; fi
+}"""
+
+
+def digest_export(container: Container) -> str:
+    """Batch script lines that hand the image's digest into the container (see _DIGEST_FUNCTION)."""
+    prefix = "SINGULARITYENV_" if posixpath.basename(container.runtime) == "singularity" else "APPTAINERENV_"
+    return _DIGEST_FUNCTION + "\n" + shlex.join(["corpusbridge_image_digest", container.image, prefix])
+
+
 def marker_path(scratch: str, index: int) -> str:
     """Written by the script when index `index` exited 0: a retry skips indices that have one."""
     return posixpath.join(scratch, MARKER_DIR, str(index))
@@ -95,6 +119,7 @@ def batch_script(
             f'cd -- {q_scratch} || {{ echo "corpusbridge: cannot enter scratch dir "{q_scratch} >&2; exit 97; }}',
             'export CORPUSBRIDGE_INDEX="${SLURM_ARRAY_TASK_ID:-0}"',
             f"export CORPUSBRIDGE_SCRATCH={q_scratch}",
+            *([digest_export(container)] if container else []),
             command_line(command, scratch, container),
             "rc=$?",
             f'if [ "$rc" -eq 0 ]; then mkdir -p {shlex.quote(MARKER_DIR)} && '

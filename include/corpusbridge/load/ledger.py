@@ -27,12 +27,45 @@ class ResultChanged(RuntimeError):
         self.batch_id, self.index = batch_id, index
 
 
+class ImageDigestConflict(ValueError):
+    """The image digest given to the load differs from the one the payload recorded in a shard's result."""
+
+    def __init__(self, batch_id: str, conflicts: dict[int, str], given: str) -> None:
+        shards = "; ".join(f"shard {i}: result-{i}.json says {digest}" for i, digest in sorted(conflicts.items()))
+        super().__init__(
+            f"batch {batch_id}: the image digest given to the load ({given}) is not the one the payload ran in "
+            f"({shards}); those shards were not loaded. Leave --image-digest out (the results carry their own) or "
+            "pass the digest of the image that computed them"
+        )
+        self.batch_id, self.indices = batch_id, sorted(conflicts)
+
+
 @dataclass(frozen=True)
 class Provenance:
-    """Who loads: the Airflow run id or the CLI's run id, and the container image digest when one was used."""
+    """Who loads: the Airflow run id or the CLI's run id, and the container image digest when the caller knows it.
+
+    A result records the digest of the image its payload ran in; that one is what the ledger keeps. `image_digest`
+    here is for results that carry none (a payload older than the field, or run outside the job script), and must
+    agree with a result that does carry one.
+    """
 
     run_label: str
     image_digest: str | None = None
+
+    def digest_for(self, shard: VerifiedShard) -> str | None:
+        """The shard's one image digest: the result's own, else the caller's; a disagreement is the caller's
+        error (see check_image_digests)."""
+        return shard.entry.image_digest or self.image_digest
+
+
+def check_image_digests(batch_id: str, shards: list[VerifiedShard], provenance: Provenance) -> None:
+    """Raise ImageDigestConflict naming every shard whose recorded image digest differs from the caller's."""
+    given = provenance.image_digest
+    if not given:
+        return
+    conflicts = {s.index: str(s.entry.image_digest) for s in shards if s.entry.image_digest not in (None, given)}
+    if conflicts:
+        raise ImageDigestConflict(batch_id, conflicts, given)
 
 
 @dataclass(frozen=True)
@@ -58,6 +91,7 @@ def record(
     provenance: Provenance,
 ) -> None:
     """Insert the shard's ledger row (in the caller's transaction), with the payload's provenance."""
+    check_image_digests(batch_id, [shard], provenance)
     entry = shard.entry
     conn.execute(
         statements.INSERT_LEDGER,
@@ -71,7 +105,7 @@ def record(
             "dictionary_version": entry.dictionary_version,
             "model_hash": entry.model_hash,
             "embedding_runtime": entry.embedding_runtime,
-            "image_digest": provenance.image_digest,
+            "image_digest": provenance.digest_for(shard),
             "docs": counts.docs,
             "concepts": counts.concepts,
             "vectors": counts.vectors,

@@ -6,10 +6,11 @@
 
 One transaction per shard: COPY into temporary staging tables, delete the previous concepts and vector of the
 shard's documents (a document processed again is replaced, never duplicated), insert, upsert document_results and
-insert the ledger row. A shard already in the ledger with the same result sha256 is skipped; with another sha256 the
-run fails (the result changed after it was loaded). Shards that fail verification are named in one error after the
-verified ones are loaded, so a retry after a re-fetch loads only those. The run ends with the batch's reconciliation,
-stored on the run row; a mismatch fails the run after it is recorded.
+insert the ledger row, which keeps the image digest the payload recorded (one per shard; a different digest from the
+caller fails the run before any shard loads). A shard already in the ledger with the same result sha256 is skipped;
+with another sha256 the run fails (the result changed after it was loaded). Shards that fail verification are named
+in one error after the verified ones are loaded, so a retry after a re-fetch loads only those. The run ends with the
+batch's reconciliation, stored on the run row; a mismatch fails the run after it is recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from corpusbridge.extract.results import result_name
 from corpusbridge.graph.load import load_shard_pairs
 from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
-from corpusbridge.load.ledger import Provenance, ResultChanged, ShardCounts
+from corpusbridge.load.ledger import ImageDigestConflict, Provenance, ResultChanged, ShardCounts
 from corpusbridge.load.reconcile import Reconciliation, ReconciliationError, reconcile
 from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors
 from corpusbridge.load.verify import ResultVerificationError, VerifiedShard, check_results
@@ -44,6 +45,7 @@ from corpusbridge.runs import (
 
 __all__ = [
     "LOAD_FAILURES",
+    "ImageDigestConflict",
     "LoadError",
     "LoadSummary",
     "Provenance",
@@ -62,6 +64,7 @@ class LoadError(RuntimeError):
 # What a load can fail with that a person can act on (each message names the shard or batch and the fix).
 LOAD_FAILURES = (
     LoadError,
+    ImageDigestConflict,
     ManifestError,
     ResultChanged,
     ResultFormatError,
@@ -131,6 +134,7 @@ def _load_batch(
     _check_registered(conn, manifest, batch)
     pending = _pending_shards(conn, batch, results_dir, summary)
     good, bad = check_results(pending, results_dir)
+    ledger.check_image_digests(batch.batch_id, good, provenance)  # before any shard loads: all of them or none
     meter = ProgressMeter(Stage.LOAD, progress, total=sum(s.entry.input_rows for s in good), unit="docs")
     for shard in good:
         counts = load_shard(conn, batch.batch_id, shard, run_id=summary.run_id, provenance=provenance)

@@ -16,6 +16,7 @@ from corpusbridge.hpc.staging import SYMLINK_CHOICES
 from corpusbridge.hpc.states import StatePolicy, StatePolicyError
 from corpusbridge.hpc.transport import Transport
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook
+from corpusbridge_airflow.links import JOB_IDS_XCOM, SlurmJobLink
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
 # Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
@@ -75,7 +76,8 @@ class SlurmOperator(BaseOperator):
     :param poll_interval: seconds between polls.
     :param unreachable_budget: how long the controller or SSH may stay unreachable before the task fails
         (the job is not cancelled; a retry re-attaches).
-    :return (XCom): `{"job_ids", "states" {"<job>_<index>": state}, "outcomes", "scratch_dir", "outputs"}`.
+    :return (XCom): `{"job_ids", "states" {"<job>_<index>": state}, "outcomes", "scratch_dir", "outputs"}`; the job
+        ids are also pushed as `slurm_job_ids` once submitted (the task's `SLURM job` link reads them).
     """
 
     template_fields: Sequence[str] = (
@@ -88,6 +90,8 @@ class SlurmOperator(BaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"sbatch_options": "json", "command": "bash"}
     ui_color = "#d6e9f8"
+    # The task's `SLURM job` button, once `[corpusbridge] slurm_job_url` is set (links.py).
+    operator_extra_links = (SlurmJobLink(),)
 
     def __init__(
         self,
@@ -212,6 +216,8 @@ class SlurmOperator(BaseOperator):
         submission = jobs.submit_or_reattach(hook.transport, spec, policy)
         self._log_submission(submission)
         self._job_ids, self._scratch = sorted(submission.jobs), spec.scratch
+        if self._job_ids:  # for the SLURM job link while the task waits, and after it fails
+            context["ti"].xcom_push(key=JOB_IDS_XCOM, value=self._job_ids)
         trigger = self._trigger(submission, spec, policy)
         if not submission.jobs:
             return self._complete(context, hook, trigger.event(EventStatus.DONE))

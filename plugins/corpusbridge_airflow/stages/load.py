@@ -19,7 +19,7 @@ MISSING_SHOWN = 20
 def load_stage(export: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     """Verify and load the batch's results; the ledger makes a retry or a rerun load nothing twice.
 
-    The container image digest is not known here yet (the payload's result files do not carry it), so it is None.
+    The container image digest comes from each result-I.json (the payload records the image it ran in).
     """
     from corpusbridge.db import connect
     from corpusbridge.load.stage import Provenance, run_load

@@ -53,14 +53,21 @@ def test_payload_argv_outside_an_array_task_fails_clearly(tmp_path: Path) -> Non
     assert proc.returncode != 0 and b"SLURM_ARRAY_TASK_ID" in proc.stderr
 
 
-def test_payload_argv_in_a_container_binds_the_folders() -> None:
-    argv = payload_argv("/s/batch/manifest.json", "/s/dict", "/s/out", embeddings=False, container="/img/cb.sif")
-    runtime = argv.index("apptainer")
-    assert argv[:4] == ["sh", "-c", argv[2], "sh"] and runtime == 4
-    assert argv[runtime : runtime + 9] == ["apptainer", "exec", "--bind", "/s/batch:/s/batch", "--bind",
-                                           "/s/dict:/s/dict", "--bind", "/s/out:/s/out", "/img/cb.sif"]  # fmt: skip
-    assert argv[runtime + 9 : runtime + 12] == ["python3", "-m", "corpusbridge.extract"]
-    assert json.dumps(argv)  # plain strings only
+def test_run_slurm_runs_the_container_through_the_batch_script(tmp_path: Path) -> None:
+    """As the SlurmOperator's container=: the script binds the scratch dir and hands in the image's digest."""
+    from corpusbridge.compute.slurm import _job_spec
+    from corpusbridge.export.manifest import ExportManifest, write_manifest
+    from corpusbridge.hpc import script
+
+    manifest = tmp_path / "manifest.json"
+    write_manifest(manifest, ExportManifest("b-1", "fp", []))
+    spec = _job_spec("/s", manifest, tmp_path / "dict", "v1", False, "python3", ("/img/cb.sqfs", "singularity"),
+                     None, {}, 1, "")  # fmt: skip
+    assert spec.container == script.Container("/img/cb.sqfs", "singularity")
+    assert "singularity" not in spec.command and spec.command[:2] == ["sh", "-c"]
+    text = script.batch_script(spec.command, spec.scratch, job_name=spec.job_name, container=spec.container)
+    assert "corpusbridge_image_digest /img/cb.sqfs SINGULARITYENV_" in text
+    assert json.dumps(spec.command)  # plain strings only
 
 
 @pytest.mark.parametrize("index", ["0", "12"])

@@ -93,3 +93,44 @@ def test_a_percent_in_scratch_is_escaped_for_sbatch_and_a_backslash_refused() ->
     assert script.log_file("/s/50%", "9", None, "out") == "/s/50%/.corpusbridge/logs/9.out"
     with pytest.raises(ValueError, match="backslash"):
         script.log_paths("/s/a\\b", array=True)
+
+
+def _fake_runtime(folder: Path, name: str) -> Path:
+    """A test double for apptainer/singularity (none is installed here): prints the digest variables it was given."""
+    runtime = folder / name
+    runtime.write_text("#!/bin/sh\nenv | grep CORPUSBRIDGE_IMAGE_DIGEST | sort\n", encoding="utf-8")
+    runtime.chmod(0o755)
+    return runtime
+
+
+def _run_in_container(tmp_path: Path, container: script.Container) -> subprocess.CompletedProcess[str]:
+    job = tmp_path / "job.sh"
+    job.write_text(script.batch_script(["true"], str(tmp_path), job_name="cb-img", container=container))
+    env = {"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": "0"}
+    return subprocess.run(["bash", str(job)], capture_output=True, text=True, env=env, check=False)
+
+
+def test_the_job_hands_the_images_digest_from_its_sidecar_into_the_container(tmp_path: Path) -> None:
+    image = tmp_path / "cb image.sqfs"
+    image.write_bytes(b"squashfs bytes")
+    (tmp_path / "cb image.sqfs.sha256").write_text(f"{'ab' * 32}  cb image.sqfs\n")
+    done = _run_in_container(tmp_path, script.Container(str(image), str(_fake_runtime(tmp_path, "apptainer"))))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"APPTAINERENV_CORPUSBRIDGE_IMAGE_DIGEST=sha256:{'ab' * 32}"]
+    assert done.stderr == ""
+
+
+def test_without_a_current_sidecar_the_job_hashes_the_image(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    image = tmp_path / "cb.sqfs"
+    image.write_bytes(b"squashfs bytes")
+    sidecar = tmp_path / "cb.sqfs.sha256"
+    sidecar.write_text(f"{'ab' * 32}  cb.sqfs\n")
+    os.utime(sidecar, (1, 1))  # older than the image: the image was replaced after the sidecar was written
+    singularity = script.Container(str(image), str(_fake_runtime(tmp_path, "singularity")))
+    done = _run_in_container(tmp_path, singularity)
+    expected = hashlib.sha256(b"squashfs bytes").hexdigest()
+    assert done.stdout.splitlines() == [f"SINGULARITYENV_CORPUSBRIDGE_IMAGE_DIGEST=sha256:{expected}"]
+    assert "no current" in done.stderr and "hashing the image" in done.stderr
