@@ -188,6 +188,35 @@ def _assert_loaded_rows_name_the_image(db, batch: dict[str, Path], results: Path
     assert {row[0] for row in rows} == {digest} and rows[1][1] == 120
 
 
+@pytest.mark.slurm
+def test_corpusbridge_run_in_the_image_records_its_digest_on_every_row(
+    compute_image: Image, runner: Path, hpc_sandbox, scratch: Path, db_uri: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`corpusbridge run --backend slurm --container IMAGE`: the payload runs in the image, the rows name it."""
+    if shutil.which("apptainer") is None:
+        pytest.skip("no `apptainer` on PATH: scripts/hpc-sandbox.sh up installs the sandbox runner as root")
+    import psycopg
+
+    from corpusbridge.cli import main
+
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(scratch / "home"))
+    connection = json.loads(hpc_sandbox.connection_json())
+    connection["extra"] = dict(connection["extra"]) | {"scratch_root": str(scratch / "cluster")}
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_HPC", json.dumps(connection))
+    corpora = ROOT / "tests" / "fixtures" / "corpora"
+    code = main(["run", "--backend", "slurm", "--source", str(corpora), "--db", db_uri, "--no-embeddings",
+                 "--container", str(compute_image.path), "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    assert out["docs_exported"] == out["docs_processed"] == out["docs_loaded"] > 0, out
+    with psycopg.connect(db_uri) as conn:
+        digests = conn.execute(
+            "SELECT DISTINCT l.image_digest FROM document_results r JOIN load_ledger l USING (batch_id, shard)"
+        ).fetchall()
+    assert digests == [(compute_image.digest,)]
+
+
 def _quote(arg: str) -> str:
     import shlex
 

@@ -35,6 +35,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--slurm-python", default="python3", help="python on the compute nodes that has corpusbridge installed"
     )
+    parser.add_argument(
+        "--container",
+        metavar="IMAGE",
+        help="Apptainer/Singularity image on the cluster to run the payload in (slurm backend; runtime: the "
+        "connection's container_runtime); its digest is recorded with every loaded row",
+    )
     add_db_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(func=run)
@@ -46,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.load.pipeline import PipelineError, PipelineOptions, run_pipeline
     from corpusbridge.load.stage import LOAD_FAILURES
 
+    if args.container and args.backend != "slurm":
+        emit({"error": "--container runs the payload in an image on the cluster: use it with --backend slurm"},
+             args.json)  # fmt: skip
+        return 2
     options = PipelineOptions(
         backend=args.backend,
         source=args.source,
@@ -56,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         run_label=args.run_label or cli_run_label(),
         cluster=_cluster(args) if args.backend == "slurm" else None,
         slurm_python=args.slurm_python,
+        container=args.container,
     )
     with connect(args.db) as conn:
         try:

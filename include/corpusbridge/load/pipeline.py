@@ -46,6 +46,7 @@ class PipelineOptions:
     work_dir: Path | None = None  # exports, results and the dictionary cache; default: the state folder
     cluster: Any = None  # a ClusterSettings, for the slurm backend
     slurm_python: str = "python3"
+    container: str | None = None  # an image on the cluster (slurm backend)
 
 
 @dataclass
@@ -154,8 +155,9 @@ def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results
 
     try:
         return run_slurm_on(
-            options.cluster, manifest, dictionary, results, embeddings=options.embeddings, python=options.slurm_python
-        )
+            options.cluster, manifest, dictionary, results, embeddings=options.embeddings,
+            python=options.slurm_python, container=options.container,
+        )  # fmt: skip
     except (TransportError, StagingError, OSError) as exc:  # the connection, a transfer, or the results' disk
         raise PipelineError(
             f"compute on the cluster did not finish: {exc}. Nothing of this try was loaded; run again: staging and "
