@@ -105,6 +105,28 @@ def test_new_vectors_replace_the_graph_in_one_load(db, db_uri, tmp_path: Path) -
     assert rows == [("first", None, False), ("second", "sha256:abc", True)]
 
 
+def test_a_damaged_part_is_not_loaded_and_the_previous_graph_stays(db, tmp_path: Path) -> None:
+    from corpusbridge.compute.neighbors import KnnWork, run_neighbors_local
+    from corpusbridge.graph.knn_files import export_vectors
+    from corpusbridge.graph.neighbors_load import NeighborsLoadError, load_neighbors
+
+    _put(db, _vectors())
+    first = run_knn_graph(db, KnnOptions("local", K, 1, "cpu", tmp_path / "a"), Provenance("first"))
+    _put(db, _vectors(seed=3))
+    source = export_vectors(db, tmp_path / "b")
+    assert run_neighbors_local(KnnWork(source, K, 2, "cpu"), tmp_path / "b" / "out").ok
+    part = tmp_path / "b" / "out" / "neighbors-1.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(NeighborsLoadError, match=r"parts \[1\].*run the kNN job again"):
+        load_neighbors(db, tmp_path / "b" / "out", input_sha256=source.sha256, k=K, parts=2,
+                       provenance=Provenance("second"))  # fmt: skip
+    assert db.execute("SELECT DISTINCT graph_id FROM document_neighbors").fetchall() == [(first["load"]["graph_id"],)]
+    again = run_neighbors_local(KnnWork(source, K, 2, "cpu"), tmp_path / "b" / "out")  # recomputes only part 1
+    assert (again.skipped, again.failed) == (1, {})
+
+
 def test_without_a_graph_similar_answers_from_hnsw(db, db_uri, capsys) -> None:
     ids = _put(db, _vectors())
     out = _cli(capsys, "similar", ids[0], "--limit", "3", "--db", db_uri)

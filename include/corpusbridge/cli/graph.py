@@ -29,6 +29,7 @@ def add_parser(subparsers: Any) -> None:
     neighbors.add_argument(
         "--hpc-conn", metavar="URI", help="cluster connection (default: $AIRFLOW_CONN_CORPUSBRIDGE_HPC)"
     )
+    neighbors.add_argument("--container", metavar="IMAGE", help="slurm: run the payload in this image on the nodes")
     neighbors.add_argument("--slurm-python", default="python3", help="python with corpusbridge on the compute nodes")
     neighbors.add_argument("--run-label", help="recorded on the graph's ledger row (default: cli__<UTC time>)")
     recall = actions.add_parser("recall", help="recall@k of the HNSW index against the loaded exact kNN graph")
@@ -75,7 +76,13 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
     cluster = _cluster(args) if args.backend == "slurm" else None
     python = args.slurm_python if args.backend == "slurm" else None
-    options = KnnOptions(args.backend, args.k, args.parts, args.device, args.out, cluster, python)
+    slurm: dict[str, Any] = {}
+    if cluster is not None and args.container:
+        from corpusbridge.hpc.script import Container
+
+        runtime = cluster.container_runtime or "apptainer"
+        slurm["container"] = Container(args.container, runtime, gpu=args.device == "cuda")
+    options = KnnOptions(args.backend, args.k, args.parts, args.device, args.out, cluster, python, slurm)
     with connect(args.db) as conn:
         try:
             done = run_knn_graph(conn, options, Provenance(args.run_label or cli_run_label()))

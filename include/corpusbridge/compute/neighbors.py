@@ -20,7 +20,7 @@ from typing import Any
 from corpusbridge.compute.outputs import ComputeSummary, failure_message
 from corpusbridge.compute.slurm import _WITH_ARRAY_INDEX, OUT_FOLDER, _mark_verified_here, _wait
 from corpusbridge.graph.knn_files import KnnInput, part_entry_name, part_name, verified_part
-from corpusbridge.hpc import jobs, naming, staging
+from corpusbridge.hpc import jobs, naming, script, staging
 from corpusbridge.hpc.cluster import ClusterSettings
 from corpusbridge.hpc.local import LocalTransport
 from corpusbridge.hpc.transport import Transport
@@ -92,8 +92,13 @@ def run_neighbors_slurm(
     poll_seconds: float = 5.0,
     vanished_polls: int = 3,
     label: str = "",
+    container: script.Container | None = None,
 ) -> ComputeSummary:
-    """Stage the vectors, submit (or re-attach to) the array, wait, fetch `neighbors-I.*` verified."""
+    """Stage the vectors, submit (or re-attach to) the array, wait, fetch `neighbors-I.*` verified.
+
+    `container`: run the payload in this image (the scratch folder is bound inside; `Container(gpu=True)` adds `--nv`
+    for `device` cuda/auto on GPU nodes, where the sbatch `options` ask for the GPU, e.g. `{"gres": "gpu:1"}`).
+    """
     started = time.monotonic()
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def run_neighbors_slurm(
     pending = work.pending(out_dir)
     summary.skipped = work.parts - len(pending)
     if pending:
-        spec = _job_spec(scratch_root, work, python, parallelism, dict(options or {}), label)
+        spec = _job_spec(scratch_root, work, python, parallelism, dict(options or {}), label, container)
         staging.stage_in(transport, [work.source.path], spec.scratch)
         transport.makedirs(posixpath.join(spec.scratch, OUT_FOLDER))
         _mark_verified_here(transport, spec.scratch, [i for i in range(work.parts) if i not in pending])
@@ -114,19 +119,46 @@ def run_neighbors_slurm(
         names = [n for i in pending for n in (part_name(i), part_entry_name(i))]
         staging.fetch(transport, [posixpath.join(remote_out, n) for n in names], out_dir, require_match=False,
                       within=remote_out)  # fmt: skip
+        _forget_unverified(transport, spec.scratch, work, out_dir, pending, summary.failed)
     return _finish(summary, work, out_dir, started)
 
 
+def _forget_unverified(
+    transport: Transport, scratch: str, work: KnnWork, out_dir: Path, pending: list[int], failed: Mapping[int, str]
+) -> None:
+    """Parts that ended well on the cluster but whose fetched files do not verify: their completion marker and
+    outputs are removed there, or every rerun would skip them and fetch the same bad files again."""
+    bad = [
+        i
+        for i in pending
+        if i not in failed and verified_part(out_dir, i, work.source.sha256, work.k, work.parts) is None
+    ]
+    if not bad:
+        return
+    remote_out = posixpath.join(scratch, OUT_FOLDER)
+    doomed = [script.marker_path(scratch, i) for i in bad]
+    doomed += [posixpath.join(remote_out, n) for i in bad for n in (part_name(i), part_entry_name(i))]
+    result = transport.run(["rm", "-f", "--", *doomed])
+    after = "were removed: a rerun computes them again" if result.ok else f"could not be removed: {result.stderr}"
+    log.error("knn slurm: parts %s did not verify after the fetch; their outputs on the cluster %s", bad, after)
+
+
 def _job_spec(
-    scratch_root: str, work: KnnWork, python: str, parallelism: int | None, options: dict[str, object], label: str
+    scratch_root: str,
+    work: KnnWork,
+    python: str,
+    parallelism: int | None,
+    options: dict[str, object],
+    label: str,
+    container: script.Container | None,
 ) -> jobs.JobSpec:
     what = {"input": work.source.sha256, "k": work.k, "parts": work.parts, "device": work.device, "python": python,
-            "options": options, "label": label}  # fmt: skip
+            "options": options, "label": label, "container": container}  # fmt: skip
     key = naming.WorkKey("corpusbridge", "knn", f"vectors-{work.source.sha256[:16]}", -1, naming.input_hash(what))
     scratch = naming.scratch_dir(scratch_root, key)
     argv = work.argv(python, posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER))
     command = ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
-    return jobs.JobSpec(command, scratch, naming.job_name(key), work.parts, parallelism, options)
+    return jobs.JobSpec(command, scratch, naming.job_name(key), work.parts, parallelism, options, container)
 
 
 def _finish(summary: ComputeSummary, work: KnnWork, out_dir: Path, started: float) -> ComputeSummary:

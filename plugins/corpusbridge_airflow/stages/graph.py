@@ -69,5 +69,10 @@ def _knn_options(params: Mapping[str, Any]) -> Any:
     slurm: dict[str, Any] = {"options": {"time": params.get("time_limit") or "01:00:00"}}
     if params.get("partition"):
         slurm["options"]["partition"] = params["partition"]
+    cluster = SlurmHook().settings
+    if params.get("container"):
+        from corpusbridge.hpc.script import Container
+
+        slurm["container"] = Container(str(params["container"]), cluster.container_runtime or "apptainer")
     python = settings.cluster_python(params.get("cluster_python"))
-    return KnnOptions("slurm", k, parts, root=root, cluster=SlurmHook().settings, python=python, slurm=slurm)
+    return KnnOptions("slurm", k, parts, root=root, cluster=cluster, python=python, slurm=slurm)
