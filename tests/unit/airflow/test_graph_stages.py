@@ -7,6 +7,8 @@ import pytest
 
 from corpusbridge_airflow.stages import graph
 
+pytestmark = pytest.mark.airflow
+
 
 def test_params_off_skip_without_touching_anything(monkeypatch) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
