@@ -146,3 +146,26 @@ def test_slurm_graph_is_exact_and_a_rerun_submits_nothing(db, hpc_sandbox, tmp_p
     again = run_knn_graph(db, options, Provenance("slurm-test"))
     assert (again["compute"]["job_ids"], again["compute"]["skipped"], again["load"]["loaded"]) == ([], 3, False)
     assert db.execute("SELECT count(*) FROM document_neighbors").fetchone()[0] == DOCS * K
+
+
+@pytest.mark.slurm
+def test_slurm_part_damaged_on_the_cluster_is_computed_again(db, hpc_sandbox, openssh_transport, tmp_path) -> None:
+    """A part whose output on the cluster is bad fails the fetch's verification; its marker goes, so the next run
+    submits exactly that index again."""
+    from corpusbridge.compute.neighbors import KnnWork, _job_spec, run_neighbors_slurm
+    from corpusbridge.graph.knn_files import export_vectors
+
+    _put(db, _vectors(seed=6))
+    work = KnnWork(export_vectors(db, tmp_path), K, 2, "cpu")
+    kwargs = {"python": sys.executable, "options": {"time": "00:05:00"}, "poll_seconds": 1.0,
+              "label": uuid.uuid4().hex}  # fmt: skip
+    out = tmp_path / "out"
+    assert run_neighbors_slurm(openssh_transport, hpc_sandbox.scratch_root, work, out, **kwargs).ok
+    scratch = _job_spec(hpc_sandbox.scratch_root, work, sys.executable, None, kwargs["options"], kwargs["label"], None)
+    remote = Path(scratch.scratch) / "out" / "neighbors-1.parquet"  # the sandbox's node is this machine
+    remote.write_bytes(remote.read_bytes()[:-20] + b"\0" * 20)
+    (out / "neighbors-1.parquet").unlink()
+    damaged = run_neighbors_slurm(openssh_transport, hpc_sandbox.scratch_root, work, out, **kwargs)
+    assert list(damaged.failed) == [1] and damaged.submitted == []
+    healed = run_neighbors_slurm(openssh_transport, hpc_sandbox.scratch_root, work, out, **kwargs)
+    assert (healed.failed, healed.submitted, healed.skipped) == ({}, [1], 1)
