@@ -3,6 +3,7 @@
     .venv/bin/python bench/graph.py map [--docs 20000] [--per-words 50,15]
     .venv/bin/python bench/graph.py reduce --docs 100000 [--design partials|rows|arrow]
     .venv/bin/python bench/graph.py knn --docs 20000
+    .venv/bin/python bench/graph.py knn-job --docs 20000 [--parts 2]
 
 `map` runs the real payload (concepts only, 2 processes) on one generated shard and reports the map's time
 (`seconds.cooccurrence`: counting + writing the partials) as a fraction of the payload's total, measured in the same
@@ -12,6 +13,9 @@ of 50,000 documents (Zipf-drawn concepts, 10 sentences per document) and merges 
   rows      the alternative: the shard's concept rows COPYed and the pairs counted by a self-join in PostgreSQL
   arrow     every partial concatenated and grouped by Arrow in this process (no database)
 Each prints one JSON line: seconds, docs/s, client peak RSS, pairs in the graph, the machine's load average.
+`knn-job` runs the document similarity graph end to end as `corpusbridge graph neighbors --backend local` does
+(export the loaded vectors, the payload per part as subprocesses, the exactly-once load) beside the bare kernel on
+the same vectors in the same process, and HNSW's recall@10 against the loaded graph (`corpusbridge graph recall`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -267,9 +272,52 @@ def _hnsw_answers(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
     return np.array(answers)
 
 
+def bench_knn_job(docs: int, parts: int) -> None:
+    """The kNN job end to end vs the bare kernel on the same vectors; HNSW recall@10 from the loaded graph."""
+    from corpusbridge.db import connect
+    from corpusbridge.graph.neighbors import knn_blocks
+    from corpusbridge.graph.neighbors_job import KnnOptions, run_knn_graph
+    from corpusbridge.graph.neighbors_query import hnsw_recall
+    from corpusbridge.load.ledger import Provenance
+
+    vectors = _clustered_vectors(docs)
+    started = time.perf_counter()
+    for _ in knn_blocks(vectors, k=10):
+        pass
+    kernel = time.perf_counter() - started
+    with connect() as conn, tempfile.TemporaryDirectory() as root:
+        _put_vectors(conn, vectors)
+        started = time.perf_counter()
+        done = run_knn_graph(conn, KnnOptions("local", 10, parts, "cpu", Path(root)), Provenance("bench"))
+        job = time.perf_counter() - started
+        again_started = time.perf_counter()
+        again = run_knn_graph(conn, KnnOptions("local", 10, parts, "cpu", Path(root)), Provenance("bench"))
+        rerun = time.perf_counter() - again_started
+        recall = hnsw_recall(conn, k=10, sample=200)
+        conn.execute("TRUNCATE document_vectors, document_neighbors, neighbor_graphs")
+        conn.commit()
+    print(json.dumps({
+        "bench": "knn-job", "docs": docs, "parts": parts, "k": 10, "kernel_wall_s": round(kernel, 2),
+        "job_wall_s": round(job, 2), "job_compute_s": done["compute"]["seconds"],
+        "job_over_kernel": round(job / kernel, 2), "edges": done["load"]["edges"], "rerun_wall_s": round(rerun, 2),
+        "rerun_loaded": again["load"]["loaded"],
+        "hnsw_recall_at_10": recall.recall_at_k, "recall_docs": recall.docs, "load_average": _load(),
+    }))  # fmt: skip
+
+
+def _put_vectors(conn: Any, vectors: np.ndarray) -> None:
+    conn.execute("TRUNCATE document_vectors, document_neighbors, neighbor_graphs")
+    with conn.cursor().copy("COPY document_vectors (doc_id, embedding, batch_id, shard) FROM STDIN") as copy:
+        for row, vector in enumerate(vectors):
+            copy.write_row((f"d{row:07d}", "[" + ",".join(f"{x:.7f}" for x in vector) + "]", "bench", 0))
+    conn.commit()
+    conn.execute("ANALYZE document_vectors")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("map", "reduce", "knn"))
+    parser.add_argument("what", choices=("map", "reduce", "knn", "knn-job"))
+    parser.add_argument("--parts", type=int, default=2, help="knn-job: array indices")
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--per-words", default="50,15", help="map: a term every N words (comma-separated)")
     parser.add_argument("--design", choices=("partials", "rows", "arrow"), default="partials")
@@ -278,6 +326,8 @@ def main() -> None:
     globals()["CONCEPTS"] = args.concepts
     if args.what == "knn":
         bench_knn(args.docs or 20_000)
+    elif args.what == "knn-job":
+        bench_knn_job(args.docs or 20_000, args.parts)
     elif args.what == "map":
         bench_map(args.docs or 20_000, [int(x) for x in args.per_words.split(",")])
     else:

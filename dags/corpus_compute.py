@@ -1,8 +1,15 @@
 """corpus_compute: clean documents -> concepts and vectors, on this workstation or as a SLURM array, loaded once.
 
 preflight -> dictionary -> export -> choose_backend -> compute_local | slurm_request -> compute_slurm -> load ->
-reconcile. `compute_slurm` stages the shards and the dictionary artifact over SSH, submits one array index per
-shard, waits deferred in the triggerer (no worker slot), and fetches the verified results.
+reconcile -> concept_graph, document_neighbors. `compute_slurm` stages the shards and the dictionary artifact over
+SSH, submits one array index per shard, waits deferred in the triggerer (no worker slot), and fetches the verified
+results.
+
+The concept co-occurrence graph is updated inside the load (each shard's partial counts, exactly once with its
+ledger row); `concept_graph` reports it (Param `graph`) and the Asset `corpusbridge://postgres/concept_graph` gets
+an event when this run changed it. `document_neighbors` (Param `neighbors`, with `k` and `knn_parts`) runs the exact
+kNN job over every loaded vector on the run's backend and loads it once: the Asset
+`corpusbridge://postgres/document_neighbors` gets an event when a new graph replaced the old one.
 
 Runs after `corpus_nightly` (the Asset `corpusbridge://postgres/clean_documents`), daily at 00:00 UTC as a catch-up,
 and on UI triggers with the Params below. A backfill run re-exports the documents cleaned in its data interval
@@ -28,6 +35,8 @@ from airflow.sdk import (
 from corpusbridge_airflow.operators.slurm import SlurmOperator
 
 CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
+CONCEPT_GRAPH = Asset("corpusbridge://postgres/concept_graph")
+DOCUMENT_NEIGHBORS = Asset("corpusbridge://postgres/document_neighbors")
 NULL_INT = ["null", "integer"]
 NULL_STR = ["null", "string"]
 
@@ -92,7 +101,49 @@ PARAMS = {
         description="Interpreter with corpusbridge on the nodes (no container); default: Variable "
         "corpusbridge_hpc_python, else python3",
     ),
+    "graph": Param(
+        True,
+        type="boolean",
+        title="Concept graph",
+        description="Report the concept co-occurrence graph after the load; its Asset gets an event when the run "
+        "changed it",
+    ),
+    "neighbors": Param(
+        False,
+        type="boolean",
+        title="Document similarity graph",
+        description="Run the exact kNN job over every loaded vector (on the backend above) and load it; needs "
+        "embeddings",
+    ),
+    "k": Param(10, type="integer", minimum=1, title="Neighbours (k)", description="Neighbours per document"),
+    "knn_parts": Param(
+        1,
+        type="integer",
+        minimum=1,
+        title="kNN array indices",
+        description="Blocks of queries the kNN job is split into (one SLURM array index each)",
+    ),
 }
+
+
+def graph_tasks(after: list) -> None:
+    """concept_graph and document_neighbors, after the load or without one (nothing new to export: the graphs may
+    still be asked for); each reads the database, not an upstream's XCom."""
+
+    @task(outlets=[CONCEPT_GRAPH], trigger_rule="none_failed_min_one_success")
+    def concept_graph(params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.graph import concept_graph_stage
+
+        return concept_graph_stage(params or {}, get_current_context()["run_id"])
+
+    @task(outlets=[DOCUMENT_NEIGHBORS], trigger_rule="none_failed_min_one_success")
+    def document_neighbors(params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.graph import neighbors_stage
+
+        return neighbors_stage(params or {}, get_current_context()["run_id"])
+
+    after >> concept_graph()
+    after >> document_neighbors()
 
 
 @dag(
@@ -167,7 +218,8 @@ def corpus_compute() -> None:
     loaded = load(exported)
     branch >> [local, request]
     [local, remote] >> loaded
-    reconcile(loaded)
+    reconciled = reconcile(loaded)
+    graph_tasks([config, reconciled])
 
 
 corpus_compute()

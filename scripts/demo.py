@@ -1,7 +1,9 @@
 """`make demo`: the whole chain through Airflow on the bundled samples plus a generated crawl, against the embedded
 PostgreSQL: corpus_nightly (ingest -> sanitize -> index), then corpus_compute (export -> payload with concepts and
-CPU embeddings -> exactly-once load -> reconcile). Prints the reconciled counts at every hop, a search, similar
-documents and concept counts.
+CPU embeddings -> exactly-once load -> reconcile -> concept graph + exact kNN graph). Prints the reconciled counts at
+every hop, a search, similar documents (from the exact kNN graph, with HNSW's recall@10 against it) and concept
+counts, and draws the neighbourhood of the best-connected concept (`corpusbridge related ID --svg
+$CORPUSBRIDGE_HOME/demo-related.svg`).
 
 `make demo-hpc` (`--backend slurm`) sends the compute through the loopback SLURM sandbox over SSH instead
 (`scripts/hpc-sandbox.sh up` must have written .corpusbridge/sandbox.env).
@@ -108,7 +110,8 @@ def _unquote(value: str) -> str:
 def _compute_conf(backend: str) -> dict:
     from corpusbridge.load.pipeline import default_terms
 
-    conf = {"backend": backend, "dictionary": str(default_terms()), "shard_rows": SHARD_ROWS, "embeddings": True}
+    conf = {"backend": backend, "dictionary": str(default_terms()), "shard_rows": SHARD_ROWS, "embeddings": True,
+            "graph": True, "neighbors": True, "k": 10}  # fmt: skip
     if backend == "slurm":
         # The sandbox's node is this machine: the payload runs with this venv's python, no container.
         conf |= {"cluster_python": sys.executable, "time_limit": "00:30:00"}
@@ -140,12 +143,31 @@ def _print_round_trip(nothing_new: bool) -> None:
     for concept_id, mentions, docs in concepts:
         print(f"  {concept_id:<24} {mentions:>7} {docs:>6}")
     _print_similar()
+    draw_related(HOME / "demo-related.svg")
+
+
+def draw_related(out: Path, limit: int = 30) -> None:
+    """`corpusbridge related ID --svg out` for the concept with the most neighbours in the loaded graph."""
+    from corpusbridge.cli import main as cli
+    from corpusbridge.db import connect
+
+    with connect() as conn:
+        row = conn.execute(
+            """SELECT d.concept_id FROM concept_docs d
+               ORDER BY (SELECT count(*) FROM concept_pairs p WHERE d.concept_id IN (p.concept_a, p.concept_b)) DESC,
+                        d.docs DESC, d.concept_id LIMIT 1"""
+        ).fetchone()
+    if row is None:
+        return
+    print(f"\ncorpusbridge related {row[0]} --limit {limit} --svg {out}")
+    cli(["related", row[0], "--limit", str(limit), "--svg", str(out)])
 
 
 def _print_similar(query: str = '"mild asthma"') -> None:
     from corpusbridge.db import connect
+    from corpusbridge.graph.neighbors_query import hnsw_recall, similar
     from corpusbridge.index.search import search
-    from corpusbridge.load.lookup import UnknownDocument, document_concepts, similar
+    from corpusbridge.load.lookup import UnknownDocument, document_concepts
 
     with connect() as conn:
         hits = search(conn, query, limit=1)
@@ -153,12 +175,16 @@ def _print_similar(query: str = '"mild asthma"') -> None:
             return
         doc_id = hits[0].doc_id
         try:
-            neighbours = similar(conn, doc_id, limit=5)
+            answer = similar(conn, doc_id, limit=5)
             found = document_concepts(conn, doc_id)
         except UnknownDocument as exc:
             print(f"\n{exc}")
             return
-    print(f"\ncorpusbridge similar {doc_id}  ({hits[0].title})")
+        recall = hnsw_recall(conn, k=10) if answer.source == "knn_graph" else None
+    neighbours = answer.neighbours
+    print(f"\ncorpusbridge similar {doc_id}  ({hits[0].title})  [source: {answer.source}]")
+    if recall is not None:
+        print(f"  (corpusbridge graph recall: HNSW recall@10 = {recall.recall_at_k} on {recall.docs} documents)")
     for rank, hit in enumerate(neighbours, 1):
         print(f"  {rank}. {hit.similarity:.3f}  {hit.doc_id}  {hit.title}")
     print(f"\ncorpusbridge concepts {doc_id}: {len(found.concepts)} mentions")

@@ -44,14 +44,18 @@ def test_dag_shape_and_params(dagbag) -> None:
     dag = dagbag.dags["corpus_compute"]
     assert [t.task_id for t in dag.topological_sort()] == [
         "preflight", "dictionary", "export", "choose_backend", "compute_local", "slurm_request", "compute_slurm",
-        "load", "reconcile",
+        "load", "reconcile", "concept_graph", "document_neighbors",
     ]  # fmt: skip
+    outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
+    assert outlets == {"concept_graph": ["corpusbridge://postgres/concept_graph"],
+                       "document_neighbors": ["corpusbridge://postgres/document_neighbors"]}  # fmt: skip
     assert dag.max_active_runs == 1 and dag.catchup is False
     # The Asset after corpus_nightly, or a periodic timetable: without one `airflow backfill create` refuses the DAG.
     assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"
     assert "corpusbridge://postgres/clean_documents" in repr(dag.timetable.asset_condition)
     expected = {"backend", "dictionary", "selection", "year_from", "year_to", "source", "limit", "query", "shard_rows",
-                "embeddings", "reprocess", "partition", "time_limit", "array_parallelism", "container"}  # fmt: skip
+                "embeddings", "reprocess", "partition", "time_limit", "array_parallelism", "container", "graph",
+                "neighbors", "k", "knn_parts"}  # fmt: skip
     assert expected <= set(dag.params.keys())
     for name in dag.params:
         param = dag.params.get_param(name)
@@ -105,7 +109,8 @@ def _row_counts(db_uri: str) -> dict[str, int]:
     import psycopg
     from psycopg import sql
 
-    tables = ("export_batches", "document_concepts", "document_vectors", "document_results", "load_ledger")
+    tables = ("export_batches", "document_concepts", "document_vectors", "document_results", "load_ledger",
+              "concept_pairs", "document_neighbors", "neighbor_graphs")  # fmt: skip
     with psycopg.connect(db_uri) as pg:
         return {
             t: pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0] for t in tables
@@ -117,14 +122,24 @@ def test_local_round_trip_reconciles_and_a_rerun_adds_nothing(dagbag, unconfigur
     pytest.importorskip("corpusbridge.load.stage", reason="the load stage is not merged yet")
     terms = tmp_path / "terms.tsv"
     terms.write_text(TERMS)
-    conf = {"backend": "local", "dictionary": str(terms), "shard_rows": 20, "embeddings": True}
+    # Every Param the graph steps read stated: dag.test() keeps an earlier test's run_conf in the shared DAG's Params.
+    conf = {"backend": "local", "dictionary": str(terms), "shard_rows": 20, "embeddings": True, "reprocess": False,
+            "selection": "pending", "graph": True, "neighbors": True, "k": 3, "knn_parts": 2}  # fmt: skip
     dag = dagbag.dags["corpus_compute"]
 
     first = dag.test(run_conf=conf)
     states = _states(first)
     assert first.state == "success", states
-    assert {states[t] for t in ROUND_TRIP} == {"success"}, states
+    assert {states[t] for t in (*ROUND_TRIP, "concept_graph", "document_neighbors")} == {"success"}, states
     assert states["slurm_request"] == states["compute_slurm"] == "skipped"
+    graph = first.get_task_instance("concept_graph").xcom_pull(task_ids="concept_graph")
+    assert graph["changed"] and graph["pairs"] > 0 and graph["shards_loaded"] > 1, graph
+    knn = first.get_task_instance("document_neighbors").xcom_pull(task_ids="document_neighbors")
+    assert knn["load"]["loaded"] and knn["compute"]["shards"] == 2 and knn["load"]["edges"] == 3 * knn["vectors"]
+    assert _asset_events(first) == {
+        "corpusbridge://postgres/concept_graph",
+        "corpusbridge://postgres/document_neighbors",
+    }
     reconciled = first.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
     assert reconciled["ok"] and reconciled["docs_exported"] == reconciled["docs_loaded"] > 0, reconciled
     after_first = _row_counts(corpus_db)
@@ -133,13 +148,25 @@ def test_local_round_trip_reconciles_and_a_rerun_adds_nothing(dagbag, unconfigur
     second = dag.test(run_conf=conf)
     assert second.state == "success"
     assert _states(second)["export"] == "skipped", "nothing new: the rerun exports nothing"
+    assert _states(second)["concept_graph"] == _states(second)["document_neighbors"] == "skipped", _states(second)
+    assert _asset_events(second) == set(), "graphs unchanged: no Asset event"
     assert _row_counts(corpus_db) == after_first, "a rerun adds no row anywhere"
 
-    again = dag.test(run_conf={**conf, "reprocess": True})
+    again = dag.test(run_conf={**conf, "reprocess": True, "neighbors": False})
     assert again.state == "success", _states(again)
     counts = _row_counts(corpus_db)
     assert counts["document_vectors"] == after_first["document_vectors"], "reprocessing replaces, never duplicates"
     assert counts["document_concepts"] == after_first["document_concepts"]
+
+
+def _asset_events(run) -> set[str]:
+    """The Asset URIs that got an event from `run`'s tasks."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).all()
+        return {event.asset.uri for event in events}
 
 
 @pytest.mark.slurm
@@ -155,7 +182,7 @@ def test_slurm_round_trip_through_the_sandbox(
     # reprocess/selection explicit: dag.test() keeps an earlier test's run_conf in the shared DAG's Params.
     conf = {"backend": "slurm", "dictionary": str(terms), "shard_rows": 20, "embeddings": False,
             "cluster_python": sys.executable, "time_limit": "00:10:00", "array_parallelism": 2,
-            "reprocess": False, "selection": "pending"}  # fmt: skip
+            "reprocess": False, "selection": "pending", "graph": True, "neighbors": False}  # fmt: skip
     dag = dagbag.dags["corpus_compute"]
     run = dag.test(run_conf=conf)
     states = _states(run)

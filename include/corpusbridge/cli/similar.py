@@ -1,4 +1,6 @@
-"""`corpusbridge similar DOC_ID`: the nearest documents by vector (HNSW index), with titles and cosine similarity."""
+"""`corpusbridge similar DOC_ID`: the nearest documents by vector, with titles and cosine similarity: exact from the
+kNN graph when one is loaded (`corpusbridge graph neighbors`), from the HNSW index otherwise; `--json` says which
+(`"source": "knn_graph" | "hnsw"`)."""
 
 from __future__ import annotations
 
@@ -21,16 +23,21 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
-    from corpusbridge.load.lookup import UnknownDocument, similar
+    from corpusbridge.graph.neighbors_query import similar
+    from corpusbridge.load.lookup import UnknownDocument
 
     with connect(args.db) as conn:
         try:
-            hits = similar(conn, args.doc_id, args.limit)
+            found = similar(conn, args.doc_id, args.limit)
         except UnknownDocument as exc:
             raise SystemExit(f"corpusbridge similar: {exc}") from exc
+    hits = found.neighbours
     if args.json:
-        print(json.dumps({"doc_id": args.doc_id, "neighbours": [asdict(h) for h in hits]}, ensure_ascii=False))
+        out = {"doc_id": args.doc_id, "source": found.source, "graph_id": found.graph_id,
+               "neighbours": [asdict(h) for h in hits]}  # fmt: skip
+        print(json.dumps(out, ensure_ascii=False))
         return 0
+    print(f"({'exact kNN graph' if found.source == 'knn_graph' else 'HNSW index, approximate'})")
     for rank, hit in enumerate(hits, 1):
         print(f"{rank:>3}. {hit.similarity:.4f}  {hit.doc_id}  {hit.title or '(untitled)'}")
     return 0

@@ -25,18 +25,26 @@ class NeighbourBlock:
 
 
 def knn_blocks(
-    vectors: np.ndarray, *, k: int = DEFAULT_K, block: int = 2048, device: str = "cpu"
+    vectors: np.ndarray,
+    *,
+    k: int = DEFAULT_K,
+    block: int = 2048,
+    device: str = "cpu",
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[NeighbourBlock]:
-    """The exact top-k of every row of `vectors` (n, d) among the other rows, one block of queries at a time."""
+    """The exact top-k of the rows `start:stop` of `vectors` (n, d) among all other rows, one block of queries at a
+    time (a SLURM array index takes one such range of queries against the whole corpus)."""
     if vectors.ndim != 2 or len(vectors) < 2:
         raise ValueError(f"vectors of shape {vectors.shape}: need at least 2 rows of one dimension each")
     k = min(k, len(vectors) - 1)
+    stop = len(vectors) if stop is None else min(stop, len(vectors))
     if device != "cpu":
-        yield from _torch_blocks(vectors, k, block, device)
+        yield from _torch_blocks(vectors, k, block, device, range(start, stop))
         return
     corpus = np.ascontiguousarray(vectors, dtype=np.float32)
-    for first in range(0, len(corpus), block):
-        scores = corpus[first : first + block] @ corpus.T
+    for first in range(start, stop, block):
+        scores = corpus[first : min(first + block, stop)] @ corpus.T
         rows = np.arange(len(scores))
         scores[rows, first + rows] = -np.inf  # never itself
         yield NeighbourBlock(first, *_top_k(scores, k))
@@ -52,15 +60,15 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return indices, np.take_along_axis(scores, indices, axis=1)
 
 
-def _torch_blocks(vectors: np.ndarray, k: int, block: int, device: str) -> Iterator[NeighbourBlock]:
+def _torch_blocks(vectors: np.ndarray, k: int, block: int, device: str, queries: range) -> Iterator[NeighbourBlock]:
     import torch
 
     corpus = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
-    for first in range(0, len(corpus), block):
-        scores = corpus[first : first + block] @ corpus.T
+    for first in range(queries.start, queries.stop, block):
+        scores = corpus[first : min(first + block, queries.stop)] @ corpus.T
         rows = torch.arange(len(scores), device=device)
         scores[rows, first + rows] = -torch.inf
-        values, indices = torch.topk(scores, k, dim=1)
+        values, indices = torch.topk(scores, k, dim=1)  # ties: torch's order, not the smaller row
         yield NeighbourBlock(first, indices.cpu().numpy(), values.cpu().numpy())
 
 
@@ -68,3 +76,14 @@ def recall_at_k(exact: np.ndarray, approximate: np.ndarray) -> float:
     """Mean share of each row's exact neighbours that the approximate answer found (rows aligned)."""
     hits = sum(len(set(e) & set(a)) for e, a in zip(exact.tolist(), approximate.tolist(), strict=True))
     return hits / exact.size if exact.size else 1.0
+
+
+def best_device(requested: str = "auto") -> str:
+    """`auto`: cuda when torch is installed and sees a GPU, else cpu (numpy); anything else is taken as given."""
+    if requested != "auto":
+        return requested
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
