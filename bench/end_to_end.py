@@ -171,11 +171,11 @@ class SlurmTimer:
 
         self.seconds: dict[str, float] = {}
         self._slurm = slurm
-        self._saved = {name: getattr(slurm, name) for name in ("_stage", "_wait", "_fetch")}
+        self._saved = {name: getattr(slurm, name) for name in ("_stage", "wait_for_indices", "_fetch")}
         self._saved_submit = slurm.jobs.submit_or_reattach
 
     def __enter__(self) -> SlurmTimer:
-        for name, label in (("_stage", "staging"), ("_wait", "wait"), ("_fetch", "fetch")):
+        for name, label in (("_stage", "staging"), ("wait_for_indices", "wait"), ("_fetch", "fetch")):
             setattr(self._slurm, name, self._wrap(self._saved[name], label))
         self._slurm.jobs.submit_or_reattach = self._wrap(self._saved_submit, "submit")
         return self

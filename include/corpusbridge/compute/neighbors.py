@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge.compute.outputs import ComputeSummary, failure_message
-from corpusbridge.compute.slurm import _WITH_ARRAY_INDEX, OUT_FOLDER, _mark_verified_here, _wait
+from corpusbridge.compute.slurm import OUT_FOLDER, WITH_ARRAY_INDEX, mark_verified_here, wait_for_indices
 from corpusbridge.graph.knn_files import KnnInput, part_entry_name, part_name, verified_part
 from corpusbridge.hpc import jobs, naming, script, staging
 from corpusbridge.hpc.cluster import ClusterSettings
@@ -90,7 +90,6 @@ def run_neighbors_slurm(
     parallelism: int | None = None,
     options: Mapping[str, object] | None = None,
     poll_seconds: float = 5.0,
-    vanished_polls: int = 3,
     label: str = "",
     container: script.Container | None = None,
 ) -> ComputeSummary:
@@ -109,12 +108,12 @@ def run_neighbors_slurm(
         spec = _job_spec(scratch_root, work, python, parallelism, dict(options or {}), label, container)
         staging.stage_in(transport, [work.source.path], spec.scratch)
         transport.makedirs(posixpath.join(spec.scratch, OUT_FOLDER))
-        _mark_verified_here(transport, spec.scratch, [i for i in range(work.parts) if i not in pending])
+        mark_verified_here(transport, spec.scratch, [i for i in range(work.parts) if i not in pending])
         submission = jobs.submit_or_reattach(transport, spec)
         summary.job_ids = sorted(submission.jobs)
         summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
         log.info("knn slurm: job %s, scratch %s", spec.job_name, spec.scratch)
-        summary.failed.update(_wait(transport, spec.scratch, submission.jobs, poll_seconds, vanished_polls))
+        summary.failed.update(wait_for_indices(transport, spec.scratch, submission, poll_seconds))
         remote_out = posixpath.join(spec.scratch, OUT_FOLDER)
         names = [n for i in pending for n in (part_name(i), part_entry_name(i))]
         staging.fetch(transport, [posixpath.join(remote_out, n) for n in names], out_dir, require_match=False,
@@ -157,7 +156,7 @@ def _job_spec(
     key = naming.WorkKey("corpusbridge", "knn", f"vectors-{work.source.sha256[:16]}", -1, naming.input_hash(what))
     scratch = naming.scratch_dir(scratch_root, key)
     argv = work.argv(python, posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER))
-    command = ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
+    command = ["sh", "-c", WITH_ARRAY_INDEX, "sh", *argv]
     return jobs.JobSpec(command, scratch, naming.job_name(key), work.parts, parallelism, options, container)
 
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # `sh -c SCRIPT sh PROGRAM ARGS...`: runs PROGRAM ARGS with this array task's index appended; fails clearly outside
 # an array task instead of running shard 0 by accident.
-_WITH_ARRAY_INDEX = 'exec "$@" --index "${SLURM_ARRAY_TASK_ID:?is unset: run this as a SLURM array task}"'
+WITH_ARRAY_INDEX = 'exec "$@" --index "${SLURM_ARRAY_TASK_ID:?is unset: run this as a SLURM array task}"'
 BATCH_FOLDER = "batch"
 OUT_FOLDER = "out"
 
@@ -60,7 +60,7 @@ def payload_argv(
     binds the scratch dir and passes the image's digest in.
     """
     argv = extract_argv(python, manifest, dictionary, out_dir, embeddings=embeddings)
-    return ["sh", "-c", _WITH_ARRAY_INDEX, "sh", *argv]
+    return ["sh", "-c", WITH_ARRAY_INDEX, "sh", *argv]
 
 
 def batch_files(manifest: Path) -> list[Path]:
@@ -126,12 +126,12 @@ def run_slurm(
         spec = _job_spec(scratch_root, manifest, dictionary, version, embeddings, python, container_spec,
                          parallelism, dict(options or {}), len(shards), label)  # fmt: skip
         _stage(transport, spec.scratch, manifest, dictionary)
-        _mark_verified_here(transport, spec.scratch, [s.index for s in shards if s not in pending])
+        mark_verified_here(transport, spec.scratch, [s.index for s in shards if s not in pending])
         submission = jobs.submit_or_reattach(transport, spec)
         summary.job_ids = sorted(submission.jobs)
         summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
         log.info("compute slurm: job %s, scratch %s (%s)", spec.job_name, spec.scratch, submission.preflight or "")
-        failed = _wait(transport, spec.scratch, submission, poll_seconds)
+        failed = wait_for_indices(transport, spec.scratch, submission, poll_seconds)
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
         summary.failed.update(failed)
         summary.failed.update(_unverified(transport, spec.scratch, pending, version, embeddings, out_dir, failed))
@@ -184,7 +184,9 @@ def _stage(transport: Transport, scratch: str, manifest: Path, dictionary: Path)
     transport.makedirs(posixpath.join(scratch, OUT_FOLDER))
 
 
-def _wait(transport: Transport, scratch: str, submission: jobs.Submission, poll_seconds: float) -> dict[int, str]:
+def wait_for_indices(
+    transport: Transport, scratch: str, submission: jobs.Submission, poll_seconds: float
+) -> dict[int, str]:
     """Poll until every index of our jobs ended (or its job left squeue); the failed ones with their reason.
 
     The same tracker and verdict rules as the SlurmOperator's trigger (`hpc.monitor`, `hpc.outcome`): a job squeue
@@ -240,7 +242,7 @@ class ComputeDiskFull(OSError):
 _MARK = 'd="$1"; shift; mkdir -p -- "$d" && for i in "$@"; do [ -e "$d/$i" ] || echo workstation > "$d/$i"; done'
 
 
-def _mark_verified_here(transport: Transport, scratch: str, indices: list[int]) -> None:
+def mark_verified_here(transport: Transport, scratch: str, indices: list[int]) -> None:
     """Completion markers for the indices whose verified result is already on the workstation.
 
     Without them a scratch folder that lost its markers (purged, or a new scratch root) would have the array
