@@ -31,14 +31,10 @@ def run(args: argparse.Namespace) -> int:
         return export_rows(args)
     if not args.doc_id:
         raise SystemExit("corpusbridge concepts: give a DOC_ID, or --export FILE.parquet for every loaded row")
-    from corpusbridge.db import connect
-    from corpusbridge.load.lookup import UnknownDocument, document_concepts
+    from corpusbridge.cli.output import look_up_document
+    from corpusbridge.load.lookup import document_concepts
 
-    with connect(args.db) as conn:
-        try:
-            found = document_concepts(conn, args.doc_id)
-        except UnknownDocument as exc:
-            raise SystemExit(f"corpusbridge concepts: {exc}") from exc
+    found = look_up_document("concepts", args.db, document_concepts, args.doc_id)
     if args.json:
         print(json.dumps(asdict(found), ensure_ascii=False))
         return 0

@@ -22,15 +22,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpusbridge.db import connect
+    from corpusbridge.cli.output import look_up_document
     from corpusbridge.graph.neighbors_query import similar
-    from corpusbridge.load.lookup import UnknownDocument
 
-    with connect(args.db) as conn:
-        try:
-            found = similar(conn, args.doc_id, args.limit)
-        except UnknownDocument as exc:
-            raise SystemExit(f"corpusbridge similar: {exc}") from exc
+    found = look_up_document("similar", args.db, similar, args.doc_id, args.limit)
     hits = found.neighbours
     if args.json:
         out = {"doc_id": args.doc_id, "source": found.source, "graph_id": found.graph_id,
