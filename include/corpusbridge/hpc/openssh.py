@@ -312,7 +312,8 @@ class OpenSSHTransport:
         if not items:
             return
         self._ensure_master()
-        argv = ["tar", "-c", "-h", "-P", "--no-recursion", "-f", "-", "--", *(remote for remote, _ in items)]
+        argv = ["tar", "-c", "-b", str(_TAR_BLOCKING), "-h", "-P", "--no-recursion", "-f", "-", "--"]
+        argv += [remote for remote, _ in items]
         with tempfile.TemporaryFile() as err:  # a pipe could fill up and stall tar while we read its output
             proc = subprocess.Popen(
                 self.ssh_argv(shlex.join(argv)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
