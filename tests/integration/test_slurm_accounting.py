@@ -96,3 +96,26 @@ def test_sacct_still_knows_a_job_older_than_min_job_age(hpc_sandbox_aged, aged_t
     assert not gone.ok and "Invalid job id" in gone.stderr  # the controller forgot it: only accounting remains
     rows = monitor.exit_details(aged_transport, [job], use_sacct=True)
     assert [(r.job_id, r.index, r.state, r.exit_code) for r in rows] == [(job, None, "FAILED", 5)]
+
+
+def test_exit_codes_right_after_the_end_come_from_the_controller(hpc_sandbox, openssh_transport) -> None:
+    """slurmdbd hears of a job's end a moment after squeue shows it: for about a second sacct still prints the
+    array's unsplit record (`<job>|allocation|PENDING|0:0`) and no row for the failed index. Asked at that moment,
+    exit_details must still give every index its state and exit code (the retry scenario's message lost
+    `exit 3` this way with accounting on)."""
+    _with_accounting(openssh_transport, hpc_sandbox.version)
+    array = _sbatch(openssh_transport, "--array=0-3", "--wrap", 'test "$SLURM_ARRAY_TASK_ID" != 2 || exit 4')
+    deadline = time.monotonic() + RECORD_WAIT
+    while not (
+        len(rows := monitor.poll(openssh_transport, [array]).rows) == 4
+        and all(classify(r.state).terminal for r in rows)
+    ):
+        assert time.monotonic() < deadline, f"array {array} never finished: {rows}"
+        time.sleep(0.1)
+    details = monitor.exit_details(openssh_transport, [array], use_sacct=True)
+    assert {(r.job_id, r.index): (r.state, r.exit_code) for r in details} == {
+        (array, 0): ("COMPLETED", 0),
+        (array, 1): ("COMPLETED", 0),
+        (array, 2): ("FAILED", 4),
+        (array, 3): ("COMPLETED", 0),
+    }

@@ -8,6 +8,7 @@ but the parser cannot read is reported as such (`unreadable`), never as an unrea
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,17 +55,30 @@ def poll(transport: Transport, job_ids: Iterable[str]) -> PollResult:
 
 
 def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: bool) -> list[ArrayTaskState]:
-    """Exit codes for finished jobs in ONE remote command: sacct when accounting exists, else scontrol per job.
+    """Exit codes for finished jobs: the controller's word (scontrol) first, accounting (sacct) for the rest.
 
-    scontrol takes one job per call, so the calls run in a remote loop; a job the controller no longer knows
-    just has no rows.
+    slurmctld hands a job's end to slurmdbd through an asynchronous queue, so for a second or two after squeue
+    shows an index FAILED, sacct still prints the array's unsplit record (`<job>|allocation|PENDING|0:0`) and
+    no row for the index at all. scontrol is therefore asked first (one remote loop, as it takes one job per
+    call); sacct fills in only what the controller no longer knows (jobs older than MinJobAge), and adds who
+    cancelled an index when both agree it was cancelled. A job known to neither just has no rows.
     """
     if not job_ids:
         return []
+    sacct_rows: list[ArrayTaskState] | None = None
     if use_sacct:
         result = transport.run(commands.sacct_argv(job_ids), timeout=QUERY_TIMEOUT)
-        if result.ok:
-            return parsing.read_sacct(result.stdout).rows
+        sacct_rows = parsing.read_sacct(result.stdout).rows if result.ok else None
+    try:
+        controller = _scontrol_details(transport, job_ids)
+    except TransportError:
+        if sacct_rows is None:
+            raise
+        return sacct_rows  # the controller is down; accounting still answers (possibly a moment behind)
+    return controller if sacct_rows is None else merge_accounting(controller, sacct_rows)
+
+
+def _scontrol_details(transport: Transport, job_ids: Sequence[str]) -> list[ArrayTaskState]:
     one = shlex.join(commands.scontrol_show_job_argv(job_ids[0])[:-1])
     loop = f'for j in "$@"; do {one} "$j" 2>&1 || true; done'
     argv = ["sh", "-c", loop, "sh", *commands.checked_job_ids(job_ids)]
@@ -74,6 +88,26 @@ def exit_details(transport: Transport, job_ids: Sequence[str], *, use_sacct: boo
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("JobId=")]
     # Only finished jobs are asked about, so a pending remainder (the one line that could be cut) is not ours.
     return parsing.read_scontrol("\n".join(lines)).rows
+
+
+def merge_accounting(controller: list[ArrayTaskState], accounting: list[ArrayTaskState]) -> list[ArrayTaskState]:
+    """The controller's rows, plus sacct's rows for the indices the controller no longer lists.
+
+    A row the controller still has is never overridden by sacct, which may lag (see `exit_details`); sacct only
+    adds `cancelled_by` to a row in the same state. An index the controller purged (MinJobAge) comes from sacct;
+    sacct's record without an index for a job the controller knows is the array's unsplit record: left out."""
+    known_jobs = {row.job_id for row in controller}
+    known_keys = {row.key for row in controller}
+    by_key = {row.key: row for row in accounting}
+    merged = []
+    for row in controller:
+        account = by_key.get(row.key)
+        if account is not None and account.state == row.state and account.cancelled_by and not row.cancelled_by:
+            row = dataclasses.replace(row, cancelled_by=account.cancelled_by)
+        merged.append(row)
+    return merged + [
+        row for row in accounting if row.key not in known_keys and not (row.index is None and row.job_id in known_jobs)
+    ]
 
 
 def sacct_available(transport: Transport) -> bool:
