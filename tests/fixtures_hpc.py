@@ -49,7 +49,7 @@ def _sacct_state_is_bare() -> bool:
     return parsing.parse_sacct("1|n|CANCELLED by 0|0:0|None")[0].state == "CANCELLED"
 
 
-# Known gaps that only a version with accounting shows (its trigger reads sacct, the host sandbox scontrol):
+# Known gaps that only a version with accounting shows (sacct answers for jobs the controller has purged):
 # (node id prefix, reason, check that is True once fixed). Such a test is xfail (not strict) there until then.
 KNOWN_GAPS = (
     (
