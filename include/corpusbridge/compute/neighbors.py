@@ -50,6 +50,12 @@ class KnnWork:
         ]
 
 
+def knn_array_argv(work: KnnWork, python: str, vectors: str, out_dir: str) -> list[str]:
+    """The argv of one SLURM array index: the payload on part $SLURM_ARRAY_TASK_ID (shared with the DAG's
+    SlurmOperator, whose working dir is the scratch dir: `vectors` and `out_dir` may be relative to it)."""
+    return ["sh", "-c", WITH_ARRAY_INDEX, "sh", *work.argv(python, vectors, out_dir)]
+
+
 def run_neighbors_local(work: KnnWork, out_dir: Path, *, python: str | None = None) -> ComputeSummary:
     """Every part not yet verified in `out_dir`, one subprocess at a time (each uses every core through BLAS)."""
     started = time.monotonic()
@@ -155,8 +161,8 @@ def _job_spec(
             "options": options, "label": label, "container": container}  # fmt: skip
     key = naming.WorkKey("corpusbridge", "knn", f"vectors-{work.source.sha256[:16]}", -1, naming.input_hash(what))
     scratch = naming.scratch_dir(scratch_root, key)
-    argv = work.argv(python, posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER))
-    command = ["sh", "-c", WITH_ARRAY_INDEX, "sh", *argv]
+    vectors, out = posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER)
+    command = knn_array_argv(work, python, vectors, out)
     return jobs.JobSpec(command, scratch, naming.job_name(key), work.parts, parallelism, options, container)
 
 
