@@ -11,9 +11,9 @@ ledger row); `concept_graph` reports it (Param `graph`) and the Asset `corpusbri
 an event when this run changed it. The document similarity graph (Param `neighbors`, with `k` and `knn_parts`) has
 the compute step's shape: `neighbors_prepare` exports every loaded vector and skips when the current graph is the one
 of these vectors, k and split; the exact kNN job runs in `neighbors_local` or as the deferrable `neighbors_slurm`
-array (one index per part; staged, submitted or re-attached, fetched verified), and `neighbors_load` verifies every
-part and loads the graph once: the Asset `corpusbridge://postgres/document_neighbors` gets an event when a new graph
-replaced the old one.
+array (one index per part; staged, submitted or re-attached, fetched verified; named after the vectors, k and split,
+so a later run of the same work re-attaches too), and `neighbors_load` verifies every part and loads the graph once:
+the Asset `corpusbridge://postgres/document_neighbors` gets an event when a new graph replaced the old one.
 
 Runs after `corpus_nightly` (the Asset `corpusbridge://postgres/clean_documents`), daily at 00:00 UTC as a catch-up,
 and on UI triggers with the Params below. A backfill run re-exports the documents cleaned in its data interval
@@ -168,7 +168,9 @@ def graph_tasks(after: list) -> None:
     def neighbors_load(prepared: dict) -> dict:
         from corpusbridge_airflow.stages.graph import neighbors_load_stage
 
-        return neighbors_load_stage(prepared, get_current_context()["run_id"])
+        context = get_current_context()
+        fetched = context["ti"].xcom_pull(task_ids="neighbors_slurm", map_indexes=0) or {}
+        return neighbors_load_stage(prepared, context["run_id"], fetched.get("scratch_dir"))
 
     after >> concept_graph()
     prepared = neighbors_prepare()

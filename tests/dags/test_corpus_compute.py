@@ -224,10 +224,13 @@ KNN_DOCS, KNN_DIM, KNN_K = 40, 384, 4
 def vectors_db(db, db_uri, monkeypatch):
     """A corpus database with no clean document (nothing to export) and 40 loaded vectors around 5 topics, as the
     Connection corpusbridge_postgres: the kNN steps run alone."""
+    import uuid
+
     import numpy as np
     from psycopg.conninfo import conninfo_to_dict
 
-    rng = np.random.default_rng(7)
+    # A new seed each time: the kNN job is named after its input, and the sandbox (its scratch dirs) outlives tests.
+    rng = np.random.default_rng(uuid.uuid4().int % 2**32)
     centres = rng.standard_normal((5, KNN_DIM))
     v = centres[np.arange(KNN_DOCS) % 5] + 0.6 * rng.standard_normal((KNN_DOCS, KNN_DIM))
     vectors = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
@@ -321,4 +324,40 @@ def test_knn_graph_through_the_deferrable_slurm_operator(
     assert states["neighbors_load"] == "success", states
     assert states["neighbors_request"] == states["neighbors_slurm"] == "skipped", states
     assert _asset_events(reload) == {"corpusbridge://postgres/document_neighbors"}
+    assert _loaded_graph(db_uri) == _brute_force(ids, vectors)
+
+    # The parts gone from the workstation (a fetch that never happened): the next run's operator is named after the
+    # work, not the run, so it finds its indices done in the same scratch dir and only fetches: no second job.
+    out_dir = Path(prepared["out_dir"])
+    shutil.rmtree(out_dir)
+    with psycopg.connect(db_uri) as pg:
+        pg.execute("UPDATE neighbor_graphs SET current = false")
+    refetch = dag.test(run_conf=conf)
+    states = _states(refetch)
+    assert {states[t] for t in KNN_SLURM} == {"success"}, states
+    fetched = refetch.get_task_instance("neighbors_slurm", map_index=0).xcom_pull(
+        task_ids="neighbors_slurm", map_indexes=0
+    )
+    assert fetched["scratch_dir"] == slurm["scratch_dir"] and set(fetched["job_ids"]) <= set(slurm["job_ids"])
+    assert _loaded_graph(db_uri) == _brute_force(ids, vectors)
+
+    # A part damaged on the cluster: the load refuses it (no retry can help) and removes its marker there, so the
+    # next run submits that index alone and loads the graph.
+    remote = Path(slurm["scratch_dir"]) / "out" / "neighbors-1.parquet"  # the sandbox's node is this machine
+    remote.write_bytes(remote.read_bytes()[:-20] + b"\0" * 20)
+    shutil.rmtree(out_dir)
+    with psycopg.connect(db_uri) as pg:
+        pg.execute("UPDATE neighbor_graphs SET current = false")
+    refused = dag.test(run_conf=conf)
+    assert _states(refused)["neighbors_load"] == "failed", _states(refused)
+    assert _asset_events(refused) == set()
+    healed = dag.test(run_conf=conf)
+    states = _states(healed)
+    assert states["neighbors_load"] == "success", states
+    redone = healed.get_task_instance("neighbors_slurm", map_index=0).xcom_pull(
+        task_ids="neighbors_slurm", map_indexes=0
+    )
+    assert redone["scratch_dir"] == slurm["scratch_dir"], "the same work, the same scratch dir"
+    [new_job] = set(redone["job_ids"]) - set(slurm["job_ids"])
+    assert [key for key in redone["states"] if key.startswith(f"{new_job}_")] == [f"{new_job}_1"], redone["states"]
     assert _loaded_graph(db_uri) == _brute_force(ids, vectors)

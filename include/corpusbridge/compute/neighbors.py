@@ -124,28 +124,30 @@ def run_neighbors_slurm(
         names = [n for i in pending for n in (part_name(i), part_entry_name(i))]
         staging.fetch(transport, [posixpath.join(remote_out, n) for n in names], out_dir, require_match=False,
                       within=remote_out)  # fmt: skip
-        _forget_unverified(transport, spec.scratch, work, out_dir, pending, summary.failed)
+        forget_unverified(transport, spec.scratch, work, out_dir, pending, summary.failed)
     return _finish(summary, work, out_dir, started)
 
 
-def _forget_unverified(
+def forget_unverified(
     transport: Transport, scratch: str, work: KnnWork, out_dir: Path, pending: list[int], failed: Mapping[int, str]
-) -> None:
+) -> list[int]:
     """Parts that ended well on the cluster but whose fetched files do not verify: their completion marker and
-    outputs are removed there, or every rerun would skip them and fetch the same bad files again."""
+    outputs are removed there, or every rerun would skip them and fetch the same bad files again. Returns them.
+    (The DAG's neighbors_load calls it too: its SlurmOperator re-attaches to the same scratch dir across runs.)"""
     bad = [
         i
         for i in pending
         if i not in failed and verified_part(out_dir, i, work.source.sha256, work.k, work.parts) is None
     ]
     if not bad:
-        return
+        return []
     remote_out = posixpath.join(scratch, OUT_FOLDER)
     doomed = [script.marker_path(scratch, i) for i in bad]
     doomed += [posixpath.join(remote_out, n) for i in bad for n in (part_name(i), part_entry_name(i))]
     result = transport.run(["rm", "-f", "--", *doomed])
     after = "were removed: a rerun computes them again" if result.ok else f"could not be removed: {result.stderr}"
     log.error("knn slurm: parts %s did not verify after the fetch; their outputs on the cluster %s", bad, after)
+    return bad
 
 
 def _job_spec(

@@ -91,8 +91,9 @@ def neighbors_request(prepared: Mapping[str, Any], params: Mapping[str, Any]) ->
     """The SlurmOperator's run-time arguments: one array index per part, the exported vectors staged in, the parts
     fetched verified into the plan's folder; a one-element list (one job) to expand.
 
-    The operator names its job and scratch dir after (dag, task, run, these arguments): a retry re-attaches; a
-    later run of the same work never gets here (its plan finds the parts here, or the graph current)."""
+    `work_key` names the job and scratch dir after the vectors, k and split (with these arguments) instead of the
+    run: a retry, and a later run of the same work whose parts never reached the workstation (a fetch or the wait
+    that failed), re-attach to the job or find its indices done; nothing is submitted twice."""
     from corpusbridge.compute.neighbors import knn_array_argv
     from corpusbridge.compute.slurm import OUT_FOLDER
 
@@ -113,25 +114,38 @@ def neighbors_request(prepared: Mapping[str, Any], params: Mapping[str, Any]) ->
         "local_output_dir": str(prepared["out_dir"]),
         "sbatch_options": options,
         "container": params.get("container") or None,
+        "work_key": f"{vectors.stem}-k{prepared['k']}-p{prepared['parts']}",
     }
     log.info("SLURM request for the kNN job over %s: %s", vectors.name, request)
     return [request]
 
 
-def neighbors_load_stage(prepared: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+def neighbors_load_stage(prepared: Mapping[str, Any], run_id: str, scratch: str | None = None) -> dict[str, Any]:
     """Verify every part (sha256, input, k, split) and load them once as the current graph; skipped (no Asset
-    event) when that graph is current already."""
-    from airflow.sdk.exceptions import AirflowSkipException
+    event) when that graph is current already.
+
+    `scratch`: the SlurmOperator's scratch dir when this run fetched the parts. Parts that do not verify get their
+    completion markers and outputs removed there (as the library's slurm backend does), or every later run would
+    re-attach, find them done and fetch the same bad files."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from corpusbridge.db import connect
-    from corpusbridge.graph.neighbors_load import load_neighbors
+    from corpusbridge.graph.neighbors_load import NeighborsLoadError, load_neighbors
     from corpusbridge.load.ledger import Provenance
 
-    with connect(settings.postgres_uri()) as conn:
-        loaded = load_neighbors(
-            conn, Path(prepared["out_dir"]), input_sha256=prepared["input_sha256"], k=int(prepared["k"]),
-            parts=int(prepared["parts"]), provenance=Provenance(run_label=run_id), backend=prepared["backend"],
-        )  # fmt: skip
+    try:
+        with connect(settings.postgres_uri()) as conn:
+            loaded = load_neighbors(
+                conn, Path(prepared["out_dir"]), input_sha256=prepared["input_sha256"], k=int(prepared["k"]),
+                parts=int(prepared["parts"]), provenance=Provenance(run_label=run_id), backend=prepared["backend"],
+            )  # fmt: skip
+    except NeighborsLoadError as exc:
+        # A retry of this task would read the same files: fail now; the next run's plan finds these parts pending.
+        message = str(exc)
+        if scratch:
+            bad = _forget_on_cluster(prepared, scratch)
+            message += f". Parts {bad} were removed from the SLURM scratch dir {scratch}: the next run computes them"
+        raise AirflowFailException(message) from None
     log.info("kNN graph load: %s", loaded)
     if not loaded.loaded:
         raise AirflowSkipException(
@@ -139,6 +153,18 @@ def neighbors_load_stage(prepared: Mapping[str, Any], run_id: str) -> dict[str, 
         )
     return {"input": prepared["input"], "vectors": prepared["vectors"], "k": prepared["k"],
             "parts": prepared["parts"], "backend": prepared["backend"], "load": loaded.as_dict()}  # fmt: skip
+
+
+def _forget_on_cluster(prepared: Mapping[str, Any], scratch: str) -> list[int]:
+    from corpusbridge.compute.neighbors import forget_unverified
+    from corpusbridge_airflow.hooks.slurm import SlurmHook
+
+    hook = SlurmHook()
+    try:
+        everything = list(range(int(prepared["parts"])))
+        return forget_unverified(hook.transport, scratch, _work(prepared), Path(prepared["out_dir"]), everything, {})
+    finally:
+        hook.close()
 
 
 def _work(prepared: Mapping[str, Any]) -> Any:

@@ -53,5 +53,7 @@ def test_slurm_request_is_the_library_payload_on_the_staged_vectors(tmp_path) ->
     assert request["local_output_dir"] == prepared["out_dir"]
     assert request["sbatch_options"] == {"time": "00:20:00", "partition": "gpu"}
     assert request["container"] == "/images/cb.sif"
+    # Named after the work, not the run: a later run of the same work re-attaches instead of submitting again.
+    assert request["work_key"] == "vectors-0123456789abcdef-k7-p3"
     # The same plan gives the same arguments, so the operator's job name and scratch dir are the same on a retry.
     assert graph.neighbors_request(prepared, params) == [request]
