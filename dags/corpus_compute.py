@@ -1,15 +1,19 @@
 """corpus_compute: clean documents -> concepts and vectors, on this workstation or as a SLURM array, loaded once.
 
 preflight -> dictionary -> export -> choose_backend -> compute_local | slurm_request -> compute_slurm -> load ->
-reconcile -> concept_graph, document_neighbors. `compute_slurm` stages the shards and the dictionary artifact over
+reconcile -> concept_graph, neighbors_prepare -> neighbors_backend -> neighbors_local | neighbors_request ->
+neighbors_slurm -> neighbors_load. `compute_slurm` stages the shards and the dictionary artifact over
 SSH, submits one array index per shard, waits deferred in the triggerer (no worker slot), and fetches the verified
 results.
 
 The concept co-occurrence graph is updated inside the load (each shard's partial counts, exactly once with its
 ledger row); `concept_graph` reports it (Param `graph`) and the Asset `corpusbridge://postgres/concept_graph` gets
-an event when this run changed it. `document_neighbors` (Param `neighbors`, with `k` and `knn_parts`) runs the exact
-kNN job over every loaded vector on the run's backend and loads it once: the Asset
-`corpusbridge://postgres/document_neighbors` gets an event when a new graph replaced the old one.
+an event when this run changed it. The document similarity graph (Param `neighbors`, with `k` and `knn_parts`) has
+the compute step's shape: `neighbors_prepare` exports every loaded vector and skips when the current graph is the one
+of these vectors, k and split; the exact kNN job runs in `neighbors_local` or as the deferrable `neighbors_slurm`
+array (one index per part; staged, submitted or re-attached, fetched verified; named after the vectors, k and split,
+so a later run of the same work re-attaches too), and `neighbors_load` verifies every part and loads the graph once:
+the Asset `corpusbridge://postgres/document_neighbors` gets an event when a new graph replaced the old one.
 
 Runs after `corpus_nightly` (the Asset `corpusbridge://postgres/clean_documents`), daily at 00:00 UTC as a catch-up,
 and on UI triggers with the Params below. A backfill run re-exports the documents cleaned in its data interval
@@ -127,8 +131,8 @@ PARAMS = {
 
 
 def graph_tasks(after: list) -> None:
-    """concept_graph and document_neighbors, after the load or without one (nothing new to export: the graphs may
-    still be asked for); each reads the database, not an upstream's XCom."""
+    """concept_graph and the kNN steps, after the load or without one (nothing new to export: the graphs may still
+    be asked for); each reads the database, not an upstream's XCom."""
 
     @task(outlets=[CONCEPT_GRAPH], trigger_rule="none_failed_min_one_success")
     def concept_graph(params: dict | None = None) -> dict:
@@ -136,14 +140,49 @@ def graph_tasks(after: list) -> None:
 
         return concept_graph_stage(params or {}, get_current_context()["run_id"])
 
-    @task(outlets=[DOCUMENT_NEIGHBORS], trigger_rule="none_failed_min_one_success")
-    def document_neighbors(params: dict | None = None) -> dict:
-        from corpusbridge_airflow.stages.graph import neighbors_stage
+    @task(trigger_rule="none_failed_min_one_success")
+    def neighbors_prepare(params: dict | None = None) -> dict:
+        from corpusbridge_airflow.stages.graph import neighbors_prepare_stage
 
-        return neighbors_stage(params or {}, get_current_context()["run_id"])
+        return neighbors_prepare_stage(params or {})
+
+    @task.branch
+    def neighbors_backend(prepared: dict) -> str:
+        from corpusbridge_airflow.stages.graph import neighbors_next
+
+        return neighbors_next(prepared)
+
+    @task
+    def neighbors_local(prepared: dict) -> dict:
+        from corpusbridge_airflow.stages.graph import neighbors_local_stage
+
+        return neighbors_local_stage(prepared)
+
+    @task
+    def neighbors_request(prepared: dict, params: dict | None = None) -> list:
+        from corpusbridge_airflow.stages.graph import neighbors_request
+
+        return neighbors_request(prepared, params or {})
+
+    @task(outlets=[DOCUMENT_NEIGHBORS], trigger_rule="none_failed_min_one_success")
+    def neighbors_load(prepared: dict) -> dict:
+        from corpusbridge_airflow.stages.graph import neighbors_load_stage
+
+        context = get_current_context()
+        fetched = context["ti"].xcom_pull(task_ids="neighbors_slurm", map_indexes=0) or {}
+        return neighbors_load_stage(prepared, context["run_id"], fetched.get("scratch_dir"))
 
     after >> concept_graph()
-    after >> document_neighbors()
+    prepared = neighbors_prepare()
+    after >> prepared
+    branch = neighbors_backend(prepared)
+    local = neighbors_local(prepared)
+    request = neighbors_request(prepared)
+    # Deferrable like compute_slurm: the wait for the kNN array runs in the triggerer, not in a worker slot.
+    remote = SlurmOperator.partial(task_id="neighbors_slurm", deferrable=True, poll_interval=5.0).expand_kwargs(request)
+    loaded = neighbors_load(prepared)
+    branch >> [local, request, loaded]
+    [local, remote] >> loaded
 
 
 @dag(

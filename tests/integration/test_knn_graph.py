@@ -105,6 +105,25 @@ def test_new_vectors_replace_the_graph_in_one_load(db, db_uri, tmp_path: Path) -
     assert rows == [("first", None, False), ("second", "sha256:abc", True)]
 
 
+def test_the_plan_names_the_parts_left_and_the_current_graph(db, tmp_path: Path) -> None:
+    """What the DAG's neighbors_prepare decides from: parts not yet verified here, and whether the current graph is
+    this work's (same vectors, k and split) so nothing needs computing or loading."""
+    from corpusbridge.graph.neighbors_job import knn_out_dir, plan_knn
+
+    _put(db, _vectors())
+    before = plan_knn(db, tmp_path, k=K, parts=3, device="cpu")
+    assert (before.pending, before.current) == ([0, 1, 2], None)
+    assert before.out == knn_out_dir(tmp_path, before.source, K, 3) == tmp_path / before.source.path.stem / f"k{K}-p3"
+    done = run_knn_graph(db, KnnOptions("local", K, 3, "cpu", tmp_path), Provenance("plan"))
+    after = plan_knn(db, tmp_path, k=K, parts=3, device="cpu")
+    assert (after.pending, after.current, after.source.sha256) == ([], done["load"]["graph_id"], before.source.sha256)
+    assert plan_knn(db, tmp_path, k=K + 1, parts=3).current is None, "another k is another graph"
+    assert plan_knn(db, tmp_path, k=K, parts=2).current is None, "another split is another graph"
+    _put(db, _vectors(seed=4))
+    changed = plan_knn(db, tmp_path, k=K, parts=3)
+    assert (changed.pending, changed.current) == ([0, 1, 2], None), "new vectors: everything to do"
+
+
 def test_a_damaged_part_is_not_loaded_and_the_previous_graph_stays(db, tmp_path: Path) -> None:
     from corpusbridge.compute.neighbors import KnnWork, run_neighbors_local
     from corpusbridge.graph.knn_files import export_vectors

@@ -50,6 +50,12 @@ class KnnWork:
         ]
 
 
+def knn_array_argv(work: KnnWork, python: str, vectors: str, out_dir: str) -> list[str]:
+    """The argv of one SLURM array index: the payload on part $SLURM_ARRAY_TASK_ID (shared with the DAG's
+    SlurmOperator, whose working dir is the scratch dir: `vectors` and `out_dir` may be relative to it)."""
+    return ["sh", "-c", WITH_ARRAY_INDEX, "sh", *work.argv(python, vectors, out_dir)]
+
+
 def run_neighbors_local(work: KnnWork, out_dir: Path, *, python: str | None = None) -> ComputeSummary:
     """Every part not yet verified in `out_dir`, one subprocess at a time (each uses every core through BLAS)."""
     started = time.monotonic()
@@ -118,28 +124,30 @@ def run_neighbors_slurm(
         names = [n for i in pending for n in (part_name(i), part_entry_name(i))]
         staging.fetch(transport, [posixpath.join(remote_out, n) for n in names], out_dir, require_match=False,
                       within=remote_out)  # fmt: skip
-        _forget_unverified(transport, spec.scratch, work, out_dir, pending, summary.failed)
+        forget_unverified(transport, spec.scratch, work, out_dir, pending, summary.failed)
     return _finish(summary, work, out_dir, started)
 
 
-def _forget_unverified(
+def forget_unverified(
     transport: Transport, scratch: str, work: KnnWork, out_dir: Path, pending: list[int], failed: Mapping[int, str]
-) -> None:
+) -> list[int]:
     """Parts that ended well on the cluster but whose fetched files do not verify: their completion marker and
-    outputs are removed there, or every rerun would skip them and fetch the same bad files again."""
+    outputs are removed there, or every rerun would skip them and fetch the same bad files again. Returns them.
+    (The DAG's neighbors_load calls it too: its SlurmOperator re-attaches to the same scratch dir across runs.)"""
     bad = [
         i
         for i in pending
         if i not in failed and verified_part(out_dir, i, work.source.sha256, work.k, work.parts) is None
     ]
     if not bad:
-        return
+        return []
     remote_out = posixpath.join(scratch, OUT_FOLDER)
     doomed = [script.marker_path(scratch, i) for i in bad]
     doomed += [posixpath.join(remote_out, n) for i in bad for n in (part_name(i), part_entry_name(i))]
     result = transport.run(["rm", "-f", "--", *doomed])
     after = "were removed: a rerun computes them again" if result.ok else f"could not be removed: {result.stderr}"
     log.error("knn slurm: parts %s did not verify after the fetch; their outputs on the cluster %s", bad, after)
+    return bad
 
 
 def _job_spec(
@@ -155,8 +163,8 @@ def _job_spec(
             "options": options, "label": label, "container": container}  # fmt: skip
     key = naming.WorkKey("corpusbridge", "knn", f"vectors-{work.source.sha256[:16]}", -1, naming.input_hash(what))
     scratch = naming.scratch_dir(scratch_root, key)
-    argv = work.argv(python, posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER))
-    command = ["sh", "-c", WITH_ARRAY_INDEX, "sh", *argv]
+    vectors, out = posixpath.join(scratch, work.source.path.name), posixpath.join(scratch, OUT_FOLDER)
+    command = knn_array_argv(work, python, vectors, out)
     return jobs.JobSpec(command, scratch, naming.job_name(key), work.parts, parallelism, options, container)
 
 

@@ -52,6 +52,17 @@ def result_sha256(folder: Path, parts: int) -> str:
     return digest.hexdigest()
 
 
+def current_graph_of(conn: psycopg.Connection, input_sha256: str, k: int, parts: int) -> int | None:
+    """The current graph's id when it was computed from this input with this k and split (so computing it again
+    would give the same graph); None otherwise."""
+    row = conn.execute(
+        "SELECT graph_id FROM neighbor_graphs WHERE current AND input_sha256 = %s AND k = %s AND parts = %s",
+        (input_sha256, k, parts),
+    ).fetchone()
+    conn.commit()
+    return None if row is None else int(row[0])
+
+
 def load_neighbors(
     conn: psycopg.Connection,
     folder: Path,

@@ -76,6 +76,10 @@ class SlurmOperator(BaseOperator):
     :param poll_interval: seconds between polls.
     :param unreachable_budget: how long the controller or SSH may stay unreachable before the task fails
         (the job is not cancelled; a retry re-attaches).
+    :param work_key: what identifies the work across DAG runs, e.g. the sha256 of its input. When set it takes the
+        run id's place in the job name and scratch dir, so a later run of the same work (same arguments) re-attaches
+        to the job still queued or running, or finds its indices done, instead of submitting it again. Default: the
+        run id (each run is its own work).
     :return (XCom): `{"job_ids", "states" {"<job>_<index>": state}, "outcomes", "scratch_dir", "outputs"}`; the job
         ids are also pushed as `slurm_job_ids` once submitted (the task's `SLURM job` link reads them).
     """
@@ -112,6 +116,7 @@ class SlurmOperator(BaseOperator):
         unreachable_budget: float = 600.0,
         stream_logs: bool = True,
         state_policy: dict[str, str] | None = None,
+        work_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,6 +136,7 @@ class SlurmOperator(BaseOperator):
         self.unreachable_budget = unreachable_budget
         self.stream_logs = stream_logs
         self.state_policy = dict(state_policy or {})
+        self.work_key = work_key
         self._job_ids: list[str] = []
         self._scratch: str | None = None
         self._resubmits = 0
@@ -165,7 +171,8 @@ class SlurmOperator(BaseOperator):
     def job_spec(self, context: Any, settings: Any) -> jobs.JobSpec:
         ti = context["ti"]
         digest = naming.input_hash(self._parameters())
-        key = naming.WorkKey(ti.dag_id, ti.task_id, context["run_id"], getattr(ti, "map_index", -1), digest)
+        run = f"work:{self.work_key}" if self.work_key else context["run_id"]
+        key = naming.WorkKey(ti.dag_id, ti.task_id, run, getattr(ti, "map_index", -1), digest)
         runtime = settings.container_runtime or "apptainer"
         container = script.Container(self.container, runtime, gpu=self.container_gpu) if self.container else None
         return jobs.JobSpec(

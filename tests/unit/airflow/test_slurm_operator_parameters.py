@@ -46,3 +46,25 @@ def test_default_deferrable_is_honoured(setting: str | None, expected: bool) -> 
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == [str(expected), str(expected)]
+
+
+def test_work_key_names_the_job_across_runs() -> None:
+    """Without it each run is its own work; with it a later run of the same work re-attaches, and other work (other
+    arguments or another key) never does."""
+    from types import SimpleNamespace
+
+    from corpusbridge.hpc.cluster import ClusterSettings
+    from corpusbridge_airflow.operators.slurm import SlurmOperator
+
+    settings = ClusterSettings(host="h", scratch_root="/scratch")
+
+    def spec(run_id: str, **kwargs):
+        operator = SlurmOperator(task_id="t", command=["python", "-m", "x"], **kwargs)
+        ti = SimpleNamespace(dag_id="d", task_id="t", map_index=0)
+        made = operator.job_spec({"ti": ti, "run_id": run_id}, settings)
+        return made.job_name, made.scratch
+
+    assert spec("run1") != spec("run2")
+    assert spec("run1", work_key="vectors-ab") == spec("run2", work_key="vectors-ab")
+    assert spec("run1", work_key="vectors-ab") != spec("run1", work_key="vectors-cd")
+    assert spec("run1", work_key="vectors-ab") != spec("run1", work_key="vectors-ab", array_size=2)
