@@ -3,6 +3,7 @@ several methods on the same seeded text, with ratios against the bare pyahocoras
 
     .venv/bin/python bench/extract.py                  # ~52 MB, 1k / 100k / 1M terms
     .venv/bin/python bench/extract.py --mb 5 --sizes 1000,100000   # a quick look
+    .venv/bin/python bench/extract.py --exported SHARD --dictionary DIR   # an exported shard (see exported_figures)
 
 Slow methods run on a prefix of the corpus (their MB is printed); flashtext runs only if installed
 (`uv pip install flashtext==2.7`, it is not a dependency of the package).
@@ -14,6 +15,7 @@ import argparse
 import collections
 import compileall
 import gc
+import hashlib
 import json
 import multiprocessing
 import os
@@ -372,15 +374,58 @@ def sentence_figures(docs: list[str]) -> dict[str, float]:
     }
 
 
+def exported_figures(shard: Path, artifact: Path, out: Path, repeats: int = 3) -> dict:
+    """`normalize_text` and the program (1 worker, concepts only) on a shard as the export writes it (title, abstract
+    and body joined by a blank line), each against the same texts with one newline instead of the blank line (no
+    whitespace run: the fast path's peer), in the same run; CPU seconds, best of `repeats`; and the sha256 of the
+    program's concepts-0.parquet, which a change of the normalization's speed must not move."""
+    from corpusbridge.extract.dictionary.normalize import normalize_text
+
+    texts = [t for t in pq.read_table(shard, columns=["text"]).column("text").to_pylist() if t]
+    one_newline = [t.replace("\n\n", "\n") for t in texts]
+    out.mkdir(parents=True, exist_ok=True)
+    peer_shard = out / "one-newline.parquet"
+    table = pq.read_table(shard)
+    column = pa.array([t.replace("\n\n", "\n") if t else t for t in table.column("text").to_pylist()], pa.string())
+    pq.write_table(table.set_column(1, "text", column), peer_shard, row_group_size=ROW_GROUP_ROWS)
+    figures: dict = {"docs": table.num_rows, "texts_with_blank_line": sum("\n\n" in t for t in texts)}
+    for label, batch in (("exported", texts), ("one_newline", one_newline)):
+        figures[f"normalize_{label}_s"] = round(_best(_timed, lambda b=batch: [normalize_text(t) for t in b])[0], 4)
+    for label, path in (("exported", shard), ("one_newline", peer_shard)):
+        runs = []
+        for _ in range(repeats):
+            shutil.rmtree(out / f"program-{label}", ignore_errors=True)  # a completed index would be a no-op
+            runs.append(run_program(path, artifact, out / f"program-{label}", 1))
+        figures[f"program_{label}_cpu_s"] = round(min(cpu for _, cpu, _, _ in runs), 3)
+        figures[f"program_{label}_concepts"] = runs[0][2]
+        digest = hashlib.sha256((out / f"program-{label}" / "concepts-0.parquet").read_bytes()).hexdigest()
+        figures[f"program_{label}_concepts_sha256"] = digest
+    figures["program_exported_docs_per_cpu_s"] = round(figures["docs"] / figures["program_exported_cpu_s"], 1)
+    figures["normalize_exported_over_one_newline"] = round(
+        figures["normalize_exported_s"] / figures["normalize_one_newline_s"], 2
+    )
+    figures["program_exported_over_one_newline"] = round(
+        figures["program_exported_cpu_s"] / figures["program_one_newline_cpu_s"], 3
+    )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=52.0)
     parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--exported", type=Path, help="an exported shard: normalization and program figures only")
+    parser.add_argument("--dictionary", type=Path, help="the dictionary artifact for --exported")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     # The program starts as an installed package does (pip, `uv --compile-bytecode`, the container): bytecode compiled.
     compileall.compile_dir(Path(corpusbridge.__file__).parent, quiet=1)
+    if args.exported:
+        load = os.getloadavg()[0]
+        figures = exported_figures(args.exported, args.dictionary, OUT / "exported")
+        print(json.dumps(figures | {"load_average": [load, os.getloadavg()[0]], "code": corpusbridge.__file__}))
+        return
     words = gen_terms.vocabulary(200_000)
     all_terms = gen_terms.terms(max(sizes), words)
     docs = gen_terms.documents(int(args.mb * 1e6), words, all_terms[:1000])

@@ -1,14 +1,19 @@
 """The concept graph: the map's cost inside the payload, and the reduce into PostgreSQL vs its alternatives.
 
     .venv/bin/python bench/graph.py map [--docs 20000] [--per-words 50,15]
+    .venv/bin/python bench/graph.py process [--docs 25000] [--per-words 50,15] [--manifest M --dictionary D]
     .venv/bin/python bench/graph.py reduce --docs 100000 [--design partials|rows|arrow]
     .venv/bin/python bench/graph.py knn --docs 20000
     .venv/bin/python bench/graph.py knn-job --docs 20000 [--parts 2]
 
 `map` runs the real payload (concepts only, 2 processes) on one generated shard and reports the map's time
 (`seconds.cooccurrence`: counting + writing the partials) as a fraction of the payload's total, measured in the same
-run, at two concept densities. `reduce` (one design per process, so its peak RSS is its own) builds synthetic shards
-of 50,000 documents (Zipf-drawn concepts, 10 sentences per document) and merges them:
+run, at two concept densities. `process` runs the payload as a process (`python -m corpusbridge.extract
+--no-embeddings`, 1 worker) with numpy kept out (the plain map; what that process did before) and let in (the
+vectorized map; numpy's import included), on generated shards or on an exported one (`--manifest`, e.g.
+bench/end_to_end.py's), and compares the two processes' output bytes. `reduce` (one design per process, so its peak
+RSS is its own) builds synthetic shards of 50,000 documents (Zipf-drawn concepts, 10 sentences per document) and
+merges them:
   partials  the chosen design: the payload's partial files COPYed and upserted per shard (graph/load.py)
   rows      the alternative: the shard's concept rows COPYed and the pairs counted by a self-join in PostgreSQL
   arrow     every partial concatenated and grouped by Arrow in this process (no database)
@@ -127,6 +132,77 @@ def bench_map(docs: int, densities: list[int]) -> None:
                 "map_fraction": round(min(mapped) / min(payload), 4), "plain_map_cpu_s": round(min(plain_cpu), 3),
                 "plain_map_fraction": round(min(plain_cpu) / min(payload), 4), "load_average": _load(),
             }))  # fmt: skip
+
+
+# The payload process as `python -m corpusbridge.extract` runs it, with numpy kept out (as its __main__ did until
+# the map made that a loss) or let in.
+_PROCESS = """
+import runpy, sys
+if sys.argv[1] == "blocked":
+    sys.modules["numpy"] = None
+sys.argv = ["corpusbridge.extract", *sys.argv[2:]]
+runpy.run_module("corpusbridge.extract", run_name="__main__", alter_sys=True)
+"""
+
+
+def _payload_process(numpy: str, manifest: Path, dictionary: Path, out: Path) -> tuple[float, dict]:
+    """(CPU seconds of the process, its JSON summary)."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(out, ignore_errors=True)  # a completed index would be a no-op
+    command = [sys.executable, "-c", _PROCESS, numpy, "--manifest", str(manifest), "--index", "0"]
+    command += ["--dictionary", str(dictionary), "--out", str(out), "--no-embeddings", "--workers", "1", "--json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finished = subprocess.run(command, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if finished.returncode:
+        raise RuntimeError(f"payload failed: {finished.stderr}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return cpu, json.loads(finished.stdout)
+
+
+def _map_cpu(out: Path, repeats: int = 3) -> float:
+    """CPU seconds of the vectorized map over the payload's own concept rows, row group by row group (best of 3):
+    the map's share of the payload without the wall-clock noise of `seconds.cooccurrence`."""
+    from corpusbridge.extract.cooccurrence import CooccurrenceCounter
+
+    concepts = pq.ParquetFile(out / "concepts-0.parquet")
+    tables = [concepts.read_row_group(group) for group in range(concepts.num_row_groups)]
+    spent = []
+    for _ in range(repeats):
+        started = time.process_time()
+        counter = CooccurrenceCounter()
+        for table in tables:
+            counter.add(table)
+        counter.write(out / "p.parquet", out / "c.parquet", docs=0)
+        spent.append(time.process_time() - started)
+    return round(min(spent), 4)
+
+
+def bench_process(shards: list[tuple[str, Path, Path]], repeats: int = 3) -> None:
+    import hashlib
+
+    for label, manifest, dictionary in shards:
+        figures: dict = {"bench": "process", "shard": label, "load_average_start": _load()}
+        digests = {}
+        for numpy in ("blocked", "numpy"):
+            runs = []
+            for attempt in range(repeats):
+                out = manifest.parent / f"process-{numpy}-{attempt}"
+                runs.append(_payload_process(numpy, manifest, dictionary, out))
+            best = min(range(repeats), key=lambda i: runs[i][0])
+            figures[f"{numpy}_cpu_s"] = round(runs[best][0], 3)
+            figures[f"{numpy}_map_wall_s"] = min(summary["seconds"]["cooccurrence"] for _, summary in runs)
+            figures["docs"] = runs[best][1]["docs"]
+            out = manifest.parent / f"process-{numpy}-0"
+            digests[numpy] = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))]
+        figures["numpy_over_blocked_cpu"] = round(figures["numpy_cpu_s"] / figures["blocked_cpu_s"], 3)
+        figures["map_cpu_s"] = _map_cpu(manifest.parent / "process-numpy-0")
+        figures["map_over_payload_cpu"] = round(figures["map_cpu_s"] / figures["numpy_cpu_s"], 4)
+        figures["same_bytes"] = digests["blocked"] == digests["numpy"]
+        figures["load_average_end"] = _load()
+        print(json.dumps(figures), flush=True)
 
 
 # --- reduce -------------------------------------------------------------------------------------------------------
@@ -316,12 +392,14 @@ def _put_vectors(conn: Any, vectors: np.ndarray) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("map", "reduce", "knn", "knn-job"))
+    parser.add_argument("what", choices=("map", "process", "reduce", "knn", "knn-job"))
     parser.add_argument("--parts", type=int, default=2, help="knn-job: array indices")
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--per-words", default="50,15", help="map: a term every N words (comma-separated)")
     parser.add_argument("--design", choices=("partials", "rows", "arrow"), default="partials")
     parser.add_argument("--concepts", type=int, default=CONCEPTS, help="reduce: concepts drawn from (Zipf)")
+    parser.add_argument("--manifest", type=Path, help="process: an exported shard's manifest (shard 0) ...")
+    parser.add_argument("--dictionary", type=Path, help="process: ... and its dictionary artifact")
     args = parser.parse_args()
     globals()["CONCEPTS"] = args.concepts
     if args.what == "knn":
@@ -330,6 +408,13 @@ def main() -> None:
         bench_knn_job(args.docs or 20_000, args.parts)
     elif args.what == "map":
         bench_map(args.docs or 20_000, [int(x) for x in args.per_words.split(",")])
+    elif args.what == "process":
+        with tempfile.TemporaryDirectory(prefix="bench-graph-process-") as tmp:
+            shards = [("exported", args.manifest, args.dictionary)] if args.manifest else []
+            for per_words in [int(x) for x in args.per_words.split(",")]:
+                manifest, dictionary = _map_shard(Path(tmp), args.docs or 25_000, per_words)
+                shards.append((f"generated, a term per {per_words} words", manifest, dictionary))
+            bench_process(shards)
     else:
         bench_reduce(args.docs or 100_000, args.design)
 

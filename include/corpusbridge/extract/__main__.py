@@ -5,16 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-_ARGV = sys.argv[1:]
-# spaCy (`--sentences spacy`) needs numpy; a path that happens to be named "spacy" only keeps numpy importable.
-_SPACY = any(arg == "spacy" or arg.endswith("=spacy") for arg in _ARGV)
-if "--no-embeddings" in _ARGV and not _SPACY and "numpy" not in sys.modules:
-    # pyarrow imports numpy whenever it can (~0.2 s of CPU per process, measured: as much as matching 10 MB with a
-    # 1k-term dictionary) and works without it; nothing on the concepts-only path uses numpy. Only here, in a
-    # process of its own: library callers keep numpy.
-    sys.modules["numpy"] = None  # type: ignore[assignment]
-
-from corpusbridge.extract.command import main  # noqa: E402 (after the numpy decision above)
+# numpy is let in, also with --no-embeddings: pyarrow then imports it (~0.07-0.1 s of CPU per process) and the
+# concept graph's map runs vectorized. Kept out, the map ran in plain Python at 0.7-1.4x of the whole payload's CPU
+# (3.0 s instead of 0.25 s on a 25,000-document exported shard; bench/graph.py, RESULTS "Graphs").
+from corpusbridge.extract.command import main
 
 code = main()
 sys.stdout.flush()

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from corpusbridge.extract.results import parquet_writer
 
-# The concepts-only payload process keeps numpy out (extract/__main__.py sets sys.modules["numpy"] = None); not
-# even trying the import there keeps it off that process's import log, which a test reads.
+# A process that keeps numpy out (sys.modules["numpy"] = None, as the concepts-only payload did until its map cost
+# more than numpy's import) gets the plain counter; not even trying the import there keeps numpy off its import log.
 if TYPE_CHECKING or sys.modules.get("numpy", False) is not None:
     import numpy as np
 else:
@@ -65,13 +65,15 @@ class CooccurrenceCounter:
     Vectorized: each table is reduced with numpy sorts to integer keys over shard-wide concept (and form) numbers,
     kept as arrays; `write` sums them once and sorts by name. A Python loop over pairs cost more CPU than matching
     the text, and Arrow's hash group-by over string keys more than these integer sorts (measured, bench/graph.py).
+    Every sort is of one int64 key (a lexsort over two or three keys cost 3-5x more) and names become Arrow columns
+    by `take`, never through Python objects.
     """
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}  # concept id -> shard-wide number, in order of arrival
         self.forms: dict[str, int] = {}  # lower-cased matched form -> number
         self.pair_keys: list[np.ndarray] = []  # (a << 32 | b) over shard-wide numbers, a's name < b's name
-        self.pair_counts: list[np.ndarray] = []  # (docs, sentences) per key
+        self.pair_counts: list[np.ndarray] = []  # docs << 32 | sentences per key (one array to sort, not two)
         self.concept_counts: list[np.ndarray] = []  # rows (number, docs, sentences, mentions)
         self.form_keys: list[np.ndarray] = []  # (concept << 32 | form), one entry per mention
         self.sentences = 0
@@ -85,46 +87,47 @@ class CooccurrenceCounter:
         numbers = _numbers(self.ids, names.to_pylist())
         sentence = table.column("sentence").to_numpy().astype(np.int64)
         width = len(names)
-        doc_groups, doc_concepts = _distinct(codes, docs)
-        sentence_groups, sentence_concepts = _distinct(codes, docs, sentence)
+        doc_groups, doc_concepts = _distinct(codes, width, docs)
+        sentence_groups, sentence_concepts = _distinct(codes, width, _sentence_groups(docs, sentence))
         self.sentences += int(sentence_groups[-1]) + 1 if len(sentence_groups) else 0
         pair_docs, doc_counts = np.unique(_pairs(doc_groups, doc_concepts, width), return_counts=True)
         in_sentences = np.zeros(len(pair_docs), np.int64)
         pair_sentences, counts = np.unique(_pairs(sentence_groups, sentence_concepts, width), return_counts=True)
         in_sentences[np.searchsorted(pair_docs, pair_sentences)] = counts
         self.pair_keys.append(numbers[pair_docs // width] << 32 | numbers[pair_docs % width])
-        self.pair_counts.append(np.stack([doc_counts, in_sentences], axis=1))
+        self.pair_counts.append(doc_counts.astype(np.int64) << 32 | in_sentences)
         per_concept = [np.bincount(c, minlength=width) for c in (doc_concepts, sentence_concepts, codes)]
         self.concept_counts.append(np.stack([numbers, *per_concept], axis=1))
-        forms = pc.dictionary_encode(pc.utf8_lower(table.column("matched").combine_chunks()))
-        form_numbers = _numbers(self.forms, forms.dictionary.to_pylist())
+        # Lower-cased after encoding: the distinct forms only; two forms that lower alike get one number.
+        forms = pc.dictionary_encode(table.column("matched").combine_chunks())
+        form_numbers = _numbers(self.forms, pc.utf8_lower(forms.dictionary).to_pylist())
         self.form_keys.append(numbers[codes] << 32 | form_numbers[forms.indices.to_numpy(zero_copy_only=False)])
 
     def write(self, pairs_path: Path, concepts_path: Path, *, docs: int) -> tuple[int, int]:
         """Both files, rows sorted by id; returns (pair rows, concept rows)."""
-        names = np.array(list(self.ids), dtype=object)
+        names = pa.array(list(self.ids), pa.string())
         rank = np.empty(len(names), np.int64)
-        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        rank[pc.sort_indices(names).to_numpy()] = np.arange(len(names))  # byte order of UTF-8 = code-point order
         pairs = self._pairs_table(names, rank)
         concepts = self._concepts_table(names, rank, docs)
         _write(pairs_path, pairs)
         _write(concepts_path, concepts)
         return pairs.num_rows, concepts.num_rows
 
-    def _pairs_table(self, names: np.ndarray, rank: np.ndarray) -> pa.Table:
-        keys, counts = _summed(self.pair_keys, self.pair_counts, 2)
+    def _pairs_table(self, names: pa.Array, rank: np.ndarray) -> pa.Table:
+        keys, counts = _summed_pairs(self.pair_keys, self.pair_counts)
         a, b = keys >> 32, keys & 0xFFFFFFFF
-        order = np.lexsort((rank[b], rank[a]))
-        columns = [names[a[order]], names[b[order]], counts[order, 0], counts[order, 1]]
+        order = np.argsort(rank[a] * len(names) + rank[b])  # by name of a, then of b (keys are distinct)
+        columns = [names.take(a[order]), names.take(b[order]), counts[order, 0], counts[order, 1]]
         return pa.table(dict(zip(PAIRS_SCHEMA.names, columns, strict=True)), schema=PAIRS_SCHEMA)
 
-    def _concepts_table(self, names: np.ndarray, rank: np.ndarray, docs: int) -> pa.Table:
+    def _concepts_table(self, names: pa.Array, rank: np.ndarray, docs: int) -> pa.Table:
         stacked = np.concatenate(self.concept_counts) if self.concept_counts else np.empty((0, 4), np.int64)
         numbers, counts = _summed([stacked[:, 0]], [stacked[:, 1:]], 3)
         order = np.argsort(rank[numbers])
         metadata = {TOTAL_DOCS_KEY: str(docs).encode(), TOTAL_SENTENCES_KEY: str(self.sentences).encode()}
         labels = _labels(self.form_keys, self.forms, len(names))
-        columns = [names[numbers[order]], labels[numbers[order]], *(counts[order, i] for i in range(3))]
+        columns = [names.take(numbers[order]), labels[numbers[order]], *(counts[order, i] for i in range(3))]
         schema = CONCEPT_DOCS_SCHEMA.with_metadata(metadata)
         return pa.table(dict(zip(schema.names, columns, strict=True)), schema=schema)
 
@@ -144,6 +147,21 @@ def _summed(keys: list[np.ndarray], counts: list[np.ndarray], width: int) -> tup
     for column in range(width):
         total[:, column] = np.bincount(inverse, weights=stacked[:, column], minlength=len(distinct)).astype(np.int64)
     return distinct, total
+
+
+def _summed_pairs(keys: list[np.ndarray], packed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pair keys ascending, with their (docs, sentences) summed. The counts travel packed in one int64 (a
+    shard's sentences per pair stay far below 2**32), so the sort moves one column: 0.6x the time of `_summed`."""
+    if not keys:
+        return np.empty(0, np.int64), np.empty((0, 2), np.int64)
+    all_keys = np.concatenate(keys)
+    order = np.argsort(all_keys)
+    all_keys = all_keys[order]
+    first = np.ones(len(all_keys), bool)
+    first[1:] = all_keys[1:] != all_keys[:-1]
+    starts = np.flatnonzero(first)
+    totals = np.add.reduceat(np.concatenate(packed)[order], starts)
+    return all_keys[starts], np.stack([totals >> 32, totals & 0xFFFFFFFF], axis=1)
 
 
 def _labels(form_keys: list[np.ndarray], forms: dict[str, int], concepts: int) -> np.ndarray:
@@ -179,16 +197,25 @@ def _sorted_codes(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     return encoded.dictionary.take(pa.array(order)), rank[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _distinct(codes: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (keys..., code) rows sorted; returns (group number of each row, its code)."""
-    order = np.lexsort((codes, *reversed(keys)))
-    columns = [key[order] for key in keys] + [codes[order]]
-    keep = np.ones(len(order), bool)
-    keep[1:] = np.any([c[1:] != c[:-1] for c in columns], axis=0)
-    columns = [c[keep] for c in columns]
-    new_group = np.ones(len(columns[0]), bool)
-    new_group[1:] = np.any([c[1:] != c[:-1] for c in columns[:-1]], axis=0)
-    return np.cumsum(new_group) - 1, columns[-1]
+def _sentence_groups(docs: np.ndarray, sentence: np.ndarray) -> np.ndarray:
+    """0, 0, 1, ...: the number of each row's (document, sentence), numbered in that order."""
+    if not len(docs):
+        return docs
+    key = docs * (int(sentence.max()) + 1) + sentence
+    if np.all(key[1:] >= key[:-1]):  # the matcher's order (sentences ascend within a document): no sort needed
+        return np.concatenate([[0], np.cumsum(key[1:] != key[:-1])]).astype(np.int64)
+    return np.unique(key, return_inverse=True)[1].astype(np.int64)
+
+
+def _distinct(codes: np.ndarray, width: int, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (group, code) rows sorted, `groups` numbered densely from 0 (every number has a row); returns the
+    group of each distinct row and its code."""
+    # np.sort, not np.unique: numpy 2's unique hashes first, which took 50x longer on these nearly sorted keys.
+    keys = np.sort(groups * width + codes)
+    keep = np.ones(len(keys), bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    keys = keys[keep]
+    return keys // width, keys % width
 
 
 def _pairs(groups: np.ndarray, codes: np.ndarray, width: int) -> np.ndarray:

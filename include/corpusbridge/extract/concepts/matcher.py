@@ -76,13 +76,8 @@ class Matcher:
             return []
         normalized = normalize_text(text)
         groups = self._groups
-        if normalized.starts is None:
-            return [(concept, s, e) for s, e, g in self.spans(normalized) for concept in groups[g]]
-        located: list[tuple[str, int, int]] = []
-        for start, end, group in self.spans(normalized):
-            start, end = normalized.original_span(start, end)
-            located.extend((concept, start, end) for concept in groups[group])
-        return located
+        spans = normalized.original_spans(self.spans(normalized))
+        return [(concept, s, e) for s, e, g in spans for concept in groups[g]]
 
     def spans(self, normalized: NormalizedText) -> list[tuple[int, int, int]]:
         """(start, end, group) in folded-text offsets: leftmost-longest over all valid whole-word hits.

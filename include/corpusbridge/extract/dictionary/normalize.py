@@ -3,7 +3,9 @@
 Folding is Unicode NFKC + case folding (NFKC(casefold(NFKC(x))), the compatibility caseless form) and whitespace
 runs -> one space. Folding can change lengths ('ß' -> 'ss', 'ﬁ' -> 'fi', 'e'+U+0301 -> 'é'), so a text whose
 folding is not char-for-char carries an offset map: every folded character knows the original span it came from,
-and a match is always reported as Python string offsets into the ORIGINAL text.
+and a match is always reported as Python string offsets into the ORIGINAL text. A text whose only change of length
+is its whitespace runs (every exported document: title, abstract and body are joined by a blank line) keeps a map of
+its runs alone; anything else keeps one original span per folded character.
 
 Matching then works on a 1:1 "mapped" copy of the folded text in which every non-word character is a space, so
 dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word characters are those of `\\w`
@@ -12,9 +14,12 @@ dictionary keys can be anchored at word boundaries (`' ' + term + ' '`). Word ch
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 # Changing any rule here changes every dictionary version: the version hash includes this number.
 NORMALIZATION_VERSION = 1
@@ -74,24 +79,123 @@ def _simple_fold(char: str) -> str | None:
     return " " if folded.isspace() else folded
 
 
+Spans = list[tuple[int, int, int]]
+
+
+class OffsetMap(Protocol):
+    """The way from folded offsets back to original ones."""
+
+    def starts(self) -> list[int]: ...
+
+    def ends(self) -> list[int]: ...
+
+    def original_spans(self, spans: Spans) -> Spans: ...
+
+
+@dataclass(frozen=True)
+class CharOffsets:
+    """The original span of every folded character: `starts[i]`/`ends[i]` for folded char i (the general path)."""
+
+    start_list: list[int]
+    end_list: list[int]
+
+    def starts(self) -> list[int]:
+        return self.start_list
+
+    def ends(self) -> list[int]:
+        return self.end_list
+
+    def original_spans(self, spans: Spans) -> Spans:
+        starts, ends = self.start_list, self.end_list
+        return [(starts[start], ends[end - 1], tag) for start, end, tag in spans]
+
+
+class RunOffsets:
+    """Offsets of a text folded 1:1 except its whitespace runs, each folded to one space.
+
+    `runs`: the original (start, end) of each run, in order; per run, `positions` (where its space is in the folded
+    text) and `shifts` (original minus folded offset of every folded character after it). A few integers per run
+    instead of two per character: building the per-character lists was most of the time of normalizing a document.
+    A plain class with slots: one is made per exported document, and a frozen dataclass costs ~1 us more to make.
+    """
+
+    __slots__ = ("length", "positions", "runs", "shifts")
+
+    def __init__(self, runs: list[tuple[int, int]], length: int) -> None:
+        self.runs, self.length = runs, length  # length of the original text
+        self.positions: list[int] = []
+        self.shifts: list[int] = []
+        shift = 0
+        for start, end in runs:
+            self.positions.append(start - shift)
+            shift += end - start - 1
+            self.shifts.append(shift)
+
+    def starts(self) -> list[int]:
+        """Per folded character (what `CharOffsets` holds), for callers that want the whole map."""
+        starts: list[int] = []
+        previous = 0
+        for start, end in self.runs:
+            starts.extend(range(previous, start + 1))
+            previous = end
+        starts.extend(range(previous, self.length))
+        return starts
+
+    def ends(self) -> list[int]:
+        ends: list[int] = []
+        previous = 0
+        for start, end in self.runs:
+            ends.extend(range(previous + 1, start + 1))
+            ends.append(end)
+            previous = end
+        ends.extend(range(previous + 1, self.length + 1))
+        return ends
+
+    def original_spans(self, spans: Spans) -> Spans:
+        positions, shifts, runs = self.positions, self.shifts, self.runs
+        mapped: Spans = []
+        for start, end, tag in spans:
+            run = bisect_right(positions, start) - 1
+            if run >= 0:
+                start = runs[run][0] if positions[run] == start else start + shifts[run]
+            run = bisect_right(positions, end - 1) - 1
+            if run >= 0:
+                end = runs[run][1] if positions[run] == end - 1 else end + shifts[run]
+            mapped.append((start, end, tag))
+        return mapped
+
+
 @dataclass(frozen=True)
 class NormalizedText:
     """The folded text, its 1:1 mapped copy that the automaton scans, and the way back to the original.
 
-    `starts[i]`/`ends[i]` are the original span of folded char i; None means folded and original are 1:1.
+    `offsets` is None where folded and original are 1:1.
     """
 
     original: str
     mapped: str
     folded: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    offsets: OffsetMap | None = None
+
+    @property
+    def starts(self) -> list[int] | None:
+        """`starts[i]`: where the original span of folded char i starts (None: 1:1)."""
+        return None if self.offsets is None else self.offsets.starts()
+
+    @property
+    def ends(self) -> list[int] | None:
+        return None if self.offsets is None else self.offsets.ends()
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Original offsets of folded[start:end]; a partial expansion ('ﬁ' -> 'fi') snaps out to the whole char."""
-        if self.starts is None or self.ends is None:
+        if self.offsets is None:
             return start, end
-        return self.starts[start], self.ends[end - 1]
+        (start, end, _), *_ = self.offsets.original_spans([(start, end, 0)])
+        return start, end
+
+    def original_spans(self, spans: Spans) -> Spans:
+        """`original_span` of many (start, end, tag) at once (the matcher's per-document call)."""
+        return spans if self.offsets is None else self.offsets.original_spans(spans)
 
 
 def _has_whitespace_run(folded: bytes) -> bool:
@@ -106,33 +210,81 @@ def normalize_text(text: str) -> NormalizedText:
     """Fold a document, keeping offsets.
 
     Fast path (nearly all text): the ASCII part is mapped with a byte table, then each distinct non-ASCII character
-    that folds to one character is replaced with `str.replace`. Anything else (an expansion like 'ß', combining
-    marks, whitespace runs) takes the general path with an offset map.
+    that folds to one character is replaced with `str.replace`; whitespace runs, if any, are then collapsed with a
+    regex and keep a map of the runs only. Anything else (an expansion like 'ß', combining marks) takes the general
+    path, which keeps an original span per folded character.
     """
     if text.isascii():
         raw = text.encode("ascii")
         folded_bytes = raw.translate(_FOLD_BYTES)
         if _has_whitespace_run(folded_bytes):
-            return _fold_mapped(text)
+            return _collapse_ascii_runs(text, folded_bytes)
         return NormalizedText(text, raw.translate(_FOLD_MAP_BYTES).decode("ascii"), folded_bytes.decode("ascii"))
     raw = text.encode("utf-8")
     folded_bytes = raw.translate(_FOLD_BYTES)
-    if _has_whitespace_run(folded_bytes):
-        return _fold_mapped(text)
+    runs = _has_whitespace_run(folded_bytes)
     folded = folded_bytes.decode("utf-8")
     mapped = raw.translate(_FOLD_MAP_BYTES).decode("utf-8")
     # Deleting the ASCII bytes leaves the non-ASCII characters: much cheaper than a regex over the text.
     for char in set(raw.translate(None, _ASCII_BYTES).decode("utf-8")):
         single = _simple_fold(char)
-        if single is None or single == " ":
-            # An expansion, a combining mark, or a space (which may extend a whitespace run): general path.
+        if single is None:
+            # An expansion or a combining mark: general path.
             return _fold_mapped(text)
+        # A character folds to a space exactly when it is whitespace (checked over all of Unicode in the tests), so
+        # the folded text's spaces stand where the original's whitespace does, and may make a run with a neighbour.
+        runs = runs or single == " "
         if single != char:
             folded = folded.replace(char, single)
         mapped_char = single if is_word_char(single) else " "
         if mapped_char != char:
             mapped = mapped.replace(char, mapped_char)
+    if runs:
+        return _collapse_runs(text, mapped, folded)
     return NormalizedText(text, mapped, folded)
+
+
+_RUN = re.compile("  +")
+
+
+def _collapse_ascii_runs(text: str, folded: bytes) -> NormalizedText:
+    """`_collapse_runs` of ASCII text, on bytes: runs found with `bytes.find` (memchr speed; a regex search cost
+    ~2.5 us per document, as much as the rest of the fast path), and the mapped text made by the byte table from the
+    collapsed folded text (the table maps a folded byte as it maps the original one), so no second set of slices."""
+    runs: list[tuple[int, int]] = []
+    parts: list[bytes] = []
+    size, previous = len(folded), 0
+    start = folded.find(b"  ")
+    while start >= 0:
+        end = start + 2
+        while end < size and folded[end] == 32:
+            end += 1
+        runs.append((start, end))
+        parts.append(folded[previous : start + 1])
+        previous = end
+        start = folded.find(b"  ", end)
+    parts.append(folded[previous:])
+    collapsed = b"".join(parts)
+    mapped = collapsed.translate(_FOLD_MAP_BYTES).decode("ascii")
+    return NormalizedText(text, mapped, collapsed.decode("ascii"), RunOffsets(runs, len(text)))
+
+
+def _collapse_runs(text: str, mapped: str, folded: str) -> NormalizedText:
+    """`mapped`/`folded` (1:1 with `text`, whitespace already single spaces) with each run of spaces made one.
+
+    The same result as the general path's per-character folding of such a text, offsets included (a test compares
+    them), at the cost of a regex search and a few slices per run.
+    """
+    runs = [match.span() for match in _RUN.finditer(folded)]
+    if not runs:
+        return NormalizedText(text, mapped, folded)
+    mapped_parts = []
+    previous = 0
+    for start, end in runs:
+        mapped_parts.append(mapped[previous : start + 1])
+        previous = end
+    mapped_parts.append(mapped[previous:])
+    return NormalizedText(text, "".join(mapped_parts), _RUN.sub(" ", folded), RunOffsets(runs, len(text)))
 
 
 def _segments(text: str) -> list[tuple[int, int]]:
@@ -163,7 +315,7 @@ def _fold_mapped(text: str) -> NormalizedText:
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))
     folded = "".join(pieces)
-    return NormalizedText(text, folded.translate(WORD_MAP), folded, starts, ends)
+    return NormalizedText(text, folded.translate(WORD_MAP), folded, CharOffsets(starts, ends))
 
 
 def normalize_term(term: str) -> str:
