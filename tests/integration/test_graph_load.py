@@ -17,6 +17,7 @@ from corpusbridge.graph.stats import npmi
 from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.stage import load_shard, run_load
 from corpusbridge.load.verify import verify_results
+from corpusbridge.runs import Stage, start_run
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +106,23 @@ def test_rerun_and_a_retried_shard_change_nothing(db: psycopg.Connection, batche
         load_shard(db, first.batch_id, shard, run_id=1, provenance=Provenance("test__retry"))
     db.rollback()
     assert graph(db) == before == brute_force(db)
+
+
+def test_a_load_that_died_before_the_fold_is_folded_by_the_next(
+    db: psycopg.Connection, batches: tuple[Batch, Batch]
+) -> None:
+    """A shard's delta commits with its ledger row and waits; the next load run folds it first, exactly once."""
+    first, _ = batches
+    register_batch(db, first)
+    shard = verify_results(read_manifest(first.manifest), first.results)[0]
+    run_id = start_run(db, Stage.LOAD, {"batch_id": first.batch_id, "run_label": "test__died"})
+    load_shard(db, first.batch_id, shard, run_id=run_id, provenance=Provenance("test__died"))  # then it died
+    assert db.execute("SELECT count(*) FROM graph_pending_totals").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM concept_pairs").fetchone() == (0,), "not folded yet"
+
+    _load(db, first)  # folds the dead run's shard, loads the other, folds it
+    assert db.execute("SELECT count(*) FROM graph_pending_pairs").fetchone() == (0,)
+    assert graph(db) == brute_force(db)
 
 
 def test_reprocessed_documents_replace_their_pairs(db: psycopg.Connection, batches: tuple[Batch, Batch]) -> None:

@@ -1,6 +1,9 @@
-"""The reduce of the concept graph: one shard's partial counts merged into concept_pairs / concept_docs /
-graph_totals inside the load's per-shard transaction, so the graph changes exactly when the shard's ledger row is
-written (a retried or rerun shard is skipped with it, and a crash rolls both back).
+"""The reduce of the concept graph: each shard's partial counts become a pending delta inside the load's per-shard
+transaction, written exactly when the shard's ledger row is (a retried or rerun shard is skipped with it, and a crash
+rolls both back); `fold_pending` then adds every pending delta to concept_pairs / concept_docs / graph_totals in one
+transaction, once per load run. A batch's shards touch mostly the same pairs, so one upsert per run instead of one
+per shard is what keeps the graph from dominating the load (bench/RESULTS.md, Round trip). Between a shard's
+commit and the fold (the rest of that load run, or until the next load after a crash) the graph lags the loaded rows.
 
 Call it after the shard's concept rows are staged and BEFORE the load deletes the previous rows of the shard's
 documents: their counts are subtracted first (read from document_concepts, which the graph always equals), then
@@ -37,7 +40,8 @@ class GraphCounts:
 
 
 def load_shard_pairs(conn: psycopg.Connection, batch_id: str, shard: VerifiedShard) -> GraphCounts:
-    """Merge one verified shard into the graph, in the caller's transaction (see the module docstring)."""
+    """One verified shard's graph delta, pending until `fold_pending`, in the caller's transaction (see the module
+    docstring)."""
     params = {"batch": batch_id, "shard": shard.index}
     for statement in statements.CREATE_STAGING:
         conn.execute(statement)
@@ -53,10 +57,24 @@ def load_shard_pairs(conn: psycopg.Connection, batch_id: str, shard: VerifiedSha
         added = _stage_rows(conn, statements.STAGED_ROWS, {}, sign=1)
         docs_added = shard.entry.input_rows
         sentences_added = _scalar(conn, statements.sentences(statements.STAGED_ROWS), {})
-    _merge(conn, batch_id, shard.index)
+    conn.execute(statements.PEND_PAIRS)
+    conn.execute(statements.PEND_CONCEPTS)
     totals = {"docs": docs_added - docs_replaced, "sentences": sentences_added - sentences_removed}
-    conn.execute(statements.ADD_TOTALS, totals)
+    conn.execute(statements.PEND_TOTALS, params | totals)
     return GraphCounts(pairs_added=added, pairs_removed=removed, docs_replaced=docs_replaced)
+
+
+def fold_pending(conn: psycopg.Connection) -> int:
+    """Add every pending shard delta to the graph in one transaction and empty the pending tables; returns the
+    shards folded (0: nothing pending, nothing done). Call it under the load's stage lock."""
+    with conn.transaction():
+        shards = _scalar(conn, statements.PENDING_SHARDS, {})
+        if shards:
+            _fold(conn, f"{shards} loaded shard(s)")
+            conn.execute(statements.ADD_TOTALS)
+        for statement in statements.CLEAR_PENDING:
+            conn.execute(statement)
+    return shards
 
 
 def _scalar(conn: psycopg.Connection, query: object, params: dict) -> int:
@@ -102,16 +120,18 @@ def _check_partial(conn: psycopg.Connection, batch_id: str, index: int) -> None:
         )
 
 
-def _merge(conn: psycopg.Connection, batch_id: str, index: int) -> None:
-    conn.execute(statements.MERGE_PAIRS)
-    conn.execute(statements.DROP_EMPTY_PAIRS)
-    conn.execute(statements.MERGE_CONCEPTS)
-    conn.execute(statements.DROP_EMPTY_CONCEPTS)
-    if _scalar(conn, statements.NEGATIVE, {}):
+def _fold(conn: psycopg.Connection, what: str) -> None:
+    for statement in statements.FOLD_STAGING:
+        conn.execute(statement)
+    negative = [row[0] for row in conn.execute(statements.MERGE_PAIRS)]
+    negative += [row[0] for row in conn.execute(statements.MERGE_CONCEPTS)]
+    if any(negative):
         raise GraphMismatch(
-            f"batch {batch_id} shard {index}: the replaced documents take more pairs away than the graph holds, so "
-            "the graph no longer equals document_concepts; rebuild it (`corpusbridge graph rebuild`) and load again"
+            f"{what}: the replaced documents take more pairs away than the graph holds, so the graph no longer "
+            "equals document_concepts; rebuild it (`corpusbridge graph rebuild`) and load again"
         )
+    conn.execute(statements.DROP_EMPTY_PAIRS)
+    conn.execute(statements.DROP_EMPTY_CONCEPTS)
 
 
 ALL_ROWS = psycopg.sql.SQL("SELECT doc_id, concept_id, sentence, matched FROM document_concepts")
@@ -123,11 +143,13 @@ def rebuild_graph(conn: psycopg.Connection) -> int:
     from corpusbridge.runs import Stage, stage_lock
 
     with stage_lock(conn, Stage.LOAD), conn.transaction():
-        for statement in statements.CLEAR_GRAPH:
-            conn.execute(statement)
-        for statement in statements.CREATE_STAGING:
+        for statement in (*statements.CLEAR_GRAPH, *statements.CLEAR_PENDING, *statements.CREATE_STAGING):
             conn.execute(statement)
         pairs = _stage_rows(conn, ALL_ROWS, {}, sign=1)
-        _merge(conn, "(all)", -1)
+        conn.execute(statements.PEND_PAIRS)
+        conn.execute(statements.PEND_CONCEPTS)
+        _fold(conn, "rebuild")
+        for statement in statements.CLEAR_PENDING:
+            conn.execute(statement)
         conn.execute(statements.RESET_TOTALS)
     return pairs

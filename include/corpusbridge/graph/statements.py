@@ -68,40 +68,57 @@ REPLACED_DOCS = """
 STAGED_CONCEPT_DOCS = "SELECT count(*) FROM (SELECT DISTINCT doc_id, concept_id FROM load_stage_concepts) s"
 PARTIAL_CONCEPT_DOCS = "SELECT coalesce(sum(docs), 0) FROM graph_stage_concepts WHERE docs > 0"  # not the subtracted
 
+# A shard's delta, appended in its load transaction (graph_stage_* are the shard's temporary tables).
+PEND_PAIRS = "INSERT INTO graph_pending_pairs SELECT concept_a, concept_b, docs, sentences FROM graph_stage_pairs"
+PEND_CONCEPTS = """
+    INSERT INTO graph_pending_concepts SELECT concept_id, label, docs, sentences, mentions FROM graph_stage_concepts
+"""
+PEND_TOTALS = """
+    INSERT INTO graph_pending_totals (batch_id, shard, docs, sentences)
+    VALUES (%(batch)s, %(shard)s, %(docs)s, %(sentences)s)
+"""
+PENDING_SHARDS = "SELECT count(*) FROM graph_pending_totals"
+
+# The fold: every pending delta summed, then one upsert of each touched pair and concept.
+FOLD_STAGING: tuple[LiteralString, ...] = (
+    "CREATE TEMP TABLE graph_fold_pairs ON COMMIT DROP AS SELECT concept_a, concept_b, sum(docs)::bigint AS docs, "
+    "sum(sentences)::bigint AS sentences FROM graph_pending_pairs GROUP BY concept_a, concept_b",
+    "CREATE TEMP TABLE graph_fold_concepts ON COMMIT DROP AS SELECT concept_id, max(label) AS label, "
+    "sum(docs)::bigint AS docs, sum(sentences)::bigint AS sentences, sum(mentions)::bigint AS mentions "
+    "FROM graph_pending_concepts GROUP BY concept_id",
+)
 MERGE_PAIRS = """
     INSERT INTO concept_pairs (concept_a, concept_b, docs, sentences)
-    SELECT concept_a, concept_b, sum(docs), sum(sentences) FROM graph_stage_pairs GROUP BY concept_a, concept_b
+    SELECT concept_a, concept_b, docs, sentences FROM graph_fold_pairs WHERE docs <> 0 OR sentences <> 0
     ON CONFLICT (concept_a, concept_b) DO UPDATE SET
         docs = concept_pairs.docs + EXCLUDED.docs, sentences = concept_pairs.sentences + EXCLUDED.sentences
+    RETURNING docs < 0 OR sentences < 0
 """
 DROP_EMPTY_PAIRS = """
-    DELETE FROM concept_pairs p USING (SELECT DISTINCT concept_a, concept_b FROM graph_stage_pairs) s
+    DELETE FROM concept_pairs p USING graph_fold_pairs s
     WHERE p.concept_a = s.concept_a AND p.concept_b = s.concept_b AND p.docs = 0
 """
 MERGE_CONCEPTS = """
     INSERT INTO concept_docs (concept_id, label, docs, sentences, mentions)
-    SELECT concept_id, max(label), sum(docs), sum(sentences), sum(mentions)
-    FROM graph_stage_concepts GROUP BY concept_id
+    SELECT concept_id, label, docs, sentences, mentions FROM graph_fold_concepts
     ON CONFLICT (concept_id) DO UPDATE SET
         label = coalesce(concept_docs.label, EXCLUDED.label), docs = concept_docs.docs + EXCLUDED.docs,
         sentences = concept_docs.sentences + EXCLUDED.sentences, mentions = concept_docs.mentions + EXCLUDED.mentions
+    RETURNING docs < 0 OR sentences < 0 OR mentions < 0
 """
 DROP_EMPTY_CONCEPTS = """
-    DELETE FROM concept_docs c USING (SELECT DISTINCT concept_id FROM graph_stage_concepts) s
-    WHERE c.concept_id = s.concept_id AND c.docs = 0
-"""
-# A count below zero means the graph was not equal to document_concepts before this shard (the load rolls back).
-NEGATIVE = """
-    SELECT (SELECT count(*) FROM concept_pairs p JOIN (SELECT DISTINCT concept_a, concept_b FROM graph_stage_pairs) s
-            USING (concept_a, concept_b) WHERE p.docs < 0 OR p.sentences < 0)
-         + (SELECT count(*) FROM concept_docs c JOIN (SELECT DISTINCT concept_id FROM graph_stage_concepts) s
-            USING (concept_id) WHERE c.docs < 0 OR c.sentences < 0 OR c.mentions < 0)
+    DELETE FROM concept_docs c USING graph_fold_concepts s WHERE c.concept_id = s.concept_id AND c.docs = 0
 """
 # The migration inserted the one row.
 ADD_TOTALS = """
-    UPDATE graph_totals SET docs = docs + %(docs)s, sentences = sentences + %(sentences)s, changes = changes + 1,
-        updated_at = now()
+    UPDATE graph_totals g SET docs = g.docs + t.docs, sentences = g.sentences + t.sentences,
+        changes = g.changes + t.shards, updated_at = now()
+    FROM (SELECT coalesce(sum(docs), 0) AS docs, coalesce(sum(sentences), 0) AS sentences, count(*) AS shards
+          FROM graph_pending_totals) t
 """
+CLEAR_PENDING: tuple[LiteralString, ...] = (
+    "TRUNCATE graph_pending_pairs, graph_pending_concepts, graph_pending_totals",
+)
 
 # --- queries ------------------------------------------------------------------------------------------------------
 

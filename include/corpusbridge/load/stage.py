@@ -16,6 +16,7 @@ batch's reconciliation, stored on the run row; a mismatch fails the run after it
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ import psycopg
 
 from corpusbridge.export.manifest import ExportManifest, ManifestError, read_manifest
 from corpusbridge.extract.results import result_name
-from corpusbridge.graph.load import load_shard_pairs
+from corpusbridge.graph.load import GraphMismatch, fold_pending, load_shard_pairs
 from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
 from corpusbridge.load.ledger import ImageDigestConflict, Provenance, ResultChanged, ShardCounts
@@ -64,6 +65,7 @@ class LoadError(RuntimeError):
 # What a load can fail with that a person can act on (each message names the shard or batch and the fix).
 LOAD_FAILURES = (
     LoadError,
+    GraphMismatch,
     ImageDigestConflict,
     ManifestError,
     ResultChanged,
@@ -132,6 +134,7 @@ def _load_batch(
     progress: ProgressCallback | None,
 ) -> None:
     _check_registered(conn, manifest, batch)
+    _fold_graph(conn)  # what a crashed run left pending
     pending = _pending_shards(conn, batch, results_dir, summary)
     good, bad = check_results(pending, results_dir)
     ledger.check_image_digests(batch.batch_id, good, provenance)  # before any shard loads: all of them or none
@@ -146,9 +149,17 @@ def _load_batch(
         meter.advance(counts.docs, concepts=counts.concepts, vectors=counts.vectors)
         checkpoint(conn, Stage.LOAD, summary)
     meter.report()
+    _fold_graph(conn)
     if bad:
         raise ResultVerificationError(batch.batch_id, bad)
     _finish(conn, batch.batch_id, summary)
+
+
+def _fold_graph(conn: psycopg.Connection) -> None:
+    started = time.monotonic()
+    shards = fold_pending(conn)
+    if shards:
+        log.info("concept graph: %d shard delta(s) folded in %.1f s", shards, time.monotonic() - started)
 
 
 def _finish(conn: psycopg.Connection, batch_id: str, summary: LoadSummary) -> None:
