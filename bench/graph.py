@@ -272,19 +272,30 @@ def _reduce(design: str, files: list[tuple[Path, Path]], rows_files: list[Path])
     from corpusbridge.graph import load, statements
 
     with connect() as conn:
-        for table in ("concept_pairs", "concept_docs"):
+        for table in (
+            "concept_pairs",
+            "concept_docs",
+            "graph_pending_pairs",
+            "graph_pending_concepts",
+            "graph_pending_totals",
+        ):
             conn.execute(f"TRUNCATE {table}")  # a private bench database; start empty
         conn.commit()
         for index, (pairs, concepts) in enumerate(files):
             with conn.transaction():
                 for statement in statements.CREATE_STAGING:
                     conn.execute(statement)
-                if design == "partials":
+                if design in ("partials", "partials-per-shard"):
                     load._copy_partial(conn, pairs, concepts)
                 else:
                     _stage_rows_file(conn, rows_files[index])
                     load._stage_rows(conn, statements.STAGED_ROWS, {}, sign=1)
-                load._merge(conn, "bench", index)
+                conn.execute(statements.PEND_PAIRS)
+                conn.execute(statements.PEND_CONCEPTS)
+                conn.execute(statements.PEND_TOTALS, {"batch": "bench", "shard": index, "docs": 0, "sentences": 0})
+            if design != "partials":  # the earlier design: every shard folded (upserted) on its own
+                load.fold_pending(conn)
+        load.fold_pending(conn)  # what the load does: one fold per run
         row = conn.execute("SELECT count(*) FROM concept_pairs").fetchone()
         return int(row[0]) if row else 0
 
@@ -396,7 +407,7 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=2, help="knn-job: array indices")
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--per-words", default="50,15", help="map: a term every N words (comma-separated)")
-    parser.add_argument("--design", choices=("partials", "rows", "arrow"), default="partials")
+    parser.add_argument("--design", choices=("partials", "partials-per-shard", "rows", "arrow"), default="partials")
     parser.add_argument("--concepts", type=int, default=CONCEPTS, help="reduce: concepts drawn from (Zipf)")
     parser.add_argument("--manifest", type=Path, help="process: an exported shard's manifest (shard 0) ...")
     parser.add_argument("--dictionary", type=Path, help="process: ... and its dictionary artifact")
