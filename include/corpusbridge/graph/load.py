@@ -46,8 +46,10 @@ def load_shard_pairs(conn: psycopg.Connection, batch_id: str, shard: VerifiedSha
     for statement in statements.CREATE_STAGING:
         conn.execute(statement)
     docs_replaced = _scalar(conn, statements.REPLACED_DOCS, params)
-    removed = _stage_rows(conn, statements.REPLACED_ROWS, params, sign=-1)
-    sentences_removed = _scalar(conn, statements.sentences(statements.REPLACED_ROWS), params)
+    removed = sentences_removed = 0
+    if docs_replaced:  # new documents have no rows to take away: skip three joins against all of document_concepts
+        removed = _stage_rows(conn, statements.REPLACED_ROWS, params, sign=-1)
+        sentences_removed = _scalar(conn, statements.sentences(statements.REPLACED_ROWS), params)
     pairs_path, concepts_path = shard.output("cooccurrence"), shard.output("concept_docs")
     if pairs_path is not None and concepts_path is not None:
         added = _copy_partial(conn, pairs_path, concepts_path)

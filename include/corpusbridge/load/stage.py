@@ -240,9 +240,10 @@ def load_shard(
         if vectors_path is not None:
             copy_vectors(conn, vectors_path)
         _refuse_strays(conn, batch_id, entry.index)
-        load_shard_pairs(conn, batch_id, shard)  # the concept graph; before the replaced rows are deleted
-        conn.execute(statements.DELETE_CONCEPTS, params)
-        conn.execute(statements.DELETE_VECTORS, params)
+        graph = load_shard_pairs(conn, batch_id, shard)  # the concept graph; before the replaced rows are deleted
+        if graph.docs_replaced:  # only a document loaded before has rows (they are written with its result row)
+            conn.execute(statements.DELETE_CONCEPTS, params)
+            conn.execute(statements.DELETE_VECTORS, params)
         concepts = conn.execute(statements.INSERT_CONCEPTS, params).rowcount
         vectors = conn.execute(statements.INSERT_VECTORS, params).rowcount
         counts = ShardCounts(docs=entry.input_rows, concepts=concepts, vectors=vectors)
