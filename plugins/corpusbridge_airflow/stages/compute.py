@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import operator_request
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ def slurm_request(
     embeddings = bool(params.get("embeddings", True))
     batch_dir = Path(str(export["manifest"])).parent
     artifact = Path(str(dictionary["path"]))
-    container = params.get("container") or None
     # Paths relative to the scratch dir (the job's working dir), where stage_in puts both folders by name. The
     # container, if any, is the SlurmOperator's: it binds the scratch dir, which is not known before it runs.
     command = payload_argv(
@@ -94,19 +94,14 @@ def slurm_request(
         embeddings=embeddings,
         python=settings.cluster_python(params.get("cluster_python")),
     )
-    options: dict[str, Any] = {"time": params.get("time_limit") or "01:00:00"}
-    if params.get("partition"):
-        options["partition"] = params["partition"]
-    request = {
-        "command": command,
-        "array_size": int(export["shards"]),
-        "array_parallelism": params.get("array_parallelism"),
-        "stage_in": [str(batch_dir), str(artifact)],
-        "stage_out": [f"{REMOTE_RESULTS}/{pattern}" for pattern in _result_patterns(embeddings)],
-        "local_output_dir": str(results_dir(str(export["batch_id"]))),
-        "sbatch_options": options,
-        "container": container,
-    }
+    request = operator_request(
+        params,
+        command=command,
+        array_size=int(export["shards"]),
+        stage_in=[str(batch_dir), str(artifact)],
+        stage_out=[f"{REMOTE_RESULTS}/{pattern}" for pattern in _result_patterns(embeddings)],
+        local_output_dir=str(results_dir(str(export["batch_id"]))),
+    )
     log.info("SLURM request for batch %s: %s", export["batch_id"], request)
     return [request]
 

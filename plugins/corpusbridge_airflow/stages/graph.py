@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge_airflow import settings
+from corpusbridge_airflow.stages import operator_request
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +103,15 @@ def neighbors_request(prepared: Mapping[str, Any], params: Mapping[str, Any]) ->
     command = knn_array_argv(
         _work(prepared), settings.cluster_python(params.get("cluster_python")), vectors.name, OUT_FOLDER
     )
-    options: dict[str, Any] = {"time": params.get("time_limit") or "01:00:00"}
-    if params.get("partition"):
-        options["partition"] = params["partition"]
-    request = {
-        "command": command,
-        "array_size": int(prepared["parts"]),
-        "array_parallelism": params.get("array_parallelism"),
-        "stage_in": [str(vectors)],
-        "stage_out": [f"{OUT_FOLDER}/{pattern}" for pattern in NEIGHBORS_PATTERNS],
-        "local_output_dir": str(prepared["out_dir"]),
-        "sbatch_options": options,
-        "container": params.get("container") or None,
-        "work_key": f"{vectors.stem}-k{prepared['k']}-p{prepared['parts']}",
-    }
+    request = operator_request(
+        params,
+        command=command,
+        array_size=int(prepared["parts"]),
+        stage_in=[str(vectors)],
+        stage_out=[f"{OUT_FOLDER}/{pattern}" for pattern in NEIGHBORS_PATTERNS],
+        local_output_dir=str(prepared["out_dir"]),
+        work_key=f"{vectors.stem}-k{prepared['k']}-p{prepared['parts']}",
+    )
     log.info("SLURM request for the kNN job over %s: %s", vectors.name, request)
     return [request]
 
