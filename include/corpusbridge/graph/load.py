@@ -74,8 +74,8 @@ def fold_pending(conn: psycopg.Connection) -> int:
         if shards:
             _fold(conn, f"{shards} loaded shard(s)")
             conn.execute(statements.ADD_TOTALS)
-        for statement in statements.CLEAR_PENDING:
-            conn.execute(statement)
+            for statement in statements.CLEAR_PENDING:
+                conn.execute(statement)
     return shards
 
 
