@@ -20,6 +20,9 @@ With `--embed-docs N`: the first N documents again with embeddings (numpy runtim
 docs/s with vectors, the bare COPY of the vectors into a `LIKE document_vectors INCLUDING ALL` table (HNSW
 maintained in both), and the bytes per document of `document_vectors` + HNSW.
 
+With `--reprocess`: every document exported, computed and loaded a second time after the first load, timed against
+the first load (the second replaces each document's concept rows and takes them out of the concept graph).
+
 Ratios printed (goals of the round-trip issue): cost per document of the largest size over the smallest (<= 1.2),
 (everything but the payload) / payload (<= 0.5), bare COPY seconds / load seconds (>= 0.5).
 """
@@ -268,6 +271,8 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
         row["bare_copy_pairs_s"], row["pair_partial_rows"] = bare_copy(conn, manifest, results, "cooccurrence")
         conn.execute("DROP TABLE bench_bare_cooccurrence")
         conn.commit()
+        if args.reprocess:
+            row |= _reprocess(conn, args, out, row["load_s"])
         if docs in args.slurm_docs:
             row |= _slurm(run_slurm_on, manifest, dictionary.path, out / "results-slurm", results, row["payload_s"])
         conn.autocommit = True
@@ -309,6 +314,30 @@ def _slurm(run_slurm_on: Any, manifest: Path, dictionary: Path, out: Path, local
     s["total"] = round(total, 2)
     s["sensing_over_payload"] = round(s.get("wait", 0.0) - payload_s, 2)
     return {"slurm": s, "slurm_results_identical_to_local": same, "slurm_jobs": computed.job_ids}
+
+
+def _reprocess(conn: Any, args: argparse.Namespace, out: Path, load_s: float) -> dict:
+    """Every document exported, computed and loaded again with a new dictionary version (same size, other terms):
+    the load now replaces each document's rows and takes their counts out of the concept graph."""
+    from corpusbridge.compute.dictionary import cached_dictionary
+    from corpusbridge.compute.local import run_local
+    from corpusbridge.export.selection import Selection
+    from corpusbridge.export.stage import run_export
+    from corpusbridge.load.ledger import Provenance
+    from corpusbridge.load.stage import run_load
+
+    terms = write_terms(out / "terms-again.tsv", args.terms, seed=12)
+    dictionary = cached_dictionary(terms, out / "dictionaries-again")
+    _checkpoint(conn)
+    selection = Selection(mode="pending", dictionary_version=dictionary.version)
+    exported = run_export(conn, selection, out / "exports-again", shard_rows=args.shard_rows)
+    manifest = Path(exported.manifest)
+    computed = run_local(manifest, dictionary.path, out / "results-again", embeddings=False, workers=args.workers)
+    assert not computed.failed, computed.failed
+    _checkpoint(conn)
+    loaded, seconds = _timed(run_load, conn, manifest, out / "results-again", provenance=Provenance("bench-again"))
+    assert loaded.reconciled and loaded.docs_loaded == exported.docs_exported, (exported, loaded)
+    return {"reprocess_load_s": round(seconds, 2), "ratio_reprocess_load_vs_first_load": round(seconds / load_s, 3)}
 
 
 def _embeddings(conn: Any, args: argparse.Namespace, out: Path, dictionary: Any) -> dict:
@@ -361,6 +390,7 @@ def main() -> None:
     parser.add_argument("--shard-rows", type=int, default=25_000)
     parser.add_argument("--workers", type=int, default=None, help="payload processes per shard (default: all cores)")
     parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--reprocess", action="store_true", help="then load every document again (replaces rows)")
     args = parser.parse_args()
     args.docs = sorted(args.docs or [10_000, 100_000])
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="cb-e2e-"))

@@ -26,6 +26,7 @@ the same vectors in the same process, and HNSW's recall@10 against the loaded gr
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -38,7 +39,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from psycopg import sql
 
 SHARD_DOCS = 50_000
 CONCEPTS = 1_000  # --concepts
@@ -283,15 +286,11 @@ def _reduce(design: str, files: list[tuple[Path, Path]], rows_files: list[Path])
         conn.commit()
         for index, (pairs, concepts) in enumerate(files):
             with conn.transaction():
-                for statement in statements.CREATE_STAGING:
-                    conn.execute(statement)
                 if design in ("partials", "partials-per-shard"):
                     load._copy_partial(conn, pairs, concepts)
                 else:
                     _stage_rows_file(conn, rows_files[index])
-                    load._stage_rows(conn, statements.STAGED_ROWS, {}, sign=1)
-                conn.execute(statements.PEND_PAIRS)
-                conn.execute(statements.PEND_CONCEPTS)
+                    load._pend_rows(conn, STAGED_ROWS, {}, sign=1)
                 conn.execute(statements.PEND_TOTALS, {"batch": "bench", "shard": index, "docs": 0, "sentences": 0})
             if design != "partials":  # the earlier design: every shard folded (upserted) on its own
                 load.fold_pending(conn)
@@ -300,13 +299,21 @@ def _reduce(design: str, files: list[tuple[Path, Path]], rows_files: list[Path])
         return int(row[0]) if row else 0
 
 
-def _stage_rows_file(conn, path: Path) -> None:
-    from corpusbridge.load import statements as load_statements
-    from corpusbridge.load.streams import copy_concepts
+STAGED_ROWS = sql.SQL("SELECT doc_id, concept_id, sentence, matched FROM bench_stage_concepts")
 
-    for statement in load_statements.CREATE_STAGING[:1]:
-        conn.execute(statement)
-    copy_concepts(conn, path)
+
+def _stage_rows_file(conn, path: Path) -> None:
+    """The "rows" design's input: a shard's concept rows in a temporary table, counted by SQL."""
+    conn.execute(
+        "CREATE TEMP TABLE bench_stage_concepts (doc_id text, concept_id text, sentence integer, matched text) "
+        "ON COMMIT DROP"
+    )
+    columns = ["doc_id", "concept_id", "sentence", "matched"]
+    with conn.cursor().copy(f"COPY bench_stage_concepts ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
+            copy.write(buffer.getbuffer())
 
 
 # --- kNN ----------------------------------------------------------------------------------------------------------

@@ -164,3 +164,53 @@ def test_results_without_a_partial_are_counted_from_their_rows(
     register_batch(db, first)
     run_load(db, first.manifest, results, provenance=Provenance("test__old"))
     assert graph(db) == brute_force(db)
+
+
+def test_a_graph_that_drifted_from_its_rows_fails_the_fold_and_rebuild_mends_it(
+    db: psycopg.Connection, batches: tuple[Batch, Batch]
+) -> None:
+    """Counts that would go below zero mean the graph no longer equals document_concepts: the fold refuses (its
+    transaction rolls back) and names the fix; `rebuild_graph` counts it again from the rows."""
+    from corpusbridge.graph.load import GraphMismatch, rebuild_graph
+
+    first, again = batches
+    register_batch(db, first)
+    _load(db, first)
+    db.execute("UPDATE concept_pairs SET docs = 0, sentences = 0")  # drift: the pairs lost their documents
+    db.commit()
+    register_batch(db, again, clean_seq=2)
+    with pytest.raises(GraphMismatch, match=r"rebuild it \(`corpusbridge graph rebuild`\)"):
+        _load(db, again)
+    db.rollback()
+    assert db.execute("SELECT count(*) FROM graph_pending_totals").fetchone()[0] == 2  # the deltas wait, unfolded
+
+    rebuild_graph(db)
+    assert graph(db) == brute_force(db)
+
+
+def test_replaced_rows_are_read_back_whole_whatever_their_matched_text_holds(
+    db: psycopg.Connection, batches: tuple[Batch, Batch]
+) -> None:
+    """The load reads a reprocessed shard's previous rows through COPY ... CSV into Arrow: a matched form with a
+    comma, a quote or a line break must come back as it went in, each document's rows together."""
+    from corpusbridge.graph.load import _replaced_rows
+
+    first, _ = batches
+    register_batch(db, first)
+    odd = 'small, "cell"\nlung'
+    rows = [
+        (first.doc_ids[1], "C2", 0, 5, 0, odd),
+        (first.doc_ids[0], "C1", 3, 7, 1, "lung"),
+        ("doc:other", "C1", 0, 4, 0, "x"),
+    ]
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO document_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, "
+            "shard) VALUES (%s, %s, %s, %s, %s, %s, 'earlier', 0)",
+            rows,
+        )
+    table = _replaced_rows(db, {"batch": first.batch_id, "shard": 0})
+    assert table.to_pylist() == [
+        {"doc_id": first.doc_ids[0], "concept_id": "C1", "sentence": 1, "matched": "lung"},
+        {"doc_id": first.doc_ids[1], "concept_id": "C2", "sentence": 0, "matched": odd},
+    ]  # doc:other is in no shard of this batch

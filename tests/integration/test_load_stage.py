@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from load_support import (
     RoundTrip,
@@ -15,6 +18,8 @@ from load_support import (
     table_counts,
 )
 
+from corpusbridge.graph.load import GraphMismatch
+from corpusbridge.hashing import file_sha256
 from corpusbridge.load.ledger import Provenance, ResultChanged
 from corpusbridge.load.reconcile import ReconciliationError, reconcile
 from corpusbridge.load.stage import LoadError, run_load
@@ -215,8 +220,6 @@ def _record_image(batch, index: int, digest: str) -> None:
 
 
 def output_rows_of(batch, name: str, index: int) -> int:
-    import pyarrow.parquet as pq
-
     return pq.ParquetFile(batch.results / f"{name}-{index}.parquet").metadata.num_rows
 
 
@@ -254,3 +257,43 @@ def test_a_given_image_digest_that_disagrees_with_a_result_loads_nothing_and_nam
     # the same digest as the result's is no conflict; a result without one takes the caller's
     run_load(db, batch.manifest, batch.results, provenance=Provenance("test__agree", recorded))
     assert dict(db.execute("SELECT shard, image_digest FROM load_ledger").fetchall()) == {0: recorded, 1: recorded}
+
+
+def _rewrite_output(batch, index: int, name: str, table) -> None:
+    """Replace one result file and record it in result-I.json as the payload would: the file verifies, its rows are
+    what is wrong (a result from another export or another payload run)."""
+    path = batch.results / f"result-{index}.json"
+    entry = json.loads(path.read_text())
+    output = batch.results / entry["outputs"][name]["path"]
+    pq.write_table(table, output)
+    entry["outputs"][name] |= {"rows": table.num_rows, "sha256": file_sha256(output)}
+    path.write_text(json.dumps(entry, indent=2))
+
+
+def test_a_result_naming_a_document_of_another_shard_is_refused_with_its_id(
+    db, round_trip: RoundTrip, tmp_path: Path
+) -> None:
+    batch = copy_batch(round_trip.first, tmp_path)
+    register_batch(db, batch)
+    concepts = pq.read_table(batch.results / "concepts-1.parquet")
+    stray = concepts.slice(0, 1).set_column(0, concepts.schema.field(0), [["doc:99999"]])
+    _rewrite_output(batch, 1, "concepts", pa.concat_tables([concepts.slice(1), stray]))
+    with pytest.raises(LoadError, match=r"shard 1: results name documents the export did not put into this shard "
+                       r"\(doc:99999\)"):  # fmt: skip
+        _load(db, batch)
+    counts = table_counts(db)  # shard 0 loaded before, shard 1 not at all
+    assert counts["load_ledger"] == 1 and counts["document_concepts"] == output_rows_of(batch, "concepts", 0)
+
+
+def test_a_graph_partial_from_another_payload_run_is_refused_and_loads_nothing_of_its_shard(
+    db, round_trip: RoundTrip, tmp_path: Path
+) -> None:
+    batch = copy_batch(round_trip.first, tmp_path)
+    register_batch(db, batch)
+    concepts = pq.read_table(batch.results / "concepts-0.parquet")
+    last_doc = concepts.column("doc_id")[-1].as_py()
+    kept = concepts.filter(pc.not_equal(concepts.column("doc_id"), last_doc))
+    _rewrite_output(batch, 0, "concepts", kept)  # the rows lost a document's concepts; the partial still counts them
+    with pytest.raises(GraphMismatch, match=r"shard 0: concept-docs-0.parquet counts \d+ \(document, concept\) "):
+        _load(db, batch)
+    assert table_counts(db)["load_ledger"] == 0 and table_counts(db)["document_concepts"] == 0

@@ -105,14 +105,17 @@ class CooccurrenceCounter:
 
     def write(self, pairs_path: Path, concepts_path: Path, *, docs: int) -> tuple[int, int]:
         """Both files, rows sorted by id; returns (pair rows, concept rows)."""
-        names = pa.array(list(self.ids), pa.string())
-        rank = np.empty(len(names), np.int64)
-        rank[pc.sort_indices(names).to_numpy()] = np.arange(len(names))  # byte order of UTF-8 = code-point order
-        pairs = self._pairs_table(names, rank)
-        concepts = self._concepts_table(names, rank, docs)
+        pairs, concepts = self.tables(docs=docs)
         _write(pairs_path, pairs)
         _write(concepts_path, concepts)
         return pairs.num_rows, concepts.num_rows
+
+    def tables(self, *, docs: int) -> tuple[pa.Table, pa.Table]:
+        """(pairs, concept docs) as the files hold them; the workstation's load counts replaced rows with it too."""
+        names = pa.array(list(self.ids), pa.string())
+        rank = np.empty(len(names), np.int64)
+        rank[pc.sort_indices(names).to_numpy()] = np.arange(len(names))  # byte order of UTF-8 = code-point order
+        return self._pairs_table(names, rank), self._concepts_table(names, rank, docs)
 
     def _pairs_table(self, names: pa.Array, rank: np.ndarray) -> pa.Table:
         keys, counts = _summed_pairs(self.pair_keys, self.pair_counts)

@@ -4,8 +4,9 @@
         summary = run_load(conn, Path("export/<batch>/manifest.json"), Path("results/<batch>"),
                            provenance=Provenance(run_label="manual__2026-01-01"))
 
-One transaction per shard: COPY into temporary staging tables, delete the previous concepts and vector of the
-shard's documents (a document processed again is replaced, never duplicated), insert, upsert document_results and
+One transaction per shard: refuse documents the export did not put into the shard, delete the previous concepts and
+vector of the shard's documents (a document processed again is replaced, never duplicated), COPY the concept rows
+straight into document_concepts and the vectors through a staging table, upsert document_results and
 insert the ledger row, which keeps the image digest the payload recorded (one per shard; a different digest from the
 caller fails the run before any shard loads). A shard already in the ledger with the same result sha256 is skipped;
 with another sha256 the run fails (the result changed after it was loaded). Shards that fail verification are named
@@ -30,7 +31,7 @@ from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
 from corpusbridge.load.ledger import ImageDigestConflict, Provenance, ResultChanged, ShardCounts
 from corpusbridge.load.reconcile import Reconciliation, ReconciliationError, reconcile
-from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors
+from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors, read_contents
 from corpusbridge.load.verify import ResultVerificationError, VerifiedShard, check_results
 from corpusbridge.runs import (
     ProgressCallback,
@@ -227,25 +228,24 @@ def load_shard(
 ) -> ShardCounts:
     """Load one verified shard in one transaction that ends with its ledger row; returns what it loaded."""
     entry = shard.entry
-    vectors_path = shard.output("vectors")
+    concepts_path, vectors_path = shard.output("concepts"), shard.output("vectors")
+    assert concepts_path is not None  # verification requires it
+    contents = read_contents(concepts_path, vectors_path)
     params = {"batch": batch_id, "shard": entry.index, "has_vectors": vectors_path is not None}
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()  # inside an open transaction, transaction() would be a savepoint: not one commit per shard
     with conn.transaction():
-        for statement in statements.CREATE_STAGING:
-            conn.execute(statement)
-        concepts_path = shard.output("concepts")
-        assert concepts_path is not None  # verification requires it
-        copy_concepts(conn, concepts_path)
-        if vectors_path is not None:
-            copy_vectors(conn, vectors_path)
-        _refuse_strays(conn, batch_id, entry.index)
-        graph = load_shard_pairs(conn, batch_id, shard)  # the concept graph; before the replaced rows are deleted
+        _refuse_strays(conn, batch_id, entry.index, contents.doc_ids)
+        # the concept graph: the previous rows' counts go before those rows are deleted
+        graph = load_shard_pairs(conn, batch_id, shard, concept_docs=contents.concept_docs)
         if graph.docs_replaced:  # only a document loaded before has rows (they are written with its result row)
             conn.execute(statements.DELETE_CONCEPTS, params)
             conn.execute(statements.DELETE_VECTORS, params)
-        concepts = conn.execute(statements.INSERT_CONCEPTS, params).rowcount
-        vectors = conn.execute(statements.INSERT_VECTORS, params).rowcount
+        concepts = copy_concepts(conn, concepts_path, batch_id=batch_id, shard=entry.index)
+        vectors = 0
+        if vectors_path is not None:
+            copy_vectors(conn, vectors_path)
+            vectors = conn.execute(statements.INSERT_VECTORS, params).rowcount
         counts = ShardCounts(docs=entry.input_rows, concepts=concepts, vectors=vectors)
         ledger.record(conn, batch_id, shard, counts, run_id=run_id, provenance=provenance)
         results = {"dictionary_version": entry.dictionary_version, "model_hash": entry.model_hash}
@@ -258,8 +258,9 @@ def load_shard(
     return counts
 
 
-def _refuse_strays(conn: psycopg.Connection, batch_id: str, index: int) -> None:
-    strays = [row[0] for row in conn.execute(statements.STRAY_DOCS, {"batch": batch_id, "shard": index})]
+def _refuse_strays(conn: psycopg.Connection, batch_id: str, index: int, doc_ids: list[str]) -> None:
+    params = {"batch": batch_id, "shard": index, "docs": doc_ids}
+    strays = [row[0] for row in conn.execute(statements.STRAY_DOCS, params)]
     if strays:
         raise LoadError(
             f"batch {batch_id} shard {index}: results name documents the export did not put into this shard "

@@ -2,57 +2,50 @@
 
 from __future__ import annotations
 
-from typing import LiteralString
-
 BATCH = "SELECT shard_count, status, manifest_sha256 FROM export_batches WHERE batch_id = %s"
 
 LEDGER_ROW = "SELECT result_sha256 FROM load_ledger WHERE batch_id = %s AND shard = %s"
 
-# Temporary and dropped at commit: a killed load leaves nothing behind, and concurrent sessions never collide.
-CREATE_STAGING: tuple[LiteralString, ...] = (
-    "CREATE TEMP TABLE load_stage_concepts (doc_id text NOT NULL, concept_id text NOT NULL, "
-    "start_offset integer NOT NULL, end_offset integer NOT NULL, sentence integer NOT NULL, matched text NOT NULL) "
-    "ON COMMIT DROP",
-    "CREATE TEMP TABLE load_stage_vectors (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP",
+# Concept rows go straight into the final table; the batch and shard are constant columns the load appends.
+COPY_CONCEPTS = (
+    "COPY document_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard) "
+    "FROM STDIN (FORMAT csv)"
 )
 
-COPY_CONCEPTS = (
-    "COPY load_stage_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched) FROM STDIN (FORMAT csv)"
+# Temporary and dropped at commit: a killed load leaves nothing behind, and concurrent sessions never collide.
+CREATE_VECTOR_STAGING = (
+    "CREATE TEMP TABLE load_stage_vectors (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP"
 )
 COPY_VECTORS = "COPY load_stage_vectors (doc_id, embedding) FROM STDIN (FORMAT binary)"
-
-# Result rows that name a document the export did not put into this shard: loading them would attach concepts to
-# the wrong batch, so the shard is refused.
+# Documents a result names (read from its files) that the export did not put into this shard: loading them would
+# attach concepts to the wrong batch, so the shard is refused.
 STRAY_DOCS = """
-    SELECT doc_id FROM (
-        SELECT doc_id FROM load_stage_concepts UNION SELECT doc_id FROM load_stage_vectors
-    ) s
+    SELECT r.doc_id FROM unnest(%(docs)s::text[]) AS r (doc_id)
     WHERE NOT EXISTS (
         SELECT 1 FROM export_batch_documents d
-        WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND d.doc_id = s.doc_id
+        WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND d.doc_id = r.doc_id
     )
-    ORDER BY doc_id LIMIT 10
+    ORDER BY r.doc_id LIMIT 10
 """
 
 # A document processed again has its previous rows replaced, never duplicated: delete every concept and vector of
 # the shard's documents, whichever batch wrote them. A concepts-only result keeps a document's vector unless the
-# document's text changed since that vector was computed (then it describes text that is gone).
-DELETE_CONCEPTS = """
-    DELETE FROM document_concepts c USING export_batch_documents d
-    WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND c.doc_id = d.doc_id
-"""
-DELETE_VECTORS = """
+# document's text changed since that vector was computed (then it describes text that is gone). The shard's ids
+# go in as one array (`= ANY` probes the primary key): a join may scan the whole table for 25,000 documents.
+_SHARD_DOC_IDS = "ARRAY(SELECT doc_id FROM export_batch_documents WHERE batch_id = %(batch)s AND shard = %(shard)s)"
+DELETE_CONCEPTS = "DELETE FROM document_concepts WHERE doc_id = ANY (" + _SHARD_DOC_IDS + ")"
+DELETE_VECTORS = (
+    """
     DELETE FROM document_vectors v USING export_batch_documents d
-    WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s AND v.doc_id = d.doc_id
+    WHERE v.doc_id = ANY ("""
+    + _SHARD_DOC_IDS
+    + """)
+      AND d.batch_id = %(batch)s AND d.doc_id = v.doc_id
       AND (%(has_vectors)s OR NOT EXISTS (
           SELECT 1 FROM document_results r WHERE r.doc_id = d.doc_id AND r.clean_seq = d.clean_seq))
 """
+)
 
-INSERT_CONCEPTS = """
-    INSERT INTO document_concepts (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard)
-    SELECT doc_id, concept_id, start_offset, end_offset, sentence, matched, %(batch)s, %(shard)s
-    FROM load_stage_concepts
-"""
 INSERT_VECTORS = """
     INSERT INTO document_vectors (doc_id, embedding, batch_id, shard)
     SELECT doc_id, embedding, %(batch)s, %(shard)s FROM load_stage_vectors
