@@ -1,5 +1,6 @@
 """What an operator does to corpus_compute under a real scheduler and triggerer: backfill two dates, clear a
-deferred SLURM task, mark one failed.
+deferred SLURM task, mark one failed while its trigger runs (on_kill cancels the job) and one before the triggerer
+picked its trigger up (the run's teardown cancels it).
 
 The Airflow components run for real on 127.0.0.1 (api-server, scheduler, dag-processor, triggerer, LocalExecutor);
 every action goes through the REST API, as the UI's buttons send it. The corpus is the bundled samples, ingested and
