@@ -5,6 +5,9 @@ reconcile -> concept_graph, neighbors_prepare -> neighbors_backend -> neighbors_
 neighbors_slurm -> neighbors_load. `compute_slurm` stages the shards and the dictionary artifact over
 SSH, submits one array index per shard, waits deferred in the triggerer (no worker slot), and fetches the verified
 results.
+`cancel_stopped_slurm_jobs` (a teardown, after both SLURM tasks) scancels the jobs of a SLURM task a user marked
+failed or success before the triggerer ran its trigger (the trigger's on_kill covers the other case); a no-op
+otherwise.
 
 The concept co-occurrence graph is updated inside the load (each shard's partial counts, exactly once with its
 ledger row); `concept_graph` reports it (Param `graph`) and the Asset `corpusbridge://postgres/concept_graph` gets
@@ -34,6 +37,7 @@ from airflow.sdk import (
     dag,
     get_current_context,
     task,
+    teardown,
 )
 
 from corpusbridge_airflow.operators.slurm import SlurmOperator
@@ -43,6 +47,7 @@ CONCEPT_GRAPH = Asset("corpusbridge://postgres/concept_graph")
 DOCUMENT_NEIGHBORS = Asset("corpusbridge://postgres/document_neighbors")
 NULL_INT = ["null", "integer"]
 NULL_STR = ["null", "string"]
+SLURM_TASKS = ("compute_slurm", "neighbors_slurm")
 
 PARAMS = {
     "backend": Param(
@@ -130,9 +135,9 @@ PARAMS = {
 }
 
 
-def graph_tasks(after: list) -> None:
+def graph_tasks(after: list):
     """concept_graph and the kNN steps, after the load or without one (nothing new to export: the graphs may still
-    be asked for); each reads the database, not an upstream's XCom."""
+    be asked for); each reads the database, not an upstream's XCom. Returns the kNN SLURM task."""
 
     @task(outlets=[CONCEPT_GRAPH], trigger_rule="none_failed_min_one_success")
     def concept_graph(params: dict | None = None) -> dict:
@@ -183,6 +188,7 @@ def graph_tasks(after: list) -> None:
     loaded = neighbors_load(prepared)
     branch >> [local, request, loaded]
     [local, remote] >> loaded
+    return remote
 
 
 @dag(
@@ -258,7 +264,16 @@ def corpus_compute() -> None:
     branch >> [local, request]
     [local, remote] >> loaded
     reconciled = reconcile(loaded)
-    graph_tasks([config, reconciled])
+    knn_remote = graph_tasks([config, reconciled])
+
+    # A teardown: it runs once both SLURM tasks are done, whatever their outcome, and never decides the run's state.
+    @teardown
+    def cancel_stopped_slurm_jobs() -> dict:
+        from corpusbridge_airflow.stages.slurm_cleanup import cancel_stopped_stage
+
+        return cancel_stopped_stage(get_current_context()["ti"], SLURM_TASKS)
+
+    [remote, knn_remote] >> cancel_stopped_slurm_jobs()
 
 
 corpus_compute()

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 JOB_IDS_XCOM = "slurm_job_ids"
+# Pushed beside the job ids: where a cancel of those jobs writes its markers (the teardown in stages/slurm_cleanup.py).
+SCRATCH_XCOM = "slurm_scratch_dir"
 
 
 def job_url(template: str | None, job_ids: list[str]) -> str:

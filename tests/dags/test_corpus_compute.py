@@ -43,13 +43,22 @@ def _states(run) -> dict[str, str | None]:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
+def _teardown(run) -> dict:
+    """What the run's teardown cancelled."""
+    return run.get_task_instance("cancel_stopped_slurm_jobs").xcom_pull(task_ids="cancel_stopped_slurm_jobs")
+
+
 def test_dag_shape_and_params(dagbag) -> None:
     dag = dagbag.dags["corpus_compute"]
     assert [t.task_id for t in dag.topological_sort()] == [
         "preflight", "dictionary", "export", "choose_backend", "compute_local", "slurm_request", "compute_slurm",
         "load", "reconcile", "concept_graph", "neighbors_prepare", "neighbors_backend", "neighbors_local",
-        "neighbors_request", "neighbors_slurm", "neighbors_load",
+        "neighbors_request", "neighbors_slurm", "neighbors_load", "cancel_stopped_slurm_jobs",
     ]  # fmt: skip
+    # After both SLURM tasks, whatever their outcome; a teardown never decides the run's state.
+    teardown = dag.get_task("cancel_stopped_slurm_jobs")
+    assert teardown.is_teardown and not teardown.on_failure_fail_dagrun
+    assert teardown.upstream_task_ids == {"compute_slurm", "neighbors_slurm"}
     outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
     assert outlets == {"concept_graph": ["corpusbridge://postgres/concept_graph"],
                        "neighbors_load": ["corpusbridge://postgres/document_neighbors"]}  # fmt: skip
@@ -141,6 +150,8 @@ def test_local_round_trip_reconciles_and_a_rerun_adds_nothing(dagbag, unconfigur
     assert {states[t] for t in ("slurm_request", "compute_slurm", "neighbors_request", "neighbors_slurm")} == {
         "skipped"
     }, states
+    # No SLURM task submitted anything: the teardown skips (no SSH session).
+    assert states["cancel_stopped_slurm_jobs"] == "skipped", states
     graph = first.get_task_instance("concept_graph").xcom_pull(task_ids="concept_graph")
     assert graph["changed"] and graph["pairs"] > 0 and graph["shards_loaded"] > 1, graph
     computed = first.get_task_instance("neighbors_local").xcom_pull(task_ids="neighbors_local")
@@ -208,6 +219,7 @@ def test_slurm_round_trip_through_the_sandbox(
         task_ids="compute_slurm", map_indexes=0, key="slurm_job_ids"
     )
     assert pushed == slurm["job_ids"]  # what the task's SLURM job link opens
+    assert states["cancel_stopped_slurm_jobs"] == "success" and _teardown(run) == {"cancelled": {}}, states
     reconciled = run.get_task_instance("reconcile").xcom_pull(task_ids="reconcile")
     assert reconciled["ok"] and reconciled["docs_loaded"] == exported["docs_exported"], reconciled
     before = _row_counts(corpus_db)

@@ -100,6 +100,7 @@ def test_clearing_a_deferred_task_gives_the_new_try_a_working_job(hpc_sandbox, c
         old = deferred_trigger(operator(nonce), context)
     (old_job,) = old.jobs
     assert context["pushed"]["slurm_job_ids"] == [old_job]  # what the task's SLURM job link opens while it waits
+    assert context["pushed"]["slurm_scratch_dir"] == old.scratch_dir  # where the run's teardown marks a cancel
     # Where operator logs land depends on whether Airflow configured structlog in this session: read both.
     logged = caplog.text + "".join(capfd.readouterr())
     # The pre-flight line names the job submitted, not the id `sbatch --test-only` consumed.

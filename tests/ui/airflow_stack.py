@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,20 @@ class AirflowStack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+    @contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """Freeze one component (SIGSTOP to its process group) and resume it on exit, whatever happened.
+
+        For a triggerer that has not picked a new trigger up yet, for as long as the test needs: what a busy one
+        does by chance. The other components and the metadata DB go on as usual.
+        """
+        group = self.procs[name].pid  # start_new_session: the component leads its own process group
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     # --- REST ---------------------------------------------------------------------------------------------------
 

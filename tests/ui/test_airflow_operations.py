@@ -1,5 +1,6 @@
 """What an operator does to corpus_compute under a real scheduler and triggerer: backfill two dates, clear a
-deferred SLURM task, mark one failed.
+deferred SLURM task, mark one failed while its trigger runs (on_kill cancels the job) and one before the triggerer
+picked its trigger up (the run's teardown cancels it).
 
 The Airflow components run for real on 127.0.0.1 (api-server, scheduler, dag-processor, triggerer, LocalExecutor);
 every action goes through the REST API, as the UI's buttons send it. The corpus is the bundled samples, ingested and
@@ -9,6 +10,7 @@ cleaned with the `corpusbridge` command before the stack starts; SLURM is the lo
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -33,6 +35,7 @@ CORPORA = REPO / "tests" / "fixtures" / "corpora"
 CORPUSBRIDGE = Path(sys.executable).with_name("corpusbridge")
 TERMS = "concept_id\tterm\nC1\tasthma\nC2\tbudesonide\nC3\tprotein\nC4\tcells\nC5\tpatients\nC6\tgene\n"
 DATES = ("2026-11-01", "2026-11-02")
+LIVE_JOB_STATES = ("PENDING", "RUNNING", "COMPLETING")
 # Holds a SLURM payload until the test releases it, so that the task stays deferred on a RUNNING job for as long as
 # the test needs. Only inside a job: any other use of the interpreter goes straight through.
 HOLDING_PYTHON = """#!/bin/sh
@@ -234,22 +237,85 @@ def test_clearing_a_deferred_slurm_task_reattaches_to_its_job(deployment: Deploy
     assert _compute_slurm(airflow, run_id)["try_number"] == 2
 
 
+def _logs(airflow: AirflowStack) -> str:
+    """Every log the deployment wrote (task and trigger logs included)."""
+    return "".join(p.read_text(errors="replace") for p in airflow.home.rglob("*.log") if p.is_file())
+
+
+def _wait_trigger_polled(airflow: AirflowStack, job: str, timeout: float = 120) -> None:
+    """Until the triggerer runs the job's trigger: its first poll is in the task log (the trigger's run() started,
+    so a user's action on the task now cancels it and calls its on_kill)."""
+    polled = re.compile(rf"SLURM job {job}(_\d+)?: [A-Z]+ \(reason")
+    deadline = time.monotonic() + timeout
+    while not polled.search(_logs(airflow)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no poll of job {job} by its trigger after {timeout:.0f}s\n{airflow.log_tails()}")
+        time.sleep(1.0)
+
+
+def _wait_job_ended(deployment: Deployment, job: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while (state := _job_state(deployment, job)) in LIVE_JOB_STATES and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return state
+
+
+def _xcom_path(run_id: str, task_id: str, key: str) -> str:
+    return _run_path("corpus_compute", run_id) + f"/taskInstances/{task_id}/xcomEntries/{key}"
+
+
+def _mark_compute_slurm_failed(airflow: AirflowStack, run_id: str) -> None:
+    airflow.api("PATCH", _run_path("corpus_compute", run_id) + "/taskInstances/compute_slurm/0",
+                {"new_state": "failed"})  # fmt: skip
+
+
 def test_marking_a_deferred_slurm_task_failed_cancels_its_job(deployment: Deployment, hold: Path) -> None:
-    """Mark failed while deferred: the trigger's on_kill runs scancel; the run fails, nothing is loaded."""
+    """Mark failed while its trigger runs: the trigger's on_kill runs scancel; the run fails, nothing is loaded."""
     airflow = deployment.airflow
     before = _rows(deployment.corpus_db)
     run_id = _slurm_run(deployment, hold)
     job = _wait_deferred_on_a_job(airflow, run_id, hold, try_number=1)
+    _wait_trigger_polled(airflow, job)
 
-    airflow.api("PATCH", _run_path("corpus_compute", run_id) + "/taskInstances/compute_slurm/0",
-                {"new_state": "failed"})  # fmt: skip
-    deadline = time.monotonic() + 120
-    while (state := _job_state(deployment, job)) != "CANCELLED" and time.monotonic() < deadline:
-        time.sleep(1.0)
+    _mark_compute_slurm_failed(airflow, run_id)
+    state = _wait_job_ended(deployment, job)
     assert state == "CANCELLED", f"job {job} is {state} after mark-failed\n{airflow.log_tails()}"
     run = airflow.wait_for_run("corpus_compute", run_id)
     states = airflow.task_states("corpus_compute", run_id)
     assert run["state"] == "failed" and states["load"] in ("upstream_failed", "skipped"), states
+    assert states["cancel_stopped_slurm_jobs"] == "success", states
     assert _rows(deployment.corpus_db) == before
-    logs = "".join(p.read_text(errors="replace") for p in airflow.home.rglob("*.log") if p.is_file())
-    assert f"scancel {job}" in logs, "the triggerer says it cancelled the job"
+    assert f"task stopped by a user (state failed): scancel {job}" in _logs(airflow), "the trigger's on_kill did"
+
+
+def test_a_mark_failed_before_the_triggerer_ran_the_trigger_still_cancels_the_job(
+    deployment: Deployment, hold: Path
+) -> None:
+    """The race: marked failed before the triggerer picked the trigger up, so no on_kill can run. The triggerer is
+    paused from before the task defers until the run is over; the run's teardown cancels the job."""
+    airflow = deployment.airflow
+    before = _rows(deployment.corpus_db)
+    run_id = _slurm_run(deployment, hold)
+    deadline = time.monotonic() + 240
+    while (states := airflow.task_states("corpus_compute", run_id)).get("slurm_request") not in ("running", "success"):
+        assert time.monotonic() < deadline and "failed" not in states.values(), f"{states}\n{airflow.log_tails()}"
+        time.sleep(0.5)
+    with airflow.paused("triggerer"):
+        ti: dict[str, Any] = {}
+        while ti.get("state") != "deferred":
+            assert time.monotonic() < deadline and ti.get("state") not in ("failed", "upstream_failed"), ti
+            time.sleep(0.5)
+            try:
+                ti = _compute_slurm(airflow, run_id)
+            except AssertionError:  # not mapped yet (404)
+                ti = {}
+        _mark_compute_slurm_failed(airflow, run_id)  # as early as it can be: the task has just deferred
+        [job] = airflow.api("GET", _xcom_path(run_id, "compute_slurm", "slurm_job_ids") + "?map_index=0")["value"]
+        state = _wait_job_ended(deployment, job)
+        assert state == "CANCELLED", f"job {job} is {state} after mark-failed\n{airflow.log_tails()}"
+        run = airflow.wait_for_run("corpus_compute", run_id)
+        teardown = airflow.api("GET", _xcom_path(run_id, "cancel_stopped_slurm_jobs", "return_value"))["value"]
+    states = airflow.task_states("corpus_compute", run_id)
+    assert run["state"] == "failed" and states["cancel_stopped_slurm_jobs"] == "success", states
+    assert teardown == {"cancelled": {"compute_slurm[0]": [job]}}, "the teardown cancelled it, not a trigger"
+    assert _rows(deployment.corpus_db) == before

@@ -16,7 +16,7 @@ from corpusbridge.hpc.staging import SYMLINK_CHOICES
 from corpusbridge.hpc.states import StatePolicy, StatePolicyError
 from corpusbridge.hpc.transport import Transport
 from corpusbridge_airflow.hooks.slurm import DEFAULT_CONN_ID, SlurmHook
-from corpusbridge_airflow.links import JOB_IDS_XCOM, SlurmJobLink
+from corpusbridge_airflow.links import JOB_IDS_XCOM, SCRATCH_XCOM, SlurmJobLink
 from corpusbridge_airflow.triggers.slurm import SlurmJobTrigger, wait_in_worker
 
 # Resubmissions of indices corpusbridge cancelled itself, per operator instance (a worker process). Only a kill of
@@ -38,8 +38,10 @@ class SlurmOperator(BaseOperator):
 
     The task fails if any index did not COMPLETE, naming each failed index, its state (FAILED + exit code,
     TIMEOUT, OUT_OF_MEMORY, CANCELLED and by whom, ...) and the tail of its stderr. A retry resubmits only
-    those indices. Marking the task failed (or success) cancels the job (`scancel`); clearing a deferred task
-    leaves it running and the new try re-attaches. Should the new try re-attach to a job an old try is just
+    those indices. Marking the task failed (or success) cancels the job (`scancel`, from the trigger's on_kill);
+    a mark that lands before the triggerer started the trigger runs no on_kill, so a DAG adds a teardown calling
+    `corpusbridge_airflow.stages.slurm_cleanup.cancel_stopped_stage` (corpus_compute does). Clearing a deferred
+    task leaves the job running and the new try re-attaches. Should the new try re-attach to a job an old try is just
     cancelling, the indices cancelled that way are resubmitted, not reported as failed.
 
     :param command: what each index runs in the scratch dir. A list is an argv: every element is quoted, so a
@@ -223,8 +225,9 @@ class SlurmOperator(BaseOperator):
         submission = jobs.submit_or_reattach(hook.transport, spec, policy)
         self._log_submission(submission)
         self._job_ids, self._scratch = sorted(submission.jobs), spec.scratch
-        if self._job_ids:  # for the SLURM job link while the task waits, and after it fails
+        if self._job_ids:  # for the SLURM job link while the task waits, and for the run's teardown if it is stopped
             context["ti"].xcom_push(key=JOB_IDS_XCOM, value=self._job_ids)
+            context["ti"].xcom_push(key=SCRATCH_XCOM, value=self._scratch)
         trigger = self._trigger(submission, spec, policy)
         if not submission.jobs:
             return self._complete(context, hook, trigger.event(EventStatus.DONE))

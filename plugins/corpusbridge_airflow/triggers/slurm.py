@@ -19,13 +19,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from corpusbridge.hpc import jobs, monitor, script
 from corpusbridge.hpc.events import EventStatus, SlurmEvent, index_map
 from corpusbridge.hpc.states import StatePolicy
+from corpusbridge.hpc.stopped import STOPPED_STATES
 from corpusbridge.hpc.transport import Transport, TransportError
 from corpusbridge_airflow.triggers.slurm_poller import SlurmPoller, Snapshot, poller_for
 
 CLASSPATH = "corpusbridge_airflow.triggers.slurm.SlurmJobTrigger"
 # Task instance states in which a user's action means "stop the work": only then does on_kill cancel the jobs.
-# A cleared task is back to none/scheduled/queued: its next try re-attaches to the very same jobs.
-_STOPPED_BY_USER = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
+# A cleared task is back to none/scheduled/queued: its next try re-attaches to the very same jobs. The same set
+# decides the run's teardown (corpusbridge.hpc.stopped), which cancels when no trigger was there to be killed.
+_STOPPED_BY_USER = STOPPED_STATES
 UNKNOWN_STATE = "unknown"
 
 
