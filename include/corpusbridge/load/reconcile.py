@@ -62,12 +62,14 @@ class ReconciliationError(RuntimeError):
 def reconcile(conn: psycopg.Connection, batch_id: str) -> Reconciliation:
     """The batch's counts from the database (export_batch_documents, load_ledger, document_results); raises nothing
     on a mismatch: the caller decides to fail the run."""
+    exported = _count(conn, statements.DOCS_EXPORTED, batch_id)
+    missing = [row[0] for row in conn.execute(statements.MISSING_DOCS, (batch_id,))]
     return Reconciliation(
         batch_id=batch_id,
-        docs_exported=_count(conn, statements.DOCS_EXPORTED, batch_id),
+        docs_exported=exported,
         docs_processed=_count(conn, statements.DOCS_PROCESSED, batch_id),
-        docs_loaded=_count(conn, statements.DOCS_LOADED, batch_id),
-        missing_doc_ids=[row[0] for row in conn.execute(statements.MISSING_DOCS, (batch_id,))],
+        docs_loaded=exported - len(missing),  # each exported document is loaded or missing: one pass, not two
+        missing_doc_ids=missing,
     )
 
 

@@ -95,7 +95,6 @@ _LOADED = """
           AND (r.batch_id = d.batch_id OR r.loaded_at > l.loaded_at)
     )
 """
-DOCS_LOADED = "SELECT count(*) FROM export_batch_documents d WHERE d.batch_id = %s AND " + _LOADED
 MISSING_DOCS = (
     "SELECT d.doc_id FROM export_batch_documents d WHERE d.batch_id = %s AND NOT " + _LOADED + " ORDER BY d.doc_id"
 )
