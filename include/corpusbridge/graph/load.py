@@ -6,10 +6,10 @@ per shard is what keeps the graph from dominating the load (bench/RESULTS.md, Ro
 commit and the fold (the rest of that load run, or until the next load after a crash) the graph lags the loaded rows.
 
 Call it BEFORE the load deletes the previous rows of the shard's documents: their counts are subtracted first
-(read from document_concepts, which the graph always equals), then the shard's are added. The adding side is the
-payload's partial (`cooccurrence-I.parquet`, `concept-docs-I.parquet`, a few rows per shard, COPYed straight into
-the pending tables); a result written before the payload mapped the graph is counted from its concept rows, staged
-for that, instead.
+(those rows read back by key and counted by the payload's own counter, extract/cooccurrence.py; document_concepts
+always equals the graph), then the shard's are added: the payload's partial (`cooccurrence-I.parquet`,
+`concept-docs-I.parquet`, COPYed straight into the pending tables), or for a result written before the payload
+mapped the graph, its concept rows counted here by the same counter.
 """
 
 from __future__ import annotations

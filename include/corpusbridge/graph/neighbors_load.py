@@ -24,7 +24,7 @@ from corpusbridge.load.ledger import Provenance
 
 # Any constant both loaders agree on: serialises the check-then-replace of the current graph.
 _LOCK_KEY = 0x6B6E6E67
-COPY_NEIGHBORS = "COPY knn_staging (doc_id, neighbor_id, rank, cosine) FROM STDIN (FORMAT csv)"
+COPY_NEIGHBORS = "COPY knn_temp (doc_id, neighbor_id, rank, cosine) FROM STDIN (FORMAT csv)"
 CURRENT = "SELECT graph_id, result_sha256, k FROM neighbor_graphs WHERE current"
 
 
@@ -120,7 +120,7 @@ def _record(
 
 def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], graph_id: int) -> int:
     conn.execute(
-        "CREATE TEMP TABLE knn_staging (doc_id text, neighbor_id text, rank smallint, cosine real) ON COMMIT DROP"
+        "CREATE TEMP TABLE knn_temp (doc_id text, neighbor_id text, rank smallint, cosine real) ON COMMIT DROP"
     )
     options = pacsv.WriteOptions(include_header=False)
     with conn.cursor().copy(COPY_NEIGHBORS) as copy:  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], g
     conn.execute("DELETE FROM document_neighbors")
     return conn.execute(
         """INSERT INTO document_neighbors (doc_id, rank, neighbor_id, cosine, graph_id)
-           SELECT doc_id, rank, neighbor_id, cosine, %s FROM knn_staging""",
+           SELECT doc_id, rank, neighbor_id, cosine, %s FROM knn_temp""",
         (graph_id,),
     ).rowcount
 

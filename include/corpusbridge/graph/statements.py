@@ -1,4 +1,4 @@
-"""Every SQL statement of the concept graph. Staging tables are temporary and dropped at the load's commit."""
+"""Every SQL statement of the concept graph. The fold's tables are temporary and dropped at its commit."""
 
 from __future__ import annotations
 

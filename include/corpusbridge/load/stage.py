@@ -6,7 +6,7 @@
 
 One transaction per shard: refuse documents the export did not put into the shard, delete the previous concepts and
 vector of the shard's documents (a document processed again is replaced, never duplicated), COPY the concept rows
-straight into document_concepts and the vectors through a staging table, upsert document_results and
+straight into document_concepts and the vectors through a temporary table, upsert document_results and
 insert the ledger row, which keeps the image digest the payload recorded (one per shard; a different digest from the
 caller fails the run before any shard loads). A shard already in the ledger with the same result sha256 is skipped;
 with another sha256 the run fails (the result changed after it was loaded). Shards that fail verification are named

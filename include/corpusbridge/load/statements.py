@@ -1,4 +1,4 @@
-"""Every SQL statement of the load stage, in one place (the staging tables are temporary, one per transaction)."""
+"""Every SQL statement of the load stage, in one place (its one table of its own, for vectors, is temporary)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ COPY_CONCEPTS = (
 
 # Temporary and dropped at commit: a killed load leaves nothing behind, and concurrent sessions never collide.
 CREATE_VECTOR_STAGING = (
-    "CREATE TEMP TABLE load_stage_vectors (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP"
+    "CREATE TEMP TABLE load_vectors_temp (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP"
 )
-COPY_VECTORS = "COPY load_stage_vectors (doc_id, embedding) FROM STDIN (FORMAT binary)"
+COPY_VECTORS = "COPY load_vectors_temp (doc_id, embedding) FROM STDIN (FORMAT binary)"
 # Documents a result names (read from its files) that the export did not put into this shard: loading them would
 # attach concepts to the wrong batch, so the shard is refused.
 STRAY_DOCS = """
@@ -48,7 +48,7 @@ DELETE_VECTORS = (
 
 INSERT_VECTORS = """
     INSERT INTO document_vectors (doc_id, embedding, batch_id, shard)
-    SELECT doc_id, embedding, %(batch)s, %(shard)s FROM load_stage_vectors
+    SELECT doc_id, embedding, %(batch)s, %(shard)s FROM load_vectors_temp
 """
 
 INSERT_LEDGER = """

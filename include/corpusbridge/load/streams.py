@@ -1,7 +1,7 @@
 """Result Parquet files streamed into COPY, one record batch at a time (bounded memory whatever the shard size).
 
 Concepts go as CSV written by Arrow's C++ writer (no Python per row), straight into document_concepts with the
-batch and shard appended as constant columns: a staging table plus `INSERT ... SELECT` wrote every row twice and
+batch and shard appended as constant columns: a temporary table plus `INSERT ... SELECT` wrote every row twice and
 was the largest single cost of the load (bench/RESULTS.md). What the load must check before it writes (which
 documents a result names, how many (document, concept) pairs it holds) is read from the Parquet in Arrow instead.
 Vectors go as binary COPY: pgvector's binary form is a 2-byte dimension, 2 unused bytes and big-endian float4s, so
@@ -84,8 +84,8 @@ def _csv(batch: pa.RecordBatch) -> memoryview:
 
 
 def copy_vectors(conn: psycopg.Connection, path: Path) -> int:
-    """COPY a vectors-I.parquet into a temporary `load_stage_vectors` (binary pgvector values); returns the rows
-    sent. Staged, not copied straight, because `INSERT ... SELECT` adds the batch and shard to binary rows."""
+    """COPY a vectors-I.parquet into a temporary `load_vectors_temp` (binary pgvector values); returns the rows
+    sent. Not straight into document_vectors: `INSERT ... SELECT` adds the batch and shard to the binary rows."""
     source = pq.ParquetFile(path)
     _check_dimension(path, source.schema_arrow)
     conn.execute(statements.CREATE_VECTOR_STAGING)
