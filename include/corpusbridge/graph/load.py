@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 
 from corpusbridge.extract.cooccurrence import CooccurrenceCounter, read_totals
 from corpusbridge.graph import statements
+from corpusbridge.load.streams import copy_csv
 from corpusbridge.load.verify import VerifiedShard
 
 BATCH_ROWS = 65_536
-_CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 
 
 class GraphMismatch(RuntimeError):
@@ -103,8 +103,8 @@ def _pend_counted(conn: psycopg.Connection, rows: pa.Table, *, sign: int) -> tup
     concepts = _signed(concepts, ["docs", "sentences", "mentions"], sign)
     if sign < 0:  # a label is the form seen when a concept enters the graph, never taken away
         concepts = concepts.set_column(1, "label", pa.nulls(concepts.num_rows, pa.string()))
-    _copy_rows(conn, statements.COPY_PAIRS, pairs)
-    _copy_rows(conn, statements.COPY_CONCEPTS, concepts)
+    copy_csv(conn, statements.COPY_PAIRS, pairs.to_batches(max_chunksize=BATCH_ROWS))
+    copy_csv(conn, statements.COPY_CONCEPTS, concepts.to_batches(max_chunksize=BATCH_ROWS))
     return pairs.num_rows, counter.sentences
 
 
@@ -113,14 +113,6 @@ def _signed(table: pa.Table, columns: list[str], sign: int) -> pa.Table:
         index = table.schema.get_field_index(name)
         table = table.set_column(index, name, pc.multiply(table.column(name), sign))
     return table
-
-
-def _copy_rows(conn: psycopg.Connection, statement: str, table: pa.Table) -> None:
-    with conn.cursor().copy(statement) as copy:  # type: ignore[arg-type]
-        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
-            copy.write(buffer.getbuffer())
 
 
 def fold_pending(conn: psycopg.Connection) -> int:
@@ -156,14 +148,7 @@ def _copy_partial(conn: psycopg.Connection, pairs: Path, concepts: Path) -> int:
 
 
 def _copy(conn: psycopg.Connection, statement: str, path: Path, columns: list[str]) -> int:
-    rows = 0
-    with conn.cursor().copy(statement) as copy:  # type: ignore[arg-type]
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
-            copy.write(buffer.getbuffer())
-            rows += batch.num_rows
-    return rows
+    return copy_csv(conn, statement, pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns))
 
 
 def _check_partial(batch_id: str, index: int, concepts: Path, rows: int) -> None:

@@ -10,17 +10,16 @@ both insert it).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from corpusbridge.graph.knn_files import PartEntry, part_entry_name, verified_part
 from corpusbridge.load.ledger import Provenance
+from corpusbridge.load.streams import copy_csv
 
 # Any constant both loaders agree on: serialises the check-then-replace of the current graph.
 _LOCK_KEY = 0x6B6E6E67
@@ -122,13 +121,8 @@ def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], g
     conn.execute(
         "CREATE TEMP TABLE knn_temp (doc_id text, neighbor_id text, rank smallint, cosine real) ON COMMIT DROP"
     )
-    options = pacsv.WriteOptions(include_header=False)
-    with conn.cursor().copy(COPY_NEIGHBORS) as copy:  # type: ignore[arg-type]
-        for entry in entries:
-            for batch in pq.ParquetFile(folder / entry.path).iter_batches(batch_size=65_536):
-                buffer = io.BytesIO()
-                pacsv.write_csv(batch, buffer, options)
-                copy.write(buffer.getbuffer())
+    parts = (pq.ParquetFile(folder / entry.path).iter_batches(batch_size=65_536) for entry in entries)
+    copy_csv(conn, COPY_NEIGHBORS, (batch for part in parts for batch in part))
     conn.execute("DELETE FROM document_neighbors")
     return conn.execute(
         """INSERT INTO document_neighbors (doc_id, rank, neighbor_id, cosine, graph_id)

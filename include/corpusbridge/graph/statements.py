@@ -6,21 +6,20 @@ from typing import LiteralString
 
 from psycopg import sql
 
+from corpusbridge.load.statements import SHARD_DOC_IDS
+
 # A shard's delta goes straight into the pending tables (graph_pending_*, migration 0630) in its load transaction.
 COPY_PAIRS = "COPY graph_pending_pairs (concept_a, concept_b, docs, sentences) FROM STDIN (FORMAT csv)"
 COPY_CONCEPTS = "COPY graph_pending_concepts (concept_id, label, docs, sentences, mentions) FROM STDIN (FORMAT csv)"
 
 # The previous concept rows of the shard's documents: exactly what the load deletes next (whichever batch wrote
-# them), read by key (`= ANY` of the shard's ids probes the primary key; a join may scan all of document_concepts),
-# a document's rows together. Counted in Python by the payload's counter (graph/load.py).
-COPY_REPLACED_ROWS = """
-    COPY (
-        SELECT c.doc_id, c.concept_id, c.sentence, c.matched FROM document_concepts c
-        WHERE c.doc_id = ANY (ARRAY(
-            SELECT d.doc_id FROM export_batch_documents d WHERE d.batch_id = %(batch)s AND d.shard = %(shard)s))
-        ORDER BY c.doc_id, c.start_offset, c.concept_id
-    ) TO STDOUT (FORMAT csv)
-"""
+# them), read by key as those deletes are (SHARD_DOC_IDS), a document's rows together; counted in Python by the
+# payload's own counter (graph/load.py).
+COPY_REPLACED_ROWS = (
+    "COPY (SELECT doc_id, concept_id, sentence, matched FROM document_concepts WHERE doc_id = ANY ("
+    + SHARD_DOC_IDS
+    + ") ORDER BY doc_id, start_offset, concept_id) TO STDOUT (FORMAT csv)"
+)
 
 # Pairs per document and per sentence from concept rows, as a brute force would count them; `sign` is 1 or -1.
 _PAIRS = """

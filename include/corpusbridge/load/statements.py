@@ -13,7 +13,7 @@ COPY_CONCEPTS = (
 )
 
 # Temporary and dropped at commit: a killed load leaves nothing behind, and concurrent sessions never collide.
-CREATE_VECTOR_STAGING = (
+CREATE_VECTORS_TEMP = (
     "CREATE TEMP TABLE load_vectors_temp (doc_id text NOT NULL, embedding vector(384) NOT NULL) ON COMMIT DROP"
 )
 COPY_VECTORS = "COPY load_vectors_temp (doc_id, embedding) FROM STDIN (FORMAT binary)"
@@ -32,13 +32,13 @@ STRAY_DOCS = """
 # the shard's documents, whichever batch wrote them. A concepts-only result keeps a document's vector unless the
 # document's text changed since that vector was computed (then it describes text that is gone). The shard's ids
 # go in as one array (`= ANY` probes the primary key): a join may scan the whole table for 25,000 documents.
-_SHARD_DOC_IDS = "ARRAY(SELECT doc_id FROM export_batch_documents WHERE batch_id = %(batch)s AND shard = %(shard)s)"
-DELETE_CONCEPTS = "DELETE FROM document_concepts WHERE doc_id = ANY (" + _SHARD_DOC_IDS + ")"
+SHARD_DOC_IDS = "ARRAY(SELECT doc_id FROM export_batch_documents WHERE batch_id = %(batch)s AND shard = %(shard)s)"
+DELETE_CONCEPTS = "DELETE FROM document_concepts WHERE doc_id = ANY (" + SHARD_DOC_IDS + ")"
 DELETE_VECTORS = (
     """
     DELETE FROM document_vectors v USING export_batch_documents d
     WHERE v.doc_id = ANY ("""
-    + _SHARD_DOC_IDS
+    + SHARD_DOC_IDS
     + """)
       AND d.batch_id = %(batch)s AND d.doc_id = v.doc_id
       AND (%(has_vectors)s OR NOT EXISTS (

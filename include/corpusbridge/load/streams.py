@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +34,6 @@ _CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 
 class ResultFormatError(ValueError):
     """A verified result file whose content the database cannot take (e.g. vectors of another dimension)."""
-
-
-CONCEPT_COLUMNS = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
 
 
 @dataclass(frozen=True)
@@ -60,27 +57,30 @@ def read_contents(concepts: Path, vectors: Path | None) -> ResultContents:
     return ResultContents(doc_ids=sorted(unique.to_pylist()), concept_docs=concept_docs)
 
 
-def copy_concepts(conn: psycopg.Connection, path: Path, *, batch_id: str, shard: int) -> int:
-    """COPY a concepts-I.parquet straight into document_concepts, every row tagged with its batch and shard;
-    returns the rows written."""
+def copy_csv(conn: psycopg.Connection, statement: str, batches: Iterable[pa.RecordBatch]) -> int:
+    """COPY record batches as CSV written by Arrow's C++ writer (no Python per row); returns the rows sent."""
     rows = 0
-    with conn.cursor().copy(statements.COPY_CONCEPTS) as copy:
-        for batch in _batches(path):
-            n = batch.num_rows
-            batch = batch.append_column("batch_id", pa.repeat(pa.scalar(batch_id), n))
-            copy.write(_csv(batch.append_column("shard", pa.repeat(pa.scalar(shard, pa.int32()), n))))
-            rows += n
+    with conn.cursor().copy(statement) as copy:  # type: ignore[arg-type]
+        for batch in batches:
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
+            copy.write(buffer.getbuffer())
+            rows += batch.num_rows
     return rows
 
 
-def _batches(path: Path) -> Iterator[pa.RecordBatch]:
-    return pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=CONCEPT_COLUMNS)
+def copy_concepts(conn: psycopg.Connection, path: Path, *, batch_id: str, shard: int) -> int:
+    """COPY a concepts-I.parquet straight into document_concepts, every row tagged with its batch and shard;
+    returns the rows written."""
+    return copy_csv(conn, statements.COPY_CONCEPTS, _tagged(path, batch_id, shard))
 
 
-def _csv(batch: pa.RecordBatch) -> memoryview:
-    buffer = io.BytesIO()
-    pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
-    return buffer.getbuffer()
+def _tagged(path: Path, batch_id: str, shard: int) -> Iterator[pa.RecordBatch]:
+    columns = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        n = batch.num_rows
+        batch = batch.append_column("batch_id", pa.repeat(pa.scalar(batch_id), n))
+        yield batch.append_column("shard", pa.repeat(pa.scalar(shard, pa.int32()), n))
 
 
 def copy_vectors(conn: psycopg.Connection, path: Path) -> int:
@@ -88,7 +88,7 @@ def copy_vectors(conn: psycopg.Connection, path: Path) -> int:
     sent. Not straight into document_vectors: `INSERT ... SELECT` adds the batch and shard to the binary rows."""
     source = pq.ParquetFile(path)
     _check_dimension(path, source.schema_arrow)
-    conn.execute(statements.CREATE_VECTOR_STAGING)
+    conn.execute(statements.CREATE_VECTORS_TEMP)
     rows = 0
     with conn.cursor().copy(statements.COPY_VECTORS) as copy:
         copy.write(_BINARY_HEADER)
