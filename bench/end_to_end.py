@@ -24,7 +24,8 @@ With `--reprocess`: every document exported, computed and loaded a second time a
 the first load (the second replaces each document's concept rows and takes them out of the concept graph).
 
 Ratios printed (goals of the round-trip issue): cost per document of the largest size over the smallest (<= 1.2),
-(everything but the payload) / payload (<= 0.5), bare COPY seconds / load seconds (>= 0.5).
+(everything but the payload) / payload (<= 0.5; also for the embeddings batch, whose payload is the pipeline's
+default work), bare COPY seconds / load seconds (>= 0.5).
 """
 
 from __future__ import annotations
@@ -275,15 +276,10 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
             row |= _reprocess(conn, args, out, row["load_s"])
         if docs in args.slurm_docs:
             row |= _slurm(run_slurm_on, manifest, dictionary.path, out / "results-slurm", results, row["payload_s"])
-        conn.autocommit = True
-        conn.execute("VACUUM ANALYZE")
-        row["sizes"] = relation_sizes(conn)
-        conn.autocommit = False
+        row["sizes"] = _vacuumed_sizes(conn)
         if args.embed_docs and docs == max(args.docs):
             row["embeddings"] = _embeddings(conn, args, out, dictionary)
-            conn.autocommit = True
-            conn.execute("VACUUM ANALYZE")
-            row["sizes_with_vectors"] = relation_sizes(conn)
+            row["sizes_with_vectors"] = _vacuumed_sizes(conn)
     row["load_average_end"] = os.getloadavg()
     local_other = row["export_s"] + row["load_s"]
     row["ratio_other_vs_payload_local"] = round(local_other / row["payload_s"], 3)
@@ -297,6 +293,16 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
     row["docs_per_s"] = {stage: _rate(docs, row[f"{stage}_s"]) for stage in ("index", "export", "payload", "load")}
     _drop(server, f"bench_e2e_{docs}")
     return row
+
+
+def _vacuumed_sizes(conn: Any) -> dict:
+    """Every relation's size after VACUUM ANALYZE (which runs outside a transaction)."""
+    conn.autocommit = True
+    try:
+        conn.execute("VACUUM ANALYZE")
+        return relation_sizes(conn)
+    finally:
+        conn.autocommit = False
 
 
 def _slurm(run_slurm_on: Any, manifest: Path, dictionary: Path, out: Path, local: Path, payload_s: float) -> dict:
@@ -367,6 +373,8 @@ def _embeddings(conn: Any, args: argparse.Namespace, out: Path, dictionary: Any)
     e["bare_copy_vectors_hnsw_bytes"] = size[0]
     conn.execute("DROP TABLE bench_bare_vectors")
     conn.commit()
+    # the goal "everything but the payload <= 0.5x the payload", against the payload the pipeline exists for
+    e["ratio_other_vs_payload"] = round((e["export_s"] + e["load_s"]) / e["payload_s"], 3)
     e["payload_docs_per_s"] = _rate(n, e["payload_s"])
     e["load_docs_per_s"] = _rate(n, e["load_s"])
     e["load_average_end"] = os.getloadavg()
@@ -411,6 +419,7 @@ def main() -> None:
         "other_vs_payload_local": {r["docs"]: r["ratio_other_vs_payload_local"] for r in rows},
         "bare_copy_vs_load": {r["docs"]: r["ratio_bare_copy_vs_load"] for r in rows},
         "bare_copy_with_pairs_vs_load": {r["docs"]: r["ratio_bare_copy_with_pairs_vs_load"] for r in rows},
+        "other_vs_payload_with_embeddings": big.get("embeddings", {}).get("ratio_other_vs_payload"),
         "goals": "cost_per_doc_big_over_small <= 1.2; other_vs_payload <= 0.5; bare_copy_vs_load >= 0.5",
     }
     print(json.dumps(summary), flush=True)

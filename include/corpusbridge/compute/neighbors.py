@@ -78,12 +78,9 @@ def run_neighbors_slurm_on(settings: ClusterSettings, work: KnnWork, out_dir: Pa
     """run_neighbors_slurm over an OpenSSH transport to the cluster `settings` describe."""
     from corpusbridge.hpc.openssh import OpenSSHTransport
 
-    transport = OpenSSHTransport(settings)
-    try:
-        kwargs["options"] = settings.sbatch_defaults() | dict(kwargs.get("options") or {})
-        return run_neighbors_slurm(transport, settings.scratch_root, work, out_dir, **kwargs)
-    finally:
-        transport.close()
+    kwargs["options"] = settings.sbatch_defaults() | dict(kwargs.get("options") or {})
+    transport = OpenSSHTransport(settings)  # nothing to close: its ssh master is shared and times out by itself
+    return run_neighbors_slurm(transport, settings.scratch_root, work, out_dir, **kwargs)
 
 
 def run_neighbors_slurm(

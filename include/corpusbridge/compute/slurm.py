@@ -81,13 +81,10 @@ def run_slurm_on(
     """run_slurm over an OpenSSH transport to the cluster `settings` describe (what `corpusbridge run` uses)."""
     from corpusbridge.hpc.openssh import OpenSSHTransport
 
-    transport = OpenSSHTransport(settings)
-    try:
-        kwargs.setdefault("container_runtime", settings.container_runtime or "apptainer")
-        merged = settings.sbatch_defaults() | dict(options or {})
-        return run_slurm(transport, settings.scratch_root, manifest, dictionary, out_dir, options=merged, **kwargs)
-    finally:
-        transport.close()
+    kwargs.setdefault("container_runtime", settings.container_runtime or "apptainer")
+    merged = settings.sbatch_defaults() | dict(options or {})
+    transport = OpenSSHTransport(settings)  # nothing to close: its ssh master is shared and times out by itself
+    return run_slurm(transport, settings.scratch_root, manifest, dictionary, out_dir, options=merged, **kwargs)
 
 
 def run_slurm(
