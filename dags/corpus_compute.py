@@ -171,10 +171,12 @@ def graph_tasks(after: list):
 
     @task(outlets=[DOCUMENT_NEIGHBORS], trigger_rule="none_failed_min_one_success")
     def neighbors_load(prepared: dict) -> dict:
-        from corpusbridge_airflow.stages.graph import neighbors_load_stage
+        from corpusbridge_airflow.stages.graph import neighbors_load_stage, neighbors_next
 
         context = get_current_context()
-        fetched = context["ti"].xcom_pull(task_ids="neighbors_slurm", map_indexes=0) or {}
+        fetched = {}  # only a SLURM run has a result to pull: a pull that finds nothing logs an error
+        if neighbors_next(prepared) == "neighbors_request":
+            fetched = context["ti"].xcom_pull(task_ids="neighbors_slurm", map_indexes=0) or {}
         return neighbors_load_stage(prepared, context["run_id"], fetched.get("scratch_dir"))
 
     after >> concept_graph()

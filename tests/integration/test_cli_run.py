@@ -110,3 +110,37 @@ def test_a_shard_that_fails_to_compute_fails_the_run_by_name_and_the_rerun_finis
     again = _run(capsys, *argv[1:-1])
     assert again["shards"] == 4 and again["docs_loaded"] == 10 and again["reconciled"]
     assert again["reconciliation"]["docs_loaded"] == again["reconciliation"]["docs_exported"] > 30
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--source", "/nonexistent/crawl"], "source directory /nonexistent/crawl does not exist"),
+        (["--source", str(CORPORA), "--dictionary", "/nonexistent/terms.tsv"], "terms file not found"),
+    ],
+)
+def test_a_mistyped_path_ends_the_run_in_one_line_before_any_stage_runs(
+    argv: list[str], message: str, db_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
+    assert main(["run", *argv, "--db", db_uri]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("corpusbridge run: ") and message in err[0], err
+    assert "Traceback" not in "\n".join(err) and len(err) == 2, err  # the line and the hint to -v
+    with psycopg.connect(db_uri) as conn:  # nothing ran, nothing was recorded as a failed run
+        assert conn.execute("SELECT count(*) FROM stage_runs").fetchone()[0] == 0
+
+
+def test_a_mistyped_path_with_json_prints_an_error_object(
+    db_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
+    assert main(["run", "--source", "/nonexistent/crawl", "--db", db_uri, "--json"]) == 1
+    assert "does not exist" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_verbose_shows_the_traceback(db_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["-v", "run", "--source", "/nonexistent/crawl", "--db", db_uri])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from load_support import RoundTrip, build_round_trip, copy_batch, register_batch
@@ -51,7 +52,8 @@ def test_a_failed_load_prints_the_bad_shards_and_exits_1(db, db_uri, round_trip,
 
 def test_status_shows_each_stage_the_tables_and_the_last_reconciliation(loaded, db_uri, capsys) -> None:
     status = _cli(capsys, "status", "--db", db_uri)
-    assert status.keys() == {"stages", "tables", "last_reconciliation"}
+    assert status.keys() == {"database", "stages", "tables", "last_reconciliation"}
+    assert "password" not in status["database"] and "dbname=" in status["database"]
     assert status["stages"]["load"]["runs"] == {"succeeded": 1}
     assert status["stages"]["load"]["last_run"]["counts"]["docs_loaded"] == 240
     assert {"document_concepts", "document_vectors", "clean_documents"} <= status["tables"].keys()
@@ -59,6 +61,19 @@ def test_status_shows_each_stage_the_tables_and_the_last_reconciliation(loaded, 
     rec = status["last_reconciliation"]
     assert (rec["batch_id"], rec["docs_exported"], rec["docs_processed"], rec["docs_loaded"], rec["ok"]) == (
         "batch-a", 240, 240, 240, True)  # fmt: skip
+
+
+def test_status_counts_the_rows_of_a_load_no_analyze_has_seen(loaded, db_uri, capsys) -> None:
+    """Right after a first load reltuples is still -1; the rows written are counted all the same (the loading
+    server process reports them as it exits, so allow it a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        tables = _cli(capsys, "status", "--db", db_uri)["tables"]
+        if tables["document_concepts"]["rows_estimate"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert tables["document_concepts"]["rows_estimate"] == loaded["concepts_loaded"], tables
+    assert tables["document_results"]["rows_estimate"] == 240, tables
 
 
 def test_similar_lists_neighbours_with_titles_and_cosine(loaded, db, db_uri, capsys) -> None:
@@ -91,5 +106,18 @@ def test_concepts_lists_offsets_matched_text_and_sentences(loaded, db, db_uri, c
 
 
 def test_similar_of_an_unknown_document_says_what_to_run(db_uri) -> None:
-    with pytest.raises(SystemExit, match="no vector loaded for this document"):
+    with pytest.raises(SystemExit, match="no clean document has this id"):
         main(["similar", "doc:nope", "--db", db_uri])
+
+
+def test_a_document_without_results_is_told_apart_from_an_unknown_id(loaded, db, db_uri) -> None:
+    doc_id = db.execute("SELECT doc_id FROM document_vectors ORDER BY doc_id LIMIT 1").fetchone()[0]
+    db.execute("DELETE FROM document_vectors WHERE doc_id = %s", (doc_id,))
+    db.commit()
+    with pytest.raises(SystemExit, match="no vector loaded for this document; run the pipeline with embeddings"):
+        main(["similar", doc_id, "--db", db_uri])
+
+
+def test_a_lookup_error_with_json_is_a_json_object(db_uri, capsys) -> None:
+    assert main(["concepts", "doc:nope", "--db", db_uri, "--json"]) == 1
+    assert "no clean document has this id" in json.loads(capsys.readouterr().out)["error"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -76,8 +78,40 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as stop:
         logging.getLogger("corpusbridge").warning("stopped by %s", stop)
         return 128 + stop.signum
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly as Unix tools do, and let the exit not flush into the pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str) and getattr(args, "json", False):
+            return _failed(args, exit_.code.removeprefix(f"corpusbridge {args.command}: "))
+        raise
+    except Exception as exc:
+        if args.verbose:
+            raise
+        return _failed(args, _one_line(exc), hint=True)
     finally:
         _on_stop_signals(previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    """What went wrong, in one line: our errors and the OS's say it in their message; others add their type."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if text and (type(exc).__module__.startswith("corpusbridge") or isinstance(exc, OSError)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failed(args: argparse.Namespace, message: str, *, hint: bool = False) -> int:
+    """A command that cannot go on: one line on stderr (`{"error": ...}` on stdout with --json); exit status 1."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        print(f"corpusbridge {args.command}: {message}", file=sys.stderr)
+        if hint:
+            print(f"(`corpusbridge -v {args.command} ...` shows where it failed)", file=sys.stderr)
+    return 1
 
 
 def _on_stop_signals(handler: Any) -> Any:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--year-from", type=int, metavar="Y", help="publication year >= Y")
     parser.add_argument("--year-to", type=int, metavar="Y", help="publication year <= Y")
     parser.add_argument("--source", metavar="S", help="only this source format (jsonl, openalex, crossref, ...)")
-    parser.add_argument("--limit", type=int, metavar="N", help="at most N documents (the first N by doc id)")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="at most N documents (the first N by doc id)")
     parser.add_argument("--query", metavar="Q", help="full-text query (web search syntax, as `corpusbridge search`)")
     parser.add_argument("--doc-ids", type=Path, metavar="FILE", help="only these doc ids (one per line)")
     parser.add_argument("--cleaned-from", type=_timestamp, metavar="ISO", help="clean row changed at or after ISO")
@@ -32,9 +32,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="batch folders go here (default $CORPUSBRIDGE_HOME/exports)"
     )
-    parser.add_argument("--shard-rows", type=_positive, default=50_000, help="documents per shard (default 50000)")
+    parser.add_argument("--shard-rows", type=positive_int, default=50_000, help="documents per shard (default 50000)")
     parser.add_argument(
-        "--shard-bytes", type=_positive, default=256 * 2**20, help="target bytes per shard (default 256 MiB)"
+        "--shard-bytes", type=positive_int, default=256 * 2**20, help="target bytes per shard (default 256 MiB)"
     )
     parser.add_argument("--dictionary-version", metavar="V", help="pending for this dictionary version (default: any)")
     parser.add_argument("--model-hash", metavar="H", help="pending for this embedding model (default: any)")
@@ -97,13 +97,6 @@ def selection_from_args(args: argparse.Namespace) -> Any:
         dictionary_version=args.dictionary_version,
         model_hash=args.model_hash,
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _timestamp(text: str) -> datetime:

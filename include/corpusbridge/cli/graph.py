@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,8 +22,8 @@ def add_parser(subparsers: Any) -> None:
     rebuild = actions.add_parser("rebuild", help="count the graph again from every loaded concept row")
     neighbors = actions.add_parser("neighbors", help="exact k nearest neighbours of every document, loaded once")
     neighbors.add_argument("--backend", choices=("local", "slurm"), default="local", help="where the kNN job runs")
-    neighbors.add_argument("--k", type=int, default=10, help="neighbours per document (default 10)")
-    neighbors.add_argument("--parts", type=int, default=1, help="array indices (blocks of queries; default 1)")
+    neighbors.add_argument("--k", type=positive_int, default=10, help="neighbours per document (default 10)")
+    neighbors.add_argument("--parts", type=positive_int, default=1, help="array indices (blocks of queries; default 1)")
     neighbors.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
     neighbors.add_argument("--out", type=Path, help="work folder (default: $CORPUSBRIDGE_HOME/knn)")
     neighbors.add_argument(
@@ -33,8 +33,8 @@ def add_parser(subparsers: Any) -> None:
     neighbors.add_argument("--slurm-python", default="python3", help="python with corpusbridge on the compute nodes")
     neighbors.add_argument("--run-label", help="recorded on the graph's ledger row (default: cli__<UTC time>)")
     recall = actions.add_parser("recall", help="recall@k of the HNSW index against the loaded exact kNN graph")
-    recall.add_argument("--k", type=int, default=10)
-    recall.add_argument("--sample", type=int, default=200, help="documents to check (default 200)")
+    recall.add_argument("--k", type=positive_int, default=10)
+    recall.add_argument("--sample", type=positive_int, default=200, help="documents to check (default 200)")
     for sub in (export, rebuild, neighbors, recall):
         add_db_argument(sub)
         add_json_argument(sub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +13,12 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("ingest", help="ingest crawled files (incremental, idempotent)")
     parser.add_argument("source_dir", metavar="SOURCE_DIR", help="directory tree of crawled files")
-    parser.add_argument("--limit-files", type=int, default=None, help="read at most N files (prototype on a subset)")
-    parser.add_argument("--workers", type=int, default=None, help="parser processes (default: cores available)")
+    parser.add_argument(
+        "--limit-files", type=positive_int, default=None, help="read at most N files (prototype on a subset)"
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="parser processes (default: cores available)"
+    )
     add_db_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(func=run)

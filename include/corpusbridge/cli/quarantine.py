@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("quarantine", help="list quarantined records with their reasons")
-    parser.add_argument("--limit", type=int, default=100, help="at most N entries (default 100)")
+    parser.add_argument("--limit", type=positive_int, default=100, help="at most N entries (default 100)")
     parser.add_argument("--error-class", help="only this error class (e.g. MalformedJson)")
     add_db_argument(parser)
     add_json_argument(parser)

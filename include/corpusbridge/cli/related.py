@@ -8,14 +8,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("related", help="concepts that co-occur with a concept (counts, NPMI)")
     parser.add_argument("concept_id", help="a concept id of the dictionary, e.g. C0024117")
     parser.add_argument("--by", choices=("document", "sentence"), default="document", help="rank by (default document)")
-    parser.add_argument("--limit", type=int, default=20, help="number of neighbours (default 20)")
+    parser.add_argument("--limit", type=positive_int, default=20, help="number of neighbours (default 20)")
     parser.add_argument("--min-count", type=int, default=1, help="co-occurrences an edge needs for NPMI (default 1)")
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also draw the neighbourhood as an SVG file")
     add_db_argument(parser)

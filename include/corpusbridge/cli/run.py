@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--reprocess", action="store_true", help="export every document again (their old results are replaced)"
     )
-    parser.add_argument("--shard-rows", type=int, default=50_000, help="documents per exported shard")
+    parser.add_argument("--shard-rows", type=positive_int, default=50_000, help="documents per exported shard")
     parser.add_argument("--run-label", help="recorded on every ledger row (default: cli__<UTC time>)")
     parser.add_argument(
         "--hpc-conn", metavar="URI", help=f"cluster connection, JSON or ssh:// URI (default: ${HPC_CONN_ENV})"

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +16,13 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("sanitize", help="clean raw documents into clean_documents (incremental)")
     add_db_argument(parser)
     add_json_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=2000, help="documents per COPY batch (default 2000)")
-    parser.add_argument("--workers", type=int, default=None, help="cleaning processes (default: the granted cores)")
-    parser.add_argument("--rejects", type=int, metavar="N", help="do not run: list the last N rejected documents")
+    parser.add_argument("--batch-size", type=positive_int, default=2000, help="documents per COPY batch (default 2000)")
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="cleaning processes (default: the granted cores)"
+    )
+    parser.add_argument(
+        "--rejects", type=positive_int, metavar="N", help="do not run: list the last N rejected documents"
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,6 +48,7 @@ def _list_rejects(conn: Any, limit: int, as_json: bool) -> int:
         print(json.dumps({"count": len(entries), "rejects": entries}, ensure_ascii=False))
         return 0
     for e in entries:
-        print(f"{e['reason']:<16} {e['doc_id']}: {e['detail']}")
+        detail = (e["detail"] or "").removeprefix(f"{e['doc_id']}: ")  # some details name the document already
+        print(f"{e['reason']:<16} {e['doc_id']}: {detail}")
     print(f"{len(entries)} rejected document(s) shown")
     return 0

@@ -8,13 +8,13 @@ from dataclasses import asdict
 from typing import Any
 
 from corpusbridge.cli.index import add_backend_arguments, es_client_for
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("search", help='full-text search: words, "phrases", -exclusions, or')
+    parser = subparsers.add_parser("search", help='full-text search (words, "phrases", -exclusions, a or b)')
     parser.add_argument("query", help='e.g. "mild asthma" budesonide -children')
-    parser.add_argument("--limit", type=int, default=10, help="number of hits (default 10)")
+    parser.add_argument("--limit", type=positive_int, default=10, help="number of hits (default 10)")
     add_db_argument(parser)
     add_json_argument(parser)
     add_backend_arguments(parser)

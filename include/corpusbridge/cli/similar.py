@@ -9,13 +9,13 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("similar", help="nearest neighbours of a document by its embedding")
     parser.add_argument("doc_id", help="e.g. doi:10.1000/xyz")
-    parser.add_argument("--limit", type=int, default=10, help="number of neighbours (default 10)")
+    parser.add_argument("--limit", type=positive_int, default=10, help="number of neighbours (default 10)")
     add_db_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(func=run)

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.load.status import pipeline_status
 
     with connect(args.db) as conn:
-        status = pipeline_status(conn)
+        status = {"database": _database(args.db)} | pipeline_status(conn)
     if args.json:
         print(json.dumps(status, default=str))
     else:
@@ -31,7 +31,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _database(explicit: str | None) -> str:
+    """Which database this is, without its password: the embedded server's folder follows $CORPUSBRIDGE_HOME (or
+    the current directory), so a status of an empty database usually means another home."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from corpusbridge.config import database_uri, home_dir
+
+    uri = database_uri(explicit)
+    if uri is None:
+        return f"embedded PostgreSQL in {home_dir() / 'pgdata'} ($CORPUSBRIDGE_HOME or ./.corpusbridge)"
+    parts = conninfo_to_dict(uri)
+    return " ".join(f"{k}={v}" for k, v in parts.items() if k in ("host", "port", "dbname", "user"))
+
+
 def _print(status: dict[str, Any]) -> None:
+    print(f"database: {status['database']}")
     for stage, info in status["stages"].items():
         last = info.get("last_run", {})
         runs = ", ".join(f"{n} {s}" for s, n in info["runs"].items())

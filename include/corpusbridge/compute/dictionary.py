@@ -42,7 +42,8 @@ class CachedDictionary:
 def cached_dictionary(terms: Path, cache_dir: Path) -> CachedDictionary:
     """The artifact for `terms`, built under `cache_dir` only when its version is not cached yet."""
     if not terms.is_file():
-        raise DictionaryError(f"{terms}: dictionary terms file not found; give a TSV/CSV/JSONL of concept_id, term")
+        what = "is a directory, not a terms file" if terms.is_dir() else "dictionary terms file not found"
+        raise DictionaryError(f"{terms}: {what}; give a TSV/CSV/JSONL of concept_id, term")
     cache_dir.mkdir(parents=True, exist_ok=True)
     alias = cache_dir / _BY_TERMS / f"{file_sha256(terms)}.version"
     found = _cached(cache_dir, alias)

@@ -93,6 +93,8 @@ def run_ingest(
     """
     options = options or IngestOptions()
     root = Path(source_dir).absolute()
+    if not root.is_dir():  # a typo, not a run: nothing is recorded
+        raise FileNotFoundError(f"source directory {root} does not exist or is not a directory")
     try:
         with stage_lock(conn, Stage.INGEST):
             summary = IngestSummary(

@@ -51,10 +51,7 @@ def similar(conn: psycopg.Connection, doc_id: str, limit: int = 10) -> list[Neig
     """The `limit` documents nearest to `doc_id` by cosine distance, through the HNSW index (approximate)."""
     row = conn.execute(statements.VECTOR_OF, (doc_id,)).fetchone()
     if row is None:
-        raise UnknownDocument(
-            f"{doc_id}: no vector loaded for this document; run the pipeline with embeddings "
-            "(`corpusbridge run`) or check the id with `corpusbridge search`"
-        )
+        raise _not_loaded(conn, doc_id, "no vector loaded for this document; run the pipeline with embeddings")
     with conn.transaction():
         conn.execute(statements.SET_EF_SEARCH, (str(max(40, 2 * (limit + 1))),))
         rows = conn.execute(statements.NEAREST, {"vector": row[0], "limit": limit + 1}).fetchall()
@@ -66,9 +63,8 @@ def document_concepts(conn: psycopg.Connection, doc_id: str) -> DocumentConcepts
     """The concepts found in a document, with offsets, sentence numbers and (when the text is here) sentences."""
     result = conn.execute(statements.RESULT_OF, (doc_id,)).fetchone()
     if result is None:
-        raise UnknownDocument(
-            f"{doc_id}: no results loaded for this document; run `corpusbridge run` (or export, compute and load)"
-        )
+        raise _not_loaded(conn, doc_id, "no results loaded for this document; run `corpusbridge run` (or export, "
+                          "compute and load)")  # fmt: skip
     rows = conn.execute(statements.CONCEPTS_OF, (doc_id,)).fetchall()
     title_row = conn.execute(statements.TITLE_OF, (doc_id,)).fetchone()
     text_row = conn.execute(EXPORTED_TEXT, (doc_id,)).fetchone()
@@ -81,6 +77,17 @@ def document_concepts(conn: psycopg.Connection, doc_id: str) -> DocumentConcepts
 
 def _reads(text_row: tuple | None, row: tuple) -> bool:
     return bool(text_row and text_row[0] and text_row[0][row[1] : row[2]] == row[4])
+
+
+def _not_loaded(conn: psycopg.Connection, doc_id: str, why: str) -> UnknownDocument:
+    """A lookup that found nothing: an id that names no clean document is a different mistake from a document
+    whose results are not loaded yet, and each wants its own advice."""
+    if conn.execute(statements.TITLE_OF, (doc_id,)).fetchone() is None:
+        return UnknownDocument(
+            f"{doc_id}: no clean document has this id (ids read like doi:10.1000/xyz or pmid:123; find one with "
+            "`corpusbridge search WORDS`)"
+        )
+    return UnknownDocument(f"{doc_id}: {why}")
 
 
 def _sentences(text: str | None, rows: list[tuple]) -> dict[int, str]:

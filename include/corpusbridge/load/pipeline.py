@@ -82,8 +82,11 @@ def run_pipeline(conn: psycopg.Connection, options: PipelineOptions) -> Pipeline
 
     work = options.work_dir or home_dir()
     summary = PipelineSummary(backend=options.backend)
-    _prepare(conn, options, summary)
+    if options.source is not None and not options.source.is_dir():  # before hours of ingest, not after
+        raise FileNotFoundError(f"source directory {options.source} does not exist or is not a directory")
+    # Built (or found cached) first: a bad terms file ends the run before ingest, sanitize and index, not after.
     dictionary = cached_dictionary(options.terms or default_terms(), work / "dictionaries")
+    _prepare(conn, options, summary)
     summary.dictionary_version = dictionary.version
     exported = _export(conn, options, dictionary.version, work / "exports", summary)
     if exported is None:

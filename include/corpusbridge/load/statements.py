@@ -110,8 +110,14 @@ LAST_LOAD = """
     SELECT run_id, status, batch_id, reconciliation, finished_at FROM load_runs
     WHERE reconciliation IS NOT NULL ORDER BY run_id DESC LIMIT 1
 """
+# Rows: the live rows the statistics system counts as rows are written (right after a load, before any ANALYZE
+# has set reltuples), else the planner's estimate (statistics are reset after a crash; reltuples is -1 until the
+# first ANALYZE).
 TABLE_SIZES = """
-    SELECT c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+    SELECT c.relname,
+           (CASE WHEN pg_stat_get_live_tuples(c.oid) > 0 OR c.reltuples < 0 THEN pg_stat_get_live_tuples(c.oid)
+                 ELSE c.reltuples END)::bigint,
+           pg_total_relation_size(c.oid)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(%s)
     ORDER BY c.relname

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from corpusbridge.load import statements
+from corpusbridge.runs import Stage
 
 TABLES = (
     "raw_documents",
@@ -45,4 +46,6 @@ def pipeline_status(conn: psycopg.Connection) -> dict[str, Any]:
     reconciliation = None
     if last:
         reconciliation = {"run_id": last[0], "status": last[1], **last[3]}
+    order = {stage.value: i for i, stage in enumerate(Stage)}  # data-flow order, not the alphabet's
+    stages = dict(sorted(stages.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
     return {"stages": stages, "tables": tables, "last_reconciliation": reconciliation}

@@ -37,5 +37,5 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
         summary.docs_per_second,
     )
     if summary.docs_rejected:
-        log.warning("%d documents rejected: see the sanitize_rejects table (reason, detail)", summary.docs_rejected)
+        log.warning("%d documents rejected: see `corpusbridge sanitize --rejects N`", summary.docs_rejected)
     return {**summary.as_dict(), "clean_changed": summary.rows_written > 0}

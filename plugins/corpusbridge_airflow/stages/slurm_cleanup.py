@@ -58,6 +58,8 @@ def recorded_tasks(ti: Any, task_ids: Sequence[str]) -> list[stopped.TaskJobs]:
         if found is None or state not in stopped.STOPPED_STATES:
             continue
         task_id, map_index = found
+        if state == "skipped" and map_index < 0:
+            continue  # a mapped SLURM task skipped before its expansion never ran (a pull would log an error)
         label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
         def pull(xcom_key: str, task_id: str = task_id, map_index: int = map_index) -> Any:

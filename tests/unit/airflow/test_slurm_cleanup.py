@@ -59,6 +59,7 @@ def test_only_stopped_instances_with_jobs_are_read() -> None:
         ("neighbors_slurm[0]", "success", ("20",), None, True),
     ]
     assert all(map_index != 1 for _, map_index, _ in run.pulled), "a deferred instance's XComs are not read"
+    assert all(map_index != -1 for _, map_index, _ in run.pulled), "an unexpanded skipped instance never ran"
 
 
 def test_a_run_without_slurm_jobs_skips() -> None:
