@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_counts()
     print(f"\ncorpus_compute run {compute.run_id} ({args.backend}): {compute.state}  tasks: {compute_states}")
     _print_round_trip(compute_states.get("export") == "skipped")
+    _print_next_steps()
     return 0 if compute.state == "success" else 1
 
 
@@ -187,10 +188,21 @@ def _print_similar(query: str = '"mild asthma"') -> None:
         print(f"  (corpusbridge graph recall: HNSW recall@10 = {recall.recall_at_k} on {recall.docs} documents)")
     for rank, hit in enumerate(neighbours, 1):
         print(f"  {rank}. {hit.similarity:.3f}  {hit.doc_id}  {hit.title}")
-    print(f"\ncorpusbridge concepts {doc_id}: {len(found.concepts)} mentions")
-    for concept in found.concepts[:6]:
+    shown = min(6, len(found.concepts))
+    print(f"\ncorpusbridge concepts {doc_id}: {len(found.concepts)} mentions (the first {shown})")
+    for concept in found.concepts[:shown]:
         where = f"[{concept.start}:{concept.end}]"
         print(f"  {concept.concept_id:<24} {where:<12} {concept.matched!r} (sentence {concept.sentence})")
+
+
+def _print_next_steps() -> None:
+    """What a person can ask next: the same database through the CLI (it follows $CORPUSBRIDGE_HOME)."""
+    print(f"\nnext: the CLI reads this database from the repository root, or anywhere with "
+          f"CORPUSBRIDGE_HOME={HOME}")  # fmt: skip
+    commands = ("status", 'search "mild asthma"', "similar DOC_ID", "concepts DOC_ID", "related CONCEPT_ID",
+                "quarantine", "run --backend local --source CRAWL_DIR   (the whole chain without Airflow)")  # fmt: skip
+    for command in commands:
+        print(f"  .venv/bin/corpusbridge {command}")
 
 
 def _print_counts() -> None:

@@ -39,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(found), ensure_ascii=False))
         return 0
     print(f"{found.doc_id}  {found.title or '(untitled)'}  ({len(found.concepts)} concepts, batch {found.batch_id})")
+    width = max((len(hit.concept_id) for hit in found.concepts), default=0)
     for hit in found.concepts:
-        print(f"  {hit.concept_id:<12} [{hit.start}:{hit.end}] sentence {hit.sentence}: {hit.matched!r}")
+        print(f"  {hit.concept_id:<{width}} [{hit.start}:{hit.end}] sentence {hit.sentence}: {hit.matched!r}")
         if hit.sentence_text:
-            print(f"      {hit.sentence_text}")
+            print(f"      {' '.join(hit.sentence_text.split())}")  # a title's blank line would break the indent
     return 0
 
 

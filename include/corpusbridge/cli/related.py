@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(found) | {"svg": str(args.svg) if args.svg else None}, ensure_ascii=False))
         return 0
     print(f"{found.concept_id}  {found.label or ''}  ({found.docs} documents, {found.sentences} sentences)")
+    width = max((len(n.concept_id) for n in found.neighbours), default=0)  # columns that hold every id
+    label = max((len(n.label or "") for n in found.neighbours), default=0)
     for rank, n in enumerate(found.neighbours, 1):
         print(
-            f"{rank:>3}. {n.concept_id:<14} {n.label or '':<28} docs {n.docs:>7}  sentences {n.sentences:>7}  "
-            f"npmi {_fmt(n.npmi_docs)} / {_fmt(n.npmi_sentences)}"
+            f"{rank:>3}. {n.concept_id:<{width}}  {n.label or '':<{label}}  docs {n.docs:>7}  sentences "
+            f"{n.sentences:>7}  npmi {_fmt(n.npmi_docs)} / {_fmt(n.npmi_sentences)}"
         )
     return 0
 

@@ -48,17 +48,22 @@ def run_local(
         python or sys.executable, str(manifest), str(dictionary), str(out_dir), embeddings=embeddings, workers=workers
     )
     transport = LocalTransport(out_dir)
-    for shard in shards:
+    total = sum(shard.rows for shard in shards)
+    for number, shard in enumerate(shards, start=1):
         entry = verified_result(out_dir, shard, version, embeddings)
         if entry is not None:
             summary.skipped += 1
         else:
+            log.info("compute local: shard %d (%d/%d), %d documents...", shard.index, number, len(shards), shard.rows)
+            shard_started = time.monotonic()
             result = transport.run([*base, "--index", str(shard.index)])
             entry = verified_result(out_dir, shard, version, embeddings) if result.ok else None
             if entry is None:
                 summary.failed[shard.index] = _failure(result.returncode, result.stderr, result.stdout)
                 log.error("compute local: shard %d failed: %s", shard.index, summary.failed[shard.index])
                 continue
+            _log_progress(shard, time.monotonic() - shard_started, summary.docs_processed + entry.input_rows, total,
+                          time.monotonic() - started)  # fmt: skip
         summary.docs_processed += entry.input_rows
     summary.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -70,6 +75,14 @@ def run_local(
         summary.seconds,
     )
     return summary
+
+
+def _log_progress(shard: ShardEntry, seconds: float, done: int, total: int, elapsed: float) -> None:
+    """One line a shard: its rate, the documents done so far and, at the rate so far, the time left."""
+    rate = shard.rows / seconds if seconds > 0 else 0.0
+    left = (total - done) * elapsed / done if done else 0.0
+    log.info("compute local: shard %d done in %.1f s (%.1f docs/s); %d of %d documents, about %.0f s left",
+             shard.index, seconds, rate, done, total, left)  # fmt: skip
 
 
 def _chosen(manifest: ExportManifest, indices: Sequence[int] | None) -> list[ShardEntry]:
