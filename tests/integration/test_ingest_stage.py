@@ -232,6 +232,11 @@ def test_cli_ingest_json_keys_and_quarantine_listing(db_uri, tmp_path) -> None:
     ).stdout  # fmt: skip
     entries = json.loads(listing)["entries"]
     assert entries[0]["error_class"] == "UnknownFormat" and entries[0]["source_file"].endswith("junk.txt")
+    mistyped = subprocess.run(
+        [sys.executable, "-m", "corpusbridge", "quarantine", "--error-class", "UnknwonFormat", "--db", db_uri],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert mistyped.returncode == 1 and "classes: UnknownFormat (1)" in mistyped.stderr, mistyped.stderr
 
 
 def test_servers_before_postgresql_18_count_duplicates_the_same(db, tmp_path, monkeypatch) -> None:

@@ -6,6 +6,8 @@ import argparse
 
 from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
 
+CLASSES = "SELECT error_class, count(*) FROM quarantine GROUP BY error_class ORDER BY count(*) DESC, error_class"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("quarantine", help="list quarantined records with their reasons")
@@ -24,10 +26,16 @@ def run(args: argparse.Namespace) -> int:
 
     with connect(args.db) as conn:
         entries = list_quarantine(conn, limit=args.limit, error_class=args.error_class)
+        classes = dict(conn.execute(CLASSES).fetchall())
+    if args.error_class and args.error_class not in classes:
+        known = ", ".join(f"{name} ({count})" for name, count in classes.items()) or "none: nothing is quarantined"
+        raise SystemExit(f"corpusbridge quarantine: no record was quarantined as {args.error_class!r}; "
+                         f"classes: {known}")  # fmt: skip
     if args.json:
         print(json.dumps({"count": len(entries), "entries": [e.as_dict() for e in entries]}, ensure_ascii=False))
         return 0
     for e in entries:
         print(f"{e.error_class:<20} {e.source_file} [{e.locator}]: {e.message}")
-    print(f"{len(entries)} quarantined record(s) shown")
+    total = classes.get(args.error_class, 0) if args.error_class else sum(classes.values())
+    print(f"{len(entries)} of {total} quarantined record(s) shown")
     return 0

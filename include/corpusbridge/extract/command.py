@@ -69,7 +69,20 @@ def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
         return
     width = max((len(k) for k in summary), default=0)
     for key, value in summary.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {_readable(value)}")
+
+
+def _readable(value: Any) -> str:
+    """A value as a person reads it, not as Python spells it: `-` for none, yes/no, lists joined, mappings as JSON."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def run(args: argparse.Namespace) -> int:
