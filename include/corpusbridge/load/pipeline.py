@@ -107,8 +107,14 @@ def _prepare(conn: psycopg.Connection, options: PipelineOptions, summary: Pipeli
 
     if options.source is not None:
         summary.docs_ingested = run_ingest(conn, options.source).records_loaded
-    summary.docs_sanitized = run_sanitize(conn).docs_clean
-    summary.docs_indexed = run_index(conn).docs_indexed
+    sanitized = run_sanitize(conn)
+    rejects = f" {sanitized.reject_reasons} (corpusbridge sanitize --rejects N)" if sanitized.docs_rejected else ""
+    log.info("sanitize run %d: %d in = %d clean + %d rejected%s", sanitized.run_id, sanitized.docs_in,
+             sanitized.docs_clean, sanitized.docs_rejected, rejects)  # fmt: skip
+    indexed = run_index(conn)
+    log.info("index run %d: %d in = %d indexed + %d deleted + %d failed", indexed.run_id, indexed.docs_in,
+             indexed.docs_indexed, indexed.docs_deleted, indexed.docs_failed)  # fmt: skip
+    summary.docs_sanitized, summary.docs_indexed = sanitized.docs_clean, indexed.docs_indexed
 
 
 def _export(
