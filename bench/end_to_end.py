@@ -108,13 +108,14 @@ def _checkpoint(conn: Any) -> None:
     conn.commit()
 
 
-def bare_copy(conn: Any, manifest: Path, results: Path, kind: str) -> tuple[float, int]:
-    """The load's peer: the result rows COPYed straight into a LIKE-INCLUDING-ALL twin of the final table."""
-    import pyarrow as pa
+def bare_copy(conn: Any, manifest: Path, results: Path, kind: str, workers: int = 1) -> tuple[float, int]:
+    """The load's peer: the result rows COPYed straight into a LIKE-INCLUDING-ALL twin of the final table, one
+    transaction per shard; concept rows `workers` shards at once (each on its own connection, as the load does)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     from corpusbridge.export.manifest import read_manifest
+    from corpusbridge.load.parallel import loaded_shards
     from corpusbridge.load.streams import _BINARY_HEADER, _BINARY_TRAILER, _binary_rows
 
     table = f"bench_bare_{kind}"
@@ -126,6 +127,16 @@ def bare_copy(conn: Any, manifest: Path, results: Path, kind: str) -> tuple[floa
     _checkpoint(conn)
     batch = read_manifest(manifest)
     rows, started = 0, time.monotonic()
+    if kind == "concepts":
+
+        def copy_shard(shard_conn: Any, index: int) -> int:
+            with shard_conn.transaction():
+                return _bare_copy_concepts(shard_conn, table, results / f"concepts-{index}.parquet", batch.batch_id,
+                                           index)  # fmt: skip
+
+        indices = sorted(shard.index for shard in batch.shards)
+        rows = sum(n for _, n in loaded_shards(conn, indices, copy_shard, workers=workers))
+        return time.monotonic() - started, rows
     for shard in sorted(batch.shards, key=lambda s: s.index):
         path = results / f"{kind}-{shard.index}.parquet"
         with conn.transaction():
@@ -137,19 +148,6 @@ def bare_copy(conn: Any, manifest: Path, results: Path, kind: str) -> tuple[floa
                         pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
                         copy.write(buffer.getbuffer())
                         rows += part.num_rows
-            elif kind == "concepts":
-                statement = (f"COPY {table} (doc_id, concept_id, start_offset, end_offset, sentence, matched, "
-                             "batch_id, shard) FROM STDIN (FORMAT csv)")  # fmt: skip
-                columns = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
-                with conn.cursor().copy(statement) as copy:
-                    for part in pq.ParquetFile(path).iter_batches(batch_size=16_384, columns=columns):
-                        n = part.num_rows
-                        part = part.append_column("batch_id", pa.array([batch.batch_id] * n))
-                        part = part.append_column("shard", pa.array([shard.index] * n, pa.int32()))
-                        buffer = io.BytesIO()
-                        pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
-                        copy.write(buffer.getbuffer())
-                        rows += n
             else:
                 # binary rows as the load sends them, with batch_id and shard added: insert via a twin without them
                 conn.execute("CREATE TEMP TABLE bare_in (doc_id text, embedding vector(384)) ON COMMIT DROP")
@@ -164,6 +162,27 @@ def bare_copy(conn: Any, manifest: Path, results: Path, kind: str) -> tuple[floa
                 )
     seconds = time.monotonic() - started
     return seconds, rows
+
+
+def _bare_copy_concepts(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    statement = (f"COPY {table} (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard) "
+                 "FROM STDIN (FORMAT csv)")  # fmt: skip
+    columns = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
+    rows = 0
+    with conn.cursor().copy(statement) as copy:
+        for part in pq.ParquetFile(path).iter_batches(batch_size=16_384, columns=columns):
+            n = part.num_rows
+            part = part.append_column("batch_id", pa.array([batch_id] * n))
+            part = part.append_column("shard", pa.array([index] * n, pa.int32()))
+            buffer = io.BytesIO()
+            pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
+            copy.write(buffer.getbuffer())
+            rows += n
+    return rows
 
 
 def relation_sizes(conn: Any) -> dict[str, int]:
@@ -235,6 +254,7 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
 
     from corpusbridge.compute.local import run_local
     from corpusbridge.compute.slurm import run_slurm_on
+    from corpusbridge.config import load_workers
     from corpusbridge.export.selection import Selection
     from corpusbridge.export.stage import run_export
     from corpusbridge.index.stage import run_index
@@ -269,6 +289,10 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
         row["bare_copy_s"], bare_rows = bare_copy(conn, manifest, results, "concepts")
         assert bare_rows == loaded.concepts_loaded, (bare_rows, loaded.concepts_loaded)
         conn.execute("DROP TABLE bench_bare_concepts")
+        row["load_workers"] = load_workers()
+        if row["load_workers"] > 1:  # the peer at the load's own parallelism too
+            row["bare_copy_parallel_s"], _ = bare_copy(conn, manifest, results, "concepts", row["load_workers"])
+            conn.execute("DROP TABLE bench_bare_concepts")
         row["bare_copy_pairs_s"], row["pair_partial_rows"] = bare_copy(conn, manifest, results, "cooccurrence")
         conn.execute("DROP TABLE bench_bare_cooccurrence")
         conn.commit()
@@ -284,6 +308,8 @@ def bench_size(server: str, docs: int, args: argparse.Namespace, scratch: Path, 
     local_other = row["export_s"] + row["load_s"]
     row["ratio_other_vs_payload_local"] = round(local_other / row["payload_s"], 3)
     row["ratio_bare_copy_vs_load"] = round(row["bare_copy_s"] / row["load_s"], 3)
+    if "bare_copy_parallel_s" in row:
+        row["ratio_bare_copy_parallel_vs_load"] = round(row["bare_copy_parallel_s"] / row["load_s"], 3)
     # the load also reduces the graph: its peer then also COPYs the shards' pair partials (no upsert, no key)
     with_pairs = row["bare_copy_s"] + row["bare_copy_pairs_s"]
     row["ratio_bare_copy_with_pairs_vs_load"] = round(with_pairs / row["load_s"], 3)
@@ -419,6 +445,8 @@ def main() -> None:
         "other_vs_payload_local": {r["docs"]: r["ratio_other_vs_payload_local"] for r in rows},
         "bare_copy_vs_load": {r["docs"]: r["ratio_bare_copy_vs_load"] for r in rows},
         "bare_copy_with_pairs_vs_load": {r["docs"]: r["ratio_bare_copy_with_pairs_vs_load"] for r in rows},
+        "bare_copy_parallel_vs_load": {r["docs"]: r.get("ratio_bare_copy_parallel_vs_load") for r in rows},
+        "load_workers": rows[-1]["load_workers"],
         "other_vs_payload_with_embeddings": big.get("embeddings", {}).get("ratio_other_vs_payload"),
         "goals": "cost_per_doc_big_over_small <= 1.2; other_vs_payload <= 0.5; bare_copy_vs_load >= 0.5",
     }

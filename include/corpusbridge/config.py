@@ -25,6 +25,16 @@ def database_uri(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get(DB_ENV) or None
 
 
+LOAD_WORKERS_ENV = "CORPUSBRIDGE_LOAD_WORKERS"
+
+
+def load_workers() -> int:
+    """Shards a load writes at once: `$CORPUSBRIDGE_LOAD_WORKERS`, else the cores up to 4 (each is one server
+    backend writing the same indexes: more than a few mostly wait on each other)."""
+    configured = os.environ.get(LOAD_WORKERS_ENV, "")
+    return max(1, int(configured)) if configured.isdigit() else min(4, worker_count())
+
+
 def worker_count() -> int:
     """Cores this process may use: SLURM's grant when present, else the affinity mask."""
     granted = os.environ.get("SLURM_CPUS_PER_TASK")

@@ -151,6 +151,17 @@ def register_batch(conn: psycopg.Connection, batch: Batch, *, clean_seq: int = 1
                 )
 
 
+def rewrite_output(batch, index: int, name: str, table) -> None:
+    """Replace one result file and record it in result-I.json as the payload would: the file verifies, its rows are
+    what is wrong (a result from another export or another payload run)."""
+    path = batch.results / f"result-{index}.json"
+    entry = json.loads(path.read_text())
+    output = batch.results / entry["outputs"][name]["path"]
+    pq.write_table(table, output)
+    entry["outputs"][name] |= {"rows": table.num_rows, "sha256": file_sha256(output)}
+    path.write_text(json.dumps(entry, indent=2))
+
+
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
     tables = ("document_concepts", "document_vectors", "document_results", "load_ledger")
     return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # type: ignore[index]

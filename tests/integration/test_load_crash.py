@@ -18,7 +18,8 @@ from corpusbridge.load.stage import run_load
 pytestmark = pytest.mark.integration
 
 # The loader in a process of its own. Its only change: after shard 1's rows and ledger row are written, inside the
-# still-open transaction, it says so and waits to be killed (the test double of a crash at the worst moment).
+# still-open transaction, it says so and waits to be killed (the test double of a crash at the worst moment). With
+# shards loading at once, the test waits for shard 0 to commit beside it before the kill.
 LOADER = """
 import sys, time
 from pathlib import Path
@@ -43,8 +44,9 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     return build_round_trip(tmp_path_factory)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_load_killed_inside_a_shard_transaction_then_retried_loads_every_row_once(
-    db, db_uri: str, round_trip: RoundTrip
+    db, db_uri: str, round_trip: RoundTrip, workers: int
 ) -> None:
     batch = round_trip.first
     register_batch(db, batch)
@@ -52,11 +54,15 @@ def test_a_load_killed_inside_a_shard_transaction_then_retried_loads_every_row_o
         [sys.executable, "-c", LOADER, db_uri, str(batch.manifest), str(batch.results)],
         stdout=subprocess.PIPE,
         text=True,
-        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "include")},
+        env=os.environ
+        | {
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "include"),
+            "CORPUSBRIDGE_LOAD_WORKERS": str(workers),
+        },
     )
     try:
         assert loader.stdout is not None and loader.stdout.readline().strip() == "inside shard 1"
-        in_flight = db.execute("SELECT count(*) FROM load_ledger").fetchone()[0]
+        in_flight = _committed_shards(db, at_least=1)
         loader.send_signal(signal.SIGKILL)
     finally:
         loader.kill()
@@ -75,6 +81,17 @@ def test_a_load_killed_inside_a_shard_transaction_then_retried_loads_every_row_o
     }
     runs = db.execute("SELECT status, error FROM load_runs ORDER BY run_id").fetchall()
     assert runs == [("failed", "interrupted"), ("succeeded", None)]
+
+
+def _committed_shards(db, at_least: int, timeout: float = 60) -> int:
+    """Ledger rows committed, once there are `at_least` (a shard loading beside the hung one commits on its own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = db.execute("SELECT count(*) FROM load_ledger").fetchone()[0]
+        db.commit()
+        if rows >= at_least or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def _wait_for_backend_exit(db) -> None:

@@ -5,6 +5,7 @@ A private embedded server (not the session's shared one) so that restarting it d
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,14 @@ def private_server(tmp_path: Path) -> Iterator[object]:
     server.cleanup()
 
 
+def _wait_for_a_committed_shard(uri: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(uri, autocommit=True) as watcher:
+        while watcher.execute("SELECT count(*) FROM load_ledger").fetchone()[0] < 1:  # type: ignore[index]
+            assert time.monotonic() < deadline, "shard 0 never committed"
+            time.sleep(0.05)
+
+
 def _restart(server) -> None:
     """pg_ctl restart -m fast: every session is terminated, in-flight transactions roll back."""
     _pg_ctl(server, "restart", "-m", "fast")
@@ -50,8 +59,9 @@ def _pg_ctl(server, *action: str) -> None:
     pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), *action), bin_path=server.bin_path, user=server.system_user)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_database_restart_inside_a_shard_transaction_then_a_retry_loads_every_row_once(
-    private_server, round_trip: RoundTrip, monkeypatch: pytest.MonkeyPatch
+    private_server, round_trip: RoundTrip, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     uri = private_server.get_uri()
     batch = round_trip.first
@@ -62,11 +72,12 @@ def test_a_database_restart_inside_a_shard_transaction_then_a_retry_loads_every_
         def record_then_restart(conn, batch_id, shard, *args, **kwargs):
             record(conn, batch_id, shard, *args, **kwargs)
             if shard.index == 1:
+                _wait_for_a_committed_shard(uri)  # with shards at once, shard 0 commits beside this one first
                 _restart(private_server)
 
         monkeypatch.setattr(ledger, "record", record_then_restart)
         with pytest.raises(psycopg.OperationalError):
-            run_load(conn, batch.manifest, batch.results, provenance=Provenance("before-restart"))
+            run_load(conn, batch.manifest, batch.results, provenance=Provenance("before-restart"), workers=workers)
         monkeypatch.undo()
 
     with connect(uri) as conn:

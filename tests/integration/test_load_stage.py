@@ -15,11 +15,11 @@ from load_support import (
     copy_batch,
     output_rows,
     register_batch,
+    rewrite_output,
     table_counts,
 )
 
 from corpusbridge.graph.load import GraphMismatch
-from corpusbridge.hashing import file_sha256
 from corpusbridge.load.ledger import Provenance, ResultChanged
 from corpusbridge.load.reconcile import ReconciliationError, reconcile
 from corpusbridge.load.stage import LoadError, run_load
@@ -36,8 +36,11 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
 PROVENANCE = Provenance(run_label="test__run-1", image_digest="sha256:" + "ab" * 32)
 
 
-def _load(db, batch, label: str = "test__run-1"):
-    return run_load(db, batch.manifest, batch.results, provenance=Provenance(label, PROVENANCE.image_digest))
+def _load(db, batch, label: str = "test__run-1", workers: int = 1):
+    """One shard at a time unless asked: the tests of a failing shard count on the shards before it being loaded
+    and those after it not (test_load_parallel.py has the shards-at-once cases)."""
+    return run_load(db, batch.manifest, batch.results, provenance=Provenance(label, PROVENANCE.image_digest),
+                    workers=workers)  # fmt: skip
 
 
 def test_load_writes_every_row_once_with_provenance_and_reconciles(db, round_trip: RoundTrip) -> None:
@@ -259,17 +262,6 @@ def test_a_given_image_digest_that_disagrees_with_a_result_loads_nothing_and_nam
     assert dict(db.execute("SELECT shard, image_digest FROM load_ledger").fetchall()) == {0: recorded, 1: recorded}
 
 
-def _rewrite_output(batch, index: int, name: str, table) -> None:
-    """Replace one result file and record it in result-I.json as the payload would: the file verifies, its rows are
-    what is wrong (a result from another export or another payload run)."""
-    path = batch.results / f"result-{index}.json"
-    entry = json.loads(path.read_text())
-    output = batch.results / entry["outputs"][name]["path"]
-    pq.write_table(table, output)
-    entry["outputs"][name] |= {"rows": table.num_rows, "sha256": file_sha256(output)}
-    path.write_text(json.dumps(entry, indent=2))
-
-
 def test_a_result_naming_a_document_of_another_shard_is_refused_with_its_id(
     db, round_trip: RoundTrip, tmp_path: Path
 ) -> None:
@@ -277,7 +269,7 @@ def test_a_result_naming_a_document_of_another_shard_is_refused_with_its_id(
     register_batch(db, batch)
     concepts = pq.read_table(batch.results / "concepts-1.parquet")
     stray = concepts.slice(0, 1).set_column(0, concepts.schema.field(0), [["doc:99999"]])
-    _rewrite_output(batch, 1, "concepts", pa.concat_tables([concepts.slice(1), stray]))
+    rewrite_output(batch, 1, "concepts", pa.concat_tables([concepts.slice(1), stray]))
     with pytest.raises(LoadError, match=r"shard 1: results name documents the export did not put into this shard "
                        r"\(doc:99999\)"):  # fmt: skip
         _load(db, batch)
@@ -293,7 +285,7 @@ def test_a_graph_partial_from_another_payload_run_is_refused_and_loads_nothing_o
     concepts = pq.read_table(batch.results / "concepts-0.parquet")
     last_doc = concepts.column("doc_id")[-1].as_py()
     kept = concepts.filter(pc.not_equal(concepts.column("doc_id"), last_doc))
-    _rewrite_output(batch, 0, "concepts", kept)  # the rows lost a document's concepts; the partial still counts them
+    rewrite_output(batch, 0, "concepts", kept)  # the rows lost a document's concepts; the partial still counts them
     with pytest.raises(GraphMismatch, match=r"shard 0: concept-docs-0.parquet counts \d+ \(document, concept\) "):
         _load(db, batch)
     assert table_counts(db)["load_ledger"] == 0 and table_counts(db)["document_concepts"] == 0

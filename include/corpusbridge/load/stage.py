@@ -4,14 +4,15 @@
         summary = run_load(conn, Path("export/<batch>/manifest.json"), Path("results/<batch>"),
                            provenance=Provenance(run_label="manual__2026-01-01"))
 
-One transaction per shard: refuse documents the export did not put into the shard, delete the previous concepts and
-vector of the shard's documents (a document processed again is replaced, never duplicated), COPY the concept rows
-straight into document_concepts and the vectors through a temporary table, upsert document_results and
-insert the ledger row, which keeps the image digest the payload recorded (one per shard; a different digest from the
-caller fails the run before any shard loads). A shard already in the ledger with the same result sha256 is skipped;
-with another sha256 the run fails (the result changed after it was loaded). Shards that fail verification are named
-in one error after the verified ones are loaded, so a retry after a re-fetch loads only those. The run ends with the
-batch's reconciliation, stored on the run row; a mismatch fails the run after it is recorded.
+One transaction per shard (several shards at once, each on a connection of its own: load/parallel.py): refuse
+documents the export did not put into the shard, delete the previous concepts and vector of the shard's documents
+(a document processed again is replaced, never duplicated), COPY the concept rows straight into document_concepts
+and the vectors through a temporary table, upsert document_results and insert the ledger row, which keeps the
+image digest the payload recorded (one per shard; a different digest from the caller fails the run before any shard
+loads). A shard already in the ledger with the same result sha256 is skipped; with another sha256 the run fails
+(the result changed after it was loaded). Shards that fail verification are named in one error after the verified
+ones are loaded, so a retry after a re-fetch loads only those. The run ends with the batch's reconciliation, stored
+on the run row; a mismatch fails the run after it is recorded.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from typing import Any, ClassVar
 
 import psycopg
 
+from corpusbridge.config import load_workers
 from corpusbridge.export.manifest import ExportManifest, ManifestError, read_manifest
 from corpusbridge.extract.results import result_name
 from corpusbridge.graph.load import GraphMismatch, fold_pending, load_shard_pairs
 from corpusbridge.hashing import file_sha256
 from corpusbridge.load import ledger, statements
 from corpusbridge.load.ledger import ImageDigestConflict, Provenance, ResultChanged, ShardCounts
+from corpusbridge.load.parallel import loaded_shards
 from corpusbridge.load.reconcile import Reconciliation, ReconciliationError, reconcile
 from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors, read_contents
 from corpusbridge.load.verify import ResultVerificationError, VerifiedShard, check_results
@@ -113,15 +116,17 @@ def run_load(
     *,
     provenance: Provenance,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> LoadSummary:
-    """Load every shard of the manifest's batch from `results_dir` exactly once; see the module docstring."""
+    """Load every shard of the manifest's batch from `results_dir` exactly once; see the module docstring.
+    `workers`: shards loading at once (default `config.load_workers()`)."""
     batch = read_manifest(manifest)
     with stage_lock(conn, Stage.LOAD):
         values = {"batch_id": batch.batch_id, "run_label": provenance.run_label}
         run_id = start_run(conn, Stage.LOAD, values)
         summary = LoadSummary(run_id=run_id, batch_id=batch.batch_id, run_label=provenance.run_label)
         with recorded_run(conn, Stage.LOAD, summary):
-            _load_batch(conn, manifest, batch, results_dir, summary, provenance, progress)
+            _load_batch(conn, manifest, batch, results_dir, summary, provenance, progress, workers or load_workers())
     return summary
 
 
@@ -133,6 +138,7 @@ def _load_batch(
     summary: LoadSummary,
     provenance: Provenance,
     progress: ProgressCallback | None,
+    workers: int,
 ) -> None:
     _check_registered(conn, manifest, batch)
     _fold_graph(conn)  # what a crashed run left pending
@@ -140,8 +146,11 @@ def _load_batch(
     good, bad = check_results(pending, results_dir)
     ledger.check_image_digests(batch.batch_id, good, provenance)  # before any shard loads: all of them or none
     meter = ProgressMeter(Stage.LOAD, progress, total=sum(s.entry.input_rows for s in good), unit="docs")
-    for shard in good:
-        counts = load_shard(conn, batch.batch_id, shard, run_id=summary.run_id, provenance=provenance)
+
+    def load_one(shard_conn: psycopg.Connection, shard: VerifiedShard) -> ShardCounts:
+        return load_shard(shard_conn, batch.batch_id, shard, run_id=summary.run_id, provenance=provenance)
+
+    for shard, counts in loaded_shards(conn, good, load_one, workers=workers):
         summary.shards_loaded += 1
         summary.docs_loaded += counts.docs
         summary.docs_processed += shard.entry.input_rows
