@@ -46,7 +46,7 @@ def loaded_shards(
         except BaseException:
             for future in running:
                 future.cancel()
-            connections.cancel_all()  # a no-op after a shard's own failure: nothing is in flight any more
+            connections.stop(running)  # a no-op after a shard's own failure: nothing is in flight any more
             raise
 
 
@@ -89,12 +89,17 @@ class _Connections:
                 self._opened.append(conn)
         return conn
 
-    def cancel_all(self) -> None:
-        """Stop the statements in flight (a stop signal or another shard's failure): their transactions roll back."""
-        with self._lock:
-            for conn in self._opened:
-                if not conn.closed:
-                    conn.cancel_safe(timeout=10)
+    def stop(self, running: dict[Future, Shard]) -> None:
+        """Cancel the statements in flight until every started shard has ended: their transactions roll back. Again
+        and again, because a worker may send its next statement (or connect) just after a cancel went out."""
+        while True:
+            with self._lock:
+                for conn in self._opened:
+                    if not conn.closed:
+                        conn.cancel_safe(timeout=10)
+            _, not_done = wait(running, timeout=0.2)
+            if not not_done:
+                return
 
     def __enter__(self) -> _Connections:
         return self
