@@ -78,6 +78,7 @@ def scenarios(hpc_sandbox) -> Iterator[Scenarios]:
         "hostile": start("cb_slurm_hostile", {"value": hostile}),
         "sensor": start("cb_slurm_sensor", {"job_ids": foreign}),
         "blocking": start("cb_slurm_blocking"),
+        "refused": start("cb_slurm_refused", {"partition": "no-such-partition"}),
     }
     yield Scenarios(runs, conn, tmp, template, hostile, canary, foreign, when)
     for run in runs.values():
@@ -248,6 +249,14 @@ def test_timeout_names_the_state_and_what_to_change(hpc_sandbox, scenarios) -> N
     assert result["state"] == "failed"
     assert "TIMEOUT" in result["log"] and "raise sbatch_options['time']" in result["log"]
     assert "CANCELLED AT" in result["log"] and "DUE TO TIME LIMIT" in result["log"]  # slurmstepd's line, streamed
+
+
+def test_options_the_cluster_refuses_fail_the_task_at_once_without_retries(scenarios) -> None:
+    result = scenarios.runs["refused"].wait()
+    assert result["state"] == "failed"
+    log = result["log"]
+    assert "Invalid partition name specified" in log and "so no retry" in log, log[-3000:]
+    assert log.count("sbatch --test-only (pre-flight) for job") == 1, "retried although retries=2 cannot help"
 
 
 def test_sensor_waits_for_jobs_submitted_elsewhere(scenarios) -> None:

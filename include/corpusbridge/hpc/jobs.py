@@ -80,6 +80,20 @@ class SlurmSubmitError(RuntimeError):
     """sbatch refused the job (pre-flight or real submission); the message carries the scheduler's words."""
 
 
+class SlurmPreflightRejected(SlurmSubmitError):
+    """`sbatch --test-only` refused the job's options (a partition, time limit or account this cluster does not
+    accept): the same options fail the same way, so retrying is pointless, except when a submit limit said no
+    (`transient`: the queue is full now, not the options wrong)."""
+
+    @property
+    def transient(self) -> bool:
+        return any(marker in str(self) for marker in _TRANSIENT_REFUSALS)
+
+
+# How slurmctld words a refusal that passes once jobs leave the queue (QOS / association submit limits).
+_TRANSIENT_REFUSALS = ("MaxSubmit", "submit limit", "temporarily unavailable")
+
+
 def find_jobs(transport: Transport, name: str) -> list[ArrayTaskState]:
     """Every row squeue still knows for jobs named `name` (any state), one per array index (`squeue -r`).
 
@@ -220,4 +234,5 @@ def _scheduler_error(what: str, stderr: str, job_name: str = "") -> Exception:
     if parsing.controller_unreachable(stderr):
         return TransportError(f"{what}: SLURM controller unreachable: {message}")
     label = f" for job {job_name}" if job_name else ""
-    return SlurmSubmitError(f"{what}{label} failed: {message}")
+    refusal = SlurmPreflightRejected if "--test-only" in what else SlurmSubmitError
+    return refusal(f"{what}{label} failed: {message}")

@@ -222,7 +222,17 @@ class SlurmOperator(BaseOperator):
 
     def _submit_and_wait(self, context: Any, hook: SlurmHook, spec: jobs.JobSpec) -> dict[str, Any]:
         policy = self._policy(hook.settings)
-        submission = jobs.submit_or_reattach(hook.transport, spec, policy)
+        try:
+            submission = jobs.submit_or_reattach(hook.transport, spec, policy)
+        except jobs.SlurmPreflightRejected as exc:
+            if exc.transient:
+                raise
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"{exc}. The cluster refuses these sbatch options as they are, so no retry: fix them (the partition, "
+                "time limit, account or sbatch options this task was given) and clear the task"
+            ) from None
         self._log_submission(submission)
         self._job_ids, self._scratch = sorted(submission.jobs), spec.scratch
         if self._job_ids:  # for the SLURM job link while the task waits, and for the run's teardown if it is stopped

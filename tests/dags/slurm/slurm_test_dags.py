@@ -103,6 +103,17 @@ with DAG(
     )
     record(sleeper.output)
 
+# Options the cluster refuses (a partition it does not have): the pre-flight fails the task at once, no retry.
+with DAG("cb_slurm_refused", schedule=None, start_date=START, params={**COMMON, "partition": Param("debug")}):
+    refused = SlurmOperator(
+        task_id="compute",
+        command="# {{ params.nonce }}\necho never",
+        sbatch_options={"partition": "{{ params.partition }}", "comment": "{{ params.nonce }}"},
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+        **FAST,
+    )
+
 # Jobs submitted elsewhere (by the test, with plain sbatch): the sensor waits for them.
 with DAG("cb_slurm_sensor", schedule=None, start_date=START, params={**COMMON, "job_ids": Param("0", type="string")}):
     watch = SlurmJobSensor(task_id="watch", job_ids="{{ params.job_ids }}", poll_interval=1.0)

@@ -54,3 +54,14 @@ def test_held_indices_are_reattached_by_default_and_resubmitted_where_the_site_n
     assert jobs.plan(SPEC, existing, {}).attached == {"7": [0]}  # SPECIAL_EXIT waits for release: never twice
     site = StatePolicy.from_mapping({"SPECIAL_EXIT": "fail", "PREEMPTED": "wait"})
     assert jobs.plan(SPEC, existing, {}, policy=site).attached == {"7": [1]}
+
+
+def test_a_preflight_refusal_is_final_unless_a_submit_limit_said_no() -> None:
+    wrong = jobs._scheduler_error("sbatch --test-only (pre-flight)", "sbatch: error: Invalid partition name specified")
+    full = jobs._scheduler_error(
+        "sbatch --test-only (pre-flight)", "sbatch: error: QOSMaxSubmitJobPerUserLimit\nJob violates accounting policy"
+    )
+    real = jobs._scheduler_error("sbatch", "sbatch: error: Batch job submission failed: Invalid account")
+    assert isinstance(wrong, jobs.SlurmPreflightRejected) and not wrong.transient
+    assert isinstance(full, jobs.SlurmPreflightRejected) and full.transient
+    assert type(real) is jobs.SlurmSubmitError  # a refusal of the real submission keeps the task's retries
