@@ -52,6 +52,7 @@ def recorded_tasks(ti: Any, task_ids: Sequence[str]) -> list[stopped.TaskJobs]:
     """This run's instances of `task_ids`; XComs are read only for the stopped ones (the rest cannot qualify)."""
     answer = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
     records = []
+    submitted: dict[str, bool] = {}  # per task: did any instance push job ids (one query for all map indexes)
     for key, value in sorted(answer.get(ti.run_id, {}).items()):
         found = split_key(key, task_ids)
         state = state_text(value)
@@ -59,7 +60,12 @@ def recorded_tasks(ti: Any, task_ids: Sequence[str]) -> list[stopped.TaskJobs]:
             continue
         task_id, map_index = found
         if state == "skipped" and map_index < 0:
-            continue  # a mapped SLURM task skipped before its expansion never ran (a pull would log an error)
+            continue  # a mapped SLURM task skipped before its expansion never ran
+        if task_id not in submitted:
+            # a pull of one map index that finds nothing logs an error; a pull of all of them does not
+            submitted[task_id] = bool(ti.xcom_pull(task_ids=task_id, key=JOB_IDS_XCOM))
+        if not submitted[task_id]:
+            continue  # failed or stopped before it submitted anything
         label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
         def pull(xcom_key: str, task_id: str = task_id, map_index: int = map_index) -> Any:
