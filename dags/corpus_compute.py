@@ -1,8 +1,16 @@
 """corpus_compute: clean documents -> concepts and vectors, on this workstation or as a SLURM array, loaded once.
 
-preflight -> dictionary -> export -> choose_backend -> compute_local | slurm_request -> compute_slurm -> load ->
-reconcile -> concept_graph, neighbors_prepare -> neighbors_backend -> neighbors_local | neighbors_request ->
-neighbors_slurm -> neighbors_load. `compute_slurm` stages the shards and the dictionary artifact over
+**First run.** Unpause this DAG before `corpus_nightly` (an Asset event that arrives while it is paused starts
+nothing), then trigger it with Compute backend `local` and Concept dictionary set to a terms file, e.g. the
+repository's `include/corpusbridge/dictionaries/sample-terms.tsv`; the reconcile task's log ends with "N exported =
+N processed = N loaded". For the cluster, set the Connection `corpusbridge_hpc` (README, "Running on the cluster")
+and use backend `slurm`. Schedule: after each `corpus_nightly` that changed the clean documents, or daily at
+00:00 UTC (Airflow shows only the Asset). A run with nothing to do skips its tasks and says why in the first
+skipped task's log (`preflight`: nothing configured; `export`: nothing new or nothing matching the filters).
+
+How it works: preflight -> dictionary -> export -> choose_backend -> compute_local | slurm_request -> compute_slurm
+-> load -> reconcile -> concept_graph, neighbors_prepare -> neighbors_backend -> neighbors_local | neighbors_request
+-> neighbors_slurm -> neighbors_load. `compute_slurm` stages the shards and the dictionary artifact over
 SSH, submits one array index per shard, waits deferred in the triggerer (no worker slot), and fetches the verified
 results.
 `cancel_stopped_slurm_jobs` (a teardown, after both SLURM tasks) scancels the jobs of a SLURM task a user marked
@@ -40,6 +48,7 @@ from airflow.sdk import (
     teardown,
 )
 
+from corpusbridge.ingest.formats import SOURCE_FORMATS
 from corpusbridge_airflow.operators.slurm import SlurmOperator
 
 CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
@@ -48,6 +57,9 @@ DOCUMENT_NEIGHBORS = Asset("corpusbridge://postgres/document_neighbors")
 NULL_INT = ["null", "integer"]
 NULL_STR = ["null", "string"]
 SLURM_TASKS = ("compute_slurm", "neighbors_slurm")
+# The trigger form's sections (Airflow groups Params by `section`, each a fold that starts closed): the basics stay
+# in the open default section; the filters, what only the SLURM backend reads and the graphs fold away.
+FILTERS, SLURM, GRAPHS = "Filters", "SLURM (backend slurm only)", "Graphs"
 
 PARAMS = {
     "backend": Param(
@@ -55,53 +67,89 @@ PARAMS = {
         enum=["local", "slurm"],
         title="Compute backend",
         description="slurm: an array job on the cluster of Connection corpusbridge_hpc; local: subprocesses on "
-        "this workstation (prototyping on a subset)",
+        "this workstation (prototyping on a subset, no queue)",
     ),
     "dictionary": Param(
         None,
         type=NULL_STR,
         title="Concept dictionary",
-        description="Terms file (TSV concept_id<TAB>term, CSV or JSONL); default: Variable corpusbridge_dictionary",
+        description="Terms file on this workstation (TSV concept_id<TAB>term, CSV or JSONL); default: Variable "
+        "corpusbridge_dictionary. To try it: the repository's include/corpusbridge/dictionaries/sample-terms.tsv",
+    ),
+    "embeddings": Param(
+        True,
+        type="boolean",
+        title="Embeddings",
+        description="Compute MiniLM vectors besides the concepts",
+    ),
+    "shard_rows": Param(
+        50_000,
+        type="integer",
+        minimum=1,
+        title="Documents per shard",
+        description="Each shard is one payload process (local) or one array index (slurm)",
     ),
     "selection": Param(
         "pending",
         enum=["pending", "all"],
         title="Selection",
         description="pending: clean documents new or changed since their last load with this dictionary and model; "
-        "all: every clean document matching the filters below",
-    ),
-    "year_from": Param(None, type=NULL_INT, title="From year", description="Only documents published in or after"),
-    "year_to": Param(None, type=NULL_INT, title="To year", description="Only documents published in or before"),
-    "source": Param(None, type=NULL_STR, title="Source", description="Only documents from this source format"),
-    "limit": Param(None, type=NULL_INT, minimum=1, title="Limit", description="Export at most N documents"),
-    "query": Param(
-        None, type=NULL_STR, title="Full-text query", description="Only documents matching this search query"
-    ),
-    "shard_rows": Param(
-        50_000, type="integer", minimum=1, title="Rows per shard", description="One array index per shard"
-    ),
-    "embeddings": Param(
-        True, type="boolean", title="Embeddings", description="Compute MiniLM vectors besides the concepts"
+        "all: every clean document matching the filters below, loaded or not (what Reprocess does too)",
     ),
     "reprocess": Param(
         False,
         type="boolean",
         title="Reprocess",
-        description="Export matching documents even if already loaded with this dictionary and model; their "
-        "previous concepts and vectors are replaced, never duplicated (backfill runs always reprocess)",
+        description="On: the same as Selection all. Documents already loaded are exported again and their "
+        "previous concepts and vectors replaced, never duplicated (backfill runs always reprocess)",
     ),
-    "partition": Param(None, type=NULL_STR, title="SLURM partition", description="Default: the Connection's"),
+    "year_from": Param(
+        None, type=NULL_INT, title="From year", description="Only documents published in or after", section=FILTERS
+    ),
+    "year_to": Param(
+        None, type=NULL_INT, title="To year", description="Only documents published in or before", section=FILTERS
+    ),
+    "source": Param(
+        None,
+        type=NULL_STR,
+        title="Source format",
+        description="Only documents of this format: " + ", ".join(SOURCE_FORMATS),
+        section=FILTERS,
+    ),
+    "limit": Param(
+        None, type=NULL_INT, minimum=1, title="Limit", description="Export at most N documents", section=FILTERS
+    ),
+    "query": Param(
+        None,
+        type=NULL_STR,
+        title="Full-text query",
+        description='Only documents matching it, in web-search syntax: words, "a phrase", -excluded, a or b',
+        section=FILTERS,
+    ),
+    "partition": Param(
+        None, type=NULL_STR, title="SLURM partition", description="Default: the Connection's", section=SLURM
+    ),
     "time_limit": Param(
-        "01:00:00", type="string", title="SLURM time limit", description="Per array index, as sbatch --time"
+        "01:00:00",
+        type="string",
+        title="SLURM time limit",
+        description="Per array index, as sbatch --time",
+        section=SLURM,
     ),
     "array_parallelism": Param(
-        None, type=NULL_INT, minimum=1, title="Array throttle", description="At most N indices at once (--array %N)"
+        None,
+        type=NULL_INT,
+        minimum=1,
+        title="Array throttle",
+        description="At most N indices at once (--array %N)",
+        section=SLURM,
     ),
     "container": Param(
         None,
         type=NULL_STR,
         title="Container image",
         description="Apptainer image on the cluster to run the payload in; default: the cluster's python",
+        section=SLURM,
     ),
     "cluster_python": Param(
         None,
@@ -109,6 +157,7 @@ PARAMS = {
         title="Cluster python",
         description="Interpreter with corpusbridge on the nodes (no container); default: Variable "
         "corpusbridge_hpc_python, else python3",
+        section=SLURM,
     ),
     "graph": Param(
         True,
@@ -116,6 +165,7 @@ PARAMS = {
         title="Concept graph",
         description="Report the concept co-occurrence graph after the load; its Asset gets an event when the run "
         "changed it",
+        section=GRAPHS,
     ),
     "neighbors": Param(
         False,
@@ -123,14 +173,18 @@ PARAMS = {
         title="Document similarity graph",
         description="Run the exact kNN job over every loaded vector (on the backend above) and load it; needs "
         "embeddings",
+        section=GRAPHS,
     ),
-    "k": Param(10, type="integer", minimum=1, title="Neighbours (k)", description="Neighbours per document"),
+    "k": Param(
+        10, type="integer", minimum=1, title="Neighbours (k)", description="Neighbours per document", section=GRAPHS
+    ),
     "knn_parts": Param(
         1,
         type="integer",
         minimum=1,
         title="kNN array indices",
         description="Blocks of queries the kNN job is split into (one SLURM array index each)",
+        section=GRAPHS,
     ),
 }
 

@@ -110,4 +110,6 @@ def test_compute_local_through_the_rest_api_and_the_ui(stack: AirflowStack, brow
     run = _trigger(stack, "corpus_compute", conf)
     assert {run["states"][t] for t in COMPUTE_TASKS} == {"success"}, run["states"]
     assert run["states"]["slurm_request"] == "skipped", "the branch skipped the slurm path"
-    _check_page(browser, stack, "corpus_compute", run["run_id"], COMPUTE_TASKS, ("Compute backend",), shots)
+    # the basics in the open default section; filters, SLURM options and graphs folded into sections of their own
+    form = ("Compute backend", "Concept dictionary", "Selection", "Filters", "SLURM (backend slurm only)", "Graphs")
+    _check_page(browser, stack, "corpus_compute", run["run_id"], COMPUTE_TASKS, form, shots)

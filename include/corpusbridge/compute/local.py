@@ -67,12 +67,13 @@ def run_local(
         summary.docs_processed += entry.input_rows
     summary.seconds = round(time.monotonic() - started, 3)
     log.info(
-        "compute local: %d shards, %d skipped, %d failed, %d docs in %.1f s",
+        "compute local: %d shard(s), %d skipped, %d failed, %d documents in %.1f s (%.1f docs/s)",
         summary.shards,
         summary.skipped,
         len(summary.failed),
         summary.docs_processed,
         summary.seconds,
+        summary.docs_processed / summary.seconds if summary.seconds else 0.0,
     )
     return summary
 

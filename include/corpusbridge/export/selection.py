@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from corpusbridge.ingest.formats import SOURCE_FORMATS
+
 Mode = Literal["pending", "all"]
 MODES: tuple[Mode, ...] = ("pending", "all")
 
@@ -54,6 +56,44 @@ class Selection:
             object.__setattr__(self, "doc_ids", tuple(self.doc_ids))
         if self.query is not None and not self.query.strip():
             object.__setattr__(self, "query", None)
+
+    def describe(self) -> str:
+        """The selection in a log line: its mode and the filters set (versions shortened, doc ids counted)."""
+        parts = [self.mode, *self._filters()]
+        if self.dictionary_version:
+            parts.append(f"dictionary {self.dictionary_version[:12]}")
+        if self.model_hash:
+            parts.append(f"model {self.model_hash[:12]}")
+        return ", ".join(parts)
+
+    def why_empty(self) -> str:
+        """What a selection that found nothing means, and what to change: a filter that matches nothing is a
+        different case from a pending selection with nothing new."""
+        filters = self._filters()
+        if filters:
+            unknown = self.source is not None and self.source not in SOURCE_FORMATS
+            hint = f" (source is a document's format: one of {', '.join(SOURCE_FORMATS)})" if unknown else ""
+            loaded = " that is not loaded yet with this dictionary and model" if self.mode == "pending" else ""
+            return f"no clean document matches {' and '.join(filters)}{loaded}{hint}"
+        if self.mode == "pending":
+            return (
+                "no clean document is new or changed since its last load with this dictionary and model: ingest "
+                "and sanitize new files first, or reprocess (selection all) to export loaded ones again"
+            )
+        return "there is no clean document yet: ingest and sanitize first"
+
+    def _filters(self) -> list[str]:
+        named = [
+            (self.year_from is not None, f"year >= {self.year_from}"),
+            (self.year_to is not None, f"year <= {self.year_to}"),
+            (self.source is not None, f"source {self.source!r}"),
+            (self.query is not None, f"query {self.query!r}"),
+            (self.doc_ids is not None, f"{len(self.doc_ids or ())} listed doc ids"),
+            (self.cleaned_from is not None, f"cleaned from {self.cleaned_from}"),
+            (self.cleaned_to is not None, f"cleaned before {self.cleaned_to}"),
+            (self.limit is not None, f"limit {self.limit}"),
+        ]
+        return [text for is_set, text in named if is_set]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values (datetimes as ISO 8601, doc_ids as a sorted list); the stored form of a batch."""

@@ -105,7 +105,7 @@ def run_export(
                     if written.rows:
                         _publish(conn, selection, written, out_dir, limits, summary)
                     else:
-                        log.info("export: nothing to export for %s", selection.as_dict())
+                        log.info("export: nothing to export (%s): %s", selection.describe(), selection.why_empty())
                 finally:
                     shutil.rmtree(written.folder, ignore_errors=True)
                     written.spool.unlink(missing_ok=True)
@@ -236,7 +236,9 @@ def _publish(
         _insert_batch(conn, selection, written, manifest_path, limits, summary.run_id)
         summary.status = "succeeded"
         save_run(conn, Stage.EXPORT, summary)
-    log.info("export: batch %s, %d docs in %d shards, %d bytes", batch_id, written.rows, summary.shards, written.bytes)
+    log.info(
+        "export: batch %s, %d docs in %d shard(s), %d bytes", batch_id, written.rows, summary.shards, written.bytes
+    )
 
 
 def _insert_batch(

@@ -49,21 +49,13 @@ def local_stage(export: Mapping[str, Any], dictionary: Mapping[str, Any], params
     out = results_dir(str(export["batch_id"]))
     embeddings = bool(params.get("embeddings", True))
     log.info(
-        "local payload: %d shards of batch %s, embeddings %s, into %s",
+        "local payload: %d shard(s) of batch %s, embeddings %s, into %s",
         export["shards"],
         export["batch_id"],
         "on" if embeddings else "off",
         out,
     )
     summary = run_local(Path(export["manifest"]), Path(dictionary["path"]), out, embeddings=embeddings)
-    rate = summary.docs_processed / summary.seconds if summary.seconds else 0.0
-    log.info(
-        "local payload: %d shards, %d documents in %.1f s (%.1f docs/s)",
-        summary.shards,
-        summary.docs_processed,
-        summary.seconds,
-        rate,
-    )
     if summary.failed:
         failed = "; ".join(f"shard {i}: {reason}" for i, reason in sorted(summary.failed.items()))
         raise RuntimeError(f"batch {export['batch_id']}: {len(summary.failed)} shard(s) failed: {failed}")

@@ -125,28 +125,12 @@ def export_stage(params: Mapping[str, Any], run: RunInfo, dictionary: Mapping[st
     embeddings = bool(params.get("embeddings", True))
     selection = selection_for_run(params, run, dictionary.get("version"), model_hash(embeddings))
     out_dir = settings.work_dir() / "exports"
-    log.info("exporting %s into %s", _describe(selection), out_dir)
+    log.info("exporting %s into %s", selection.describe(), out_dir)
     with connect(settings.postgres_uri()) as conn:
         summary = run_export(
             conn, selection, out_dir, shard_rows=int(params.get("shard_rows") or 50_000), progress=log_progress
         )
-    result = {**summary.as_dict(), "selection": _describe(selection)}
-    log.info(
-        "export: batch %s, %d documents in %d shards, %.1f MB, %.1f s",
-        result.get("batch_id"),
-        result.get("docs_exported", 0),
-        result.get("shards", 0),
-        (result.get("bytes") or 0) / 1e6,
-        result.get("seconds") or 0.0,
-    )
+    result = {**summary.as_dict(), "selection": selection.describe()}
     if not result.get("shards"):
-        raise AirflowSkipException(
-            f"nothing to export for {_describe(selection)}: no clean document is new or changed since its last load "
-            "with this dictionary and model (run corpus_nightly first, or trigger with reprocess=true)"
-        )
+        raise AirflowSkipException(f"nothing to export ({selection.describe()}): {selection.why_empty()}")
     return result
-
-
-def _describe(selection: Any) -> str:
-    fields = selection.as_dict() if hasattr(selection, "as_dict") else vars(selection)
-    return "selection(" + ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, "", ())) + ")"

@@ -30,7 +30,9 @@ def concept_graph_stage(params: Mapping[str, Any], run_id: str) -> dict[str, Any
         raise AirflowSkipException("Param 'graph' is off: the concept graph is not reported")
     with connect(settings.postgres_uri()) as conn:
         summary = graph_summary(conn, run_id)
-    log.info("concept graph: %s", summary)
+    log.info("concept graph: %d concepts, %d co-occurring pairs over %d documents (%d sentences); this run loaded "
+             "%d shard(s) into it", summary.concepts, summary.pairs, summary.docs, summary.sentences,
+             summary.shards_loaded)  # fmt: skip
     if not summary.changed:
         raise AirflowSkipException(
             f"concept graph unchanged by run {run_id} (no shard loaded): {summary.pairs} pairs, "
@@ -142,7 +144,8 @@ def neighbors_load_stage(prepared: Mapping[str, Any], run_id: str, scratch: str 
             bad = _forget_on_cluster(prepared, scratch)
             message += f". Parts {bad} were removed from the SLURM scratch dir {scratch}: the next run computes them"
         raise AirflowFailException(message) from None
-    log.info("kNN graph load: %s", loaded)
+    log.info("kNN graph %d: %s, %d documents, %d edges", loaded.graph_id,
+             "loaded" if loaded.loaded else "already the current graph", loaded.docs, loaded.edges)  # fmt: skip
     if not loaded.loaded:
         raise AirflowSkipException(
             f"the kNN graph of {prepared['input']} is loaded already (graph {loaded.graph_id}); no Asset event"

@@ -26,16 +26,17 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
     with connect(conn_uri or settings.postgres_uri()) as conn:
         summary = run_sanitize(conn, progress=log_progress)
     log.info(
-        "sanitize run %d: %d in, %d clean, %d rejected %s, %d duplicates linked, %d rows written, %.0f docs/s",
+        "sanitize run %d: %d in = %d clean + %d rejected%s; %d duplicates linked, %d rows written, %.0f docs/s",
         summary.run_id,
         summary.docs_in,
         summary.docs_clean,
         summary.docs_rejected,
-        summary.reject_reasons or "",
+        f" {summary.reject_reasons}" if summary.reject_reasons else "",
         summary.duplicates_linked,
         summary.rows_written,
         summary.docs_per_second,
     )
     if summary.docs_rejected:
-        log.warning("%d documents rejected: see `corpusbridge sanitize --rejects N`", summary.docs_rejected)
+        log.warning("%d documents rejected: see `corpusbridge sanitize --rejects %d` (with --db set to this "
+                    "database)", summary.docs_rejected, summary.docs_rejected)  # fmt: skip
     return {**summary.as_dict(), "clean_changed": summary.rows_written > 0}

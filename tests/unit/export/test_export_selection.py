@@ -71,3 +71,18 @@ def test_all_mode_has_no_pending_conditions() -> None:
 def test_shard_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="must be >= 1"):
         ShardRowLimits(0, 10)
+
+
+def test_an_empty_selection_says_which_case_it_is_and_what_to_change() -> None:
+    assert "is new or changed since its last load" in Selection().why_empty()
+    assert Selection(mode="all").why_empty().startswith("there is no clean document yet")
+    filtered = Selection(mode="all", source="pubmed", year_from=2020).why_empty()
+    assert filtered.startswith("no clean document matches year >= 2020 and source 'pubmed'")
+    assert "one of crossref, jats, jsonl, medline, openalex" in filtered  # pubmed records are the medline format
+    assert "not loaded yet" in Selection(source="medline").why_empty()
+    assert "one of" not in Selection(source="medline").why_empty()
+
+
+def test_a_selection_describes_itself_in_one_short_line() -> None:
+    line = Selection(mode="pending", query="asthma", dictionary_version="a" * 64, model_hash="b" * 64).describe()
+    assert line == f"pending, query 'asthma', dictionary {'a' * 12}, model {'b' * 12}"

@@ -168,3 +168,13 @@ def test_child_helpers_match_elementpath_on_repeated_parents() -> None:
     assert child_text(root, "a", "b", "c") == root.findtext("a/b/c") == "1"
     assert child_text(root, "a", "x") is root.findtext("a/x") is None
     assert child(None, "a") is None and children(None, "a") == []
+
+
+def test_the_source_formats_a_filter_takes_are_the_parsers_own() -> None:
+    import importlib
+
+    from corpusbridge.ingest.formats import SOURCE_FORMATS
+
+    modules = ("crossref", "jats", "medline", "openalex", "plain")
+    written = {importlib.import_module(f"corpusbridge.ingest.formats.{m}").FORMAT for m in modules}
+    assert set(SOURCE_FORMATS) == written
