@@ -16,9 +16,10 @@ timed by wrapping compute.slurm's steps (a bench-only shim), and its result file
 the local backend's. The payload's own time under SLURM is taken as the local backend's on the same shards (same
 machine, same command), so "sensing" = wait - payload.
 
-With `--embed-docs N`: the first N documents again with embeddings (numpy runtime on this CPU): payload and load
-docs/s with vectors, the bare COPY of the vectors into a `LIKE document_vectors INCLUDING ALL` table (HNSW
-maintained in both), and the bytes per document of `document_vectors` + HNSW.
+With `--embed-docs N`: the first N documents again with embeddings (numpy runtime on this CPU), in shards of
+`--embed-shard-rows`: payload and load docs/s with vectors, the bare COPY of the vectors into a `LIKE
+document_vectors INCLUDING ALL` table (HNSW maintained in both; one shard at a time, and as many at once as the load
+writes), and the bytes per document of `document_vectors` + HNSW.
 
 With `--reprocess`: every document exported, computed and loaded a second time after the first load, timed against
 the first load (the second replaces each document's concept rows and takes them out of the concept graph).
@@ -110,13 +111,9 @@ def _checkpoint(conn: Any) -> None:
 
 def bare_copy(conn: Any, manifest: Path, results: Path, kind: str, workers: int = 1) -> tuple[float, int]:
     """The load's peer: the result rows COPYed straight into a LIKE-INCLUDING-ALL twin of the final table, one
-    transaction per shard; concept rows `workers` shards at once (each on its own connection, as the load does)."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
+    transaction per shard, `workers` shards at once (each on its own connection, as the load does)."""
     from corpusbridge.export.manifest import read_manifest
     from corpusbridge.load.parallel import loaded_shards
-    from corpusbridge.load.streams import _BINARY_HEADER, _BINARY_TRAILER, _binary_rows
 
     table = f"bench_bare_{kind}"
     source = {"concepts": "document_concepts", "vectors": "document_vectors", "cooccurrence": "concept_pairs"}[kind]
@@ -126,63 +123,73 @@ def bare_copy(conn: Any, manifest: Path, results: Path, kind: str, workers: int 
     conn.execute(f"CREATE TABLE {table} (LIKE {source}{including})")
     _checkpoint(conn)
     batch = read_manifest(manifest)
-    rows, started = 0, time.monotonic()
-    if kind == "concepts":
+    copy_rows = {"concepts": _bare_concepts, "vectors": _bare_vectors, "cooccurrence": _bare_pairs}[kind]
 
-        def copy_shard(shard_conn: Any, index: int) -> int:
-            with shard_conn.transaction():
-                return _bare_copy_concepts(shard_conn, table, results / f"concepts-{index}.parquet", batch.batch_id,
-                                           index)  # fmt: skip
+    def copy_shard(shard_conn: Any, index: int) -> int:
+        with shard_conn.transaction():
+            return copy_rows(shard_conn, table, results / f"{kind}-{index}.parquet", batch.batch_id, index)
 
-        indices = sorted(shard.index for shard in batch.shards)
-        rows = sum(n for _, n in loaded_shards(conn, indices, copy_shard, workers=workers))
-        return time.monotonic() - started, rows
-    for shard in sorted(batch.shards, key=lambda s: s.index):
-        path = results / f"{kind}-{shard.index}.parquet"
-        with conn.transaction():
-            if kind == "cooccurrence":
-                columns = ["concept_a", "concept_b", "docs", "sentences"]
-                with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
-                    for part in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=columns):
-                        buffer = io.BytesIO()
-                        pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
-                        copy.write(buffer.getbuffer())
-                        rows += part.num_rows
-            else:
-                # binary rows as the load sends them, with batch_id and shard added: insert via a twin without them
-                conn.execute("CREATE TEMP TABLE bare_in (doc_id text, embedding vector(384)) ON COMMIT DROP")
-                with conn.cursor().copy("COPY bare_in (doc_id, embedding) FROM STDIN (FORMAT binary)") as copy:
-                    copy.write(_BINARY_HEADER)
-                    for part in pq.ParquetFile(path).iter_batches(batch_size=16_384, columns=["doc_id", "vector"]):
-                        copy.write(_binary_rows(part))
-                        rows += part.num_rows
-                    copy.write(_BINARY_TRAILER)
-                conn.execute(
-                    f"INSERT INTO {table} SELECT doc_id, embedding, %s, %s FROM bare_in", (batch.batch_id, shard.index)
-                )
-    seconds = time.monotonic() - started
-    return seconds, rows
+    started = time.monotonic()
+    indices = sorted(shard.index for shard in batch.shards)
+    rows = sum(n for _, n in loaded_shards(conn, indices, copy_shard, workers=workers))
+    return time.monotonic() - started, rows
 
 
-def _bare_copy_concepts(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
+def _bare_concepts(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
     statement = (f"COPY {table} (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard) "
                  "FROM STDIN (FORMAT csv)")  # fmt: skip
     columns = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
     rows = 0
     with conn.cursor().copy(statement) as copy:
-        for part in pq.ParquetFile(path).iter_batches(batch_size=16_384, columns=columns):
+        for part in _parts(path, columns, 16_384):
             n = part.num_rows
             part = part.append_column("batch_id", pa.array([batch_id] * n))
             part = part.append_column("shard", pa.array([index] * n, pa.int32()))
-            buffer = io.BytesIO()
-            pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
-            copy.write(buffer.getbuffer())
+            copy.write(_csv(part))
             rows += n
     return rows
+
+
+def _bare_pairs(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
+    columns = ["concept_a", "concept_b", "docs", "sentences"]
+    rows = 0
+    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+        for part in _parts(path, columns, 65_536):
+            copy.write(_csv(part))
+            rows += part.num_rows
+    return rows
+
+
+def _bare_vectors(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
+    """Binary rows as the load sends them; batch_id and shard added through a twin without them."""
+    from corpusbridge.load.streams import _BINARY_HEADER, _BINARY_TRAILER, _binary_rows
+
+    conn.execute("CREATE TEMP TABLE bare_in (doc_id text, embedding vector(384)) ON COMMIT DROP")
+    rows = 0
+    with conn.cursor().copy("COPY bare_in (doc_id, embedding) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(_BINARY_HEADER)
+        for part in _parts(path, ["doc_id", "vector"], 16_384):
+            copy.write(_binary_rows(part))
+            rows += part.num_rows
+        copy.write(_BINARY_TRAILER)
+    conn.execute(f"INSERT INTO {table} SELECT doc_id, embedding, %s, %s FROM bare_in", (batch_id, index))
+    return rows
+
+
+def _parts(path: Path, columns: list[str], rows: int) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
+
+
+def _csv(part: Any) -> memoryview:
+    import pyarrow.csv as pacsv
+
+    buffer = io.BytesIO()
+    pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
+    return buffer.getbuffer()
 
 
 def relation_sizes(conn: Any) -> dict[str, int]:
@@ -375,6 +382,7 @@ def _reprocess(conn: Any, args: argparse.Namespace, out: Path, load_s: float) ->
 def _embeddings(conn: Any, args: argparse.Namespace, out: Path, dictionary: Any) -> dict:
     """The first `embed_docs` documents again, with vectors (numpy runtime): payload, load, bare COPY of vectors."""
     from corpusbridge.compute.local import run_local
+    from corpusbridge.config import load_workers
     from corpusbridge.export.selection import Selection
     from corpusbridge.export.stage import run_export
     from corpusbridge.load.ledger import Provenance
@@ -384,7 +392,9 @@ def _embeddings(conn: Any, args: argparse.Namespace, out: Path, dictionary: Any)
     n = args.embed_docs
     e: dict[str, Any] = {"docs": n, "load_average_start": os.getloadavg()}
     selection = Selection(mode="all", limit=n, dictionary_version=dictionary.version, model_hash=model_hash(True))
-    exported, e["export_s"] = _timed(run_export, conn, selection, out / "exports-embed", shard_rows=args.shard_rows)
+    shard_rows = args.embed_shard_rows or args.shard_rows
+    exported, e["export_s"] = _timed(run_export, conn, selection, out / "exports-embed", shard_rows=shard_rows)
+    e |= {"shards": exported.shards, "load_workers": load_workers()}
     manifest = Path(exported.manifest)
     results = out / "results-embed"
     computed, e["payload_s"] = _timed(run_local, manifest, dictionary.path, results, embeddings=True,
@@ -398,6 +408,9 @@ def _embeddings(conn: Any, args: argparse.Namespace, out: Path, dictionary: Any)
     size = conn.execute("SELECT pg_total_relation_size('bench_bare_vectors')").fetchone()
     e["bare_copy_vectors_hnsw_bytes"] = size[0]
     conn.execute("DROP TABLE bench_bare_vectors")
+    if e["load_workers"] > 1 and exported.shards > 1:  # HNSW inserts from several sessions at once
+        e["bare_copy_vectors_parallel_s"], _ = bare_copy(conn, manifest, results, "vectors", e["load_workers"])
+        conn.execute("DROP TABLE bench_bare_vectors")
     conn.commit()
     # the goal "everything but the payload <= 0.5x the payload", against the payload the pipeline exists for
     e["ratio_other_vs_payload"] = round((e["export_s"] + e["load_s"]) / e["payload_s"], 3)
@@ -422,6 +435,9 @@ def main() -> None:
     parser.add_argument("--embed-docs", type=int, default=0, help="embeddings on this many documents (0: no)")
     parser.add_argument("--terms", type=int, default=2000, help="two-word dictionary terms")
     parser.add_argument("--shard-rows", type=int, default=25_000)
+    parser.add_argument(
+        "--embed-shard-rows", type=int, default=1_000, help="shard size of the embeddings subset (several shards)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="payload processes per shard (default: all cores)")
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--reprocess", action="store_true", help="then load every document again (replaces rows)")
