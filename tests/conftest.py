@@ -6,7 +6,9 @@ imports it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import pytest
 pytest_plugins = ["fixtures_hpc"]  # the HPC sandbox and transports (tests/fixtures_hpc.py)
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="corpusbridge-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # one per pytest process: nothing left in /tmp
 _REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")

@@ -6,16 +6,11 @@ import json
 import time
 
 import pytest
-from load_support import RoundTrip, build_round_trip, copy_batch, register_batch
+from load_support import RoundTrip, copy_batch, register_batch
 
 from corpusbridge.cli import main
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    return build_round_trip(tmp_path_factory)
 
 
 @pytest.fixture

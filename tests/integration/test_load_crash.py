@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from load_support import RoundTrip, build_round_trip, output_rows, register_batch, table_counts
+from load_support import RoundTrip, output_rows, register_batch, table_counts
 
 from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.stage import run_load
@@ -37,11 +37,6 @@ ledger.record = record_then_hang
 conn = connect(sys.argv[1])
 run_load(conn, Path(sys.argv[2]), Path(sys.argv[3]), provenance=ledger.Provenance("crashed-run"))
 """
-
-
-@pytest.fixture(scope="session")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    return build_round_trip(tmp_path_factory)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -10,8 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from load_support import (
-    RoundTrip,
-    build_round_trip,
     copy_batch,
     output_rows,
     register_batch,
@@ -27,11 +25,6 @@ from corpusbridge.load.stage import LoadError, run_load
 pytestmark = pytest.mark.integration
 
 GRAPH = "SELECT concept_a, concept_b, docs, sentences FROM concept_pairs ORDER BY 1, 2"
-
-
-@pytest.fixture(scope="session")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    return build_round_trip(tmp_path_factory)
 
 
 def _load(db: psycopg.Connection, batch, workers: int):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from load_support import RoundTrip, build_round_trip, output_rows, register_batch, table_counts
+from load_support import RoundTrip, output_rows, register_batch, table_counts
 
 from corpusbridge.db import connect
 from corpusbridge.load import ledger
@@ -20,11 +20,6 @@ from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.stage import run_load
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    return build_round_trip(tmp_path_factory)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 from load_support import (
     RoundTrip,
-    build_round_trip,
     copy_batch,
     output_rows,
     register_batch,
@@ -26,11 +25,6 @@ from corpusbridge.load.stage import LoadError, run_load
 from corpusbridge.load.verify import ResultVerificationError
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    return build_round_trip(tmp_path_factory)
 
 
 PROVENANCE = Provenance(run_label="test__run-1", image_digest="sha256:" + "ab" * 32)

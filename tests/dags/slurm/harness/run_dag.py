@@ -10,6 +10,7 @@ Writes {"state": ..., "tis": {task: [state, try]}, "run_id": ...} to RESULT_JSON
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ REPO = DAGS.parents[2]
 
 def prepare_airflow_env() -> None:
     home = tempfile.mkdtemp(prefix="cb-slurm-dagtest-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # a SIGKILLed run leaves its home; the rest do not
     os.environ.update(
         AIRFLOW_HOME=home,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
