@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     with connect(args.db) as conn:
         entries = list_quarantine(conn, limit=args.limit, error_class=args.error_class)
-        classes = dict(conn.execute(CLASSES).fetchall())
+        classes: dict[str, int] = dict(conn.execute(CLASSES).fetchall())
     if args.error_class and args.error_class not in classes:
         known = ", ".join(f"{name} ({count})" for name, count in classes.items()) or "none: nothing is quarantined"
         raise SystemExit(f"corpusbridge quarantine: no record was quarantined as {args.error_class!r}; "

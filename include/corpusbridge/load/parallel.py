@@ -14,20 +14,23 @@ With `workers=1` the shards load one after the other on `conn` itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 Shard = TypeVar("Shard")
 Counts = TypeVar("Counts")
-LoadOne = Callable[[psycopg.Connection, Shard], Counts]
 
 
 def loaded_shards(
-    conn: psycopg.Connection, shards: Sequence[Shard], load_one: LoadOne, *, workers: int
+    conn: psycopg.Connection,
+    shards: Sequence[Shard],
+    load_one: Callable[[psycopg.Connection, Shard], Counts],
+    *,
+    workers: int,
 ) -> Iterator[tuple[Shard, Counts]]:
     """`load_one(connection, shard)` for every shard, `workers` at a time; yields each (shard, counts) as it commits.
 
@@ -40,7 +43,11 @@ def loaded_shards(
             yield shard, load_one(conn, shard)
         return
     with _Connections(conn) as connections, ThreadPoolExecutor(min(workers, len(shards)), "load") as pool:
-        running: dict[Future, Shard] = {pool.submit(lambda s=s: load_one(connections.mine(), s)): s for s in shards}
+
+        def on_own_connection(shard: Shard) -> Counts:
+            return load_one(connections.mine(), shard)
+
+        running: dict[Future[Counts], Shard] = {pool.submit(on_own_connection, s): s for s in shards}
         try:
             yield from _as_they_commit(running)
         except BaseException:
@@ -50,7 +57,7 @@ def loaded_shards(
             raise
 
 
-def _as_they_commit(running: dict[Future, Shard]) -> Iterator[tuple[Shard, Counts]]:
+def _as_they_commit(running: dict[Future[Counts], Shard]) -> Iterator[tuple[Shard, Counts]]:
     """Each shard as its load returns. After a failure the queued shards are cancelled and those in flight finish;
     then the first error is raised."""
     failure: BaseException | None = None
@@ -89,7 +96,7 @@ class _Connections:
                 self._opened.append(conn)
         return conn
 
-    def stop(self, running: dict[Future, Shard]) -> None:
+    def stop(self, running: Mapping[Future[Any], Any]) -> None:
         """Cancel the statements in flight until every started shard has ended: their transactions roll back. Again
         and again, because a worker may send its next statement (or connect) just after a cancel went out."""
         while True:
