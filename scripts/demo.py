@@ -38,6 +38,8 @@ def _airflow_env(state: Path) -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    # What a person follows: corpusbridge's own progress and counts; Airflow's task-runner chatter only when it warns.
+    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow=WARNING task=WARNING alembic=WARNING")
     os.environ["CORPUSBRIDGE_HOME"] = str(state)
 
 

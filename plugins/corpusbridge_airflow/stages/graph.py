@@ -66,7 +66,8 @@ def neighbors_prepare_stage(params: Mapping[str, Any]) -> dict[str, Any]:
         "dimension": source.dimension, "k": k, "parts": parts, "device": plan.work.device,
         "out_dir": str(plan.out), "pending": plan.pending,
     }  # fmt: skip
-    log.info("kNN plan: %s", prepared)
+    log.info("kNN plan: %d vectors of %s, k=%d, %d part(s), %d to compute (%s backend, device %s)", source.rows,
+             source.path.name, k, parts, len(plan.pending), prepared["backend"], plan.work.device)  # fmt: skip
     return prepared
 
 
