@@ -38,9 +38,21 @@ def _airflow_env(state: Path) -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", _fernet_key(airflow_home / "fernet.key"))
     # What a person follows: corpusbridge's own progress and counts; Airflow's task-runner chatter only when it warns.
     os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow=WARNING task=WARNING alembic=WARNING")
     os.environ["CORPUSBRIDGE_HOME"] = str(state)
+
+
+def _fernet_key(path: Path) -> str:
+    """The demo's own key for what Airflow stores encrypted (made once, private to this user): without one Airflow
+    warns that it stores connections and variables in the clear."""
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.touch(mode=0o600)
+        path.write_bytes(Fernet.generate_key())
+    return path.read_text().strip()
 
 
 def _demo_corpus() -> Path:
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_counts()
     print(f"\ncorpus_compute run {compute.run_id} ({args.backend}): {compute.state}  tasks: {compute_states}")
     _print_round_trip(compute_states.get("export") == "skipped")
-    _print_next_steps()
+    _print_next_steps(args.backend)
     return 0 if compute.state == "success" else 1
 
 
@@ -146,7 +158,7 @@ def _print_round_trip(nothing_new: bool) -> None:
     for concept_id, mentions, docs in concepts:
         print(f"  {concept_id:<24} {mentions:>7} {docs:>6}")
     _print_similar()
-    draw_related(HOME / "demo-related.svg")
+    draw_related(Path(os.environ["CORPUSBRIDGE_HOME"]) / "demo-related.svg")  # this demo's own state folder
 
 
 def draw_related(out: Path, limit: int = 30) -> None:
@@ -197,12 +209,18 @@ def _print_similar(query: str = '"mild asthma"') -> None:
         print(f"  {concept.concept_id:<24} {where:<12} {concept.matched!r} (sentence {concept.sentence})")
 
 
-def _print_next_steps() -> None:
+def _print_next_steps(backend: str) -> None:
     """What a person can ask next: the same database through the CLI (it follows $CORPUSBRIDGE_HOME)."""
-    print(f"\nnext: the CLI reads this database from the repository root, or anywhere with "
-          f"CORPUSBRIDGE_HOME={HOME}")  # fmt: skip
+    state = Path(os.environ["CORPUSBRIDGE_HOME"])
+    where = "this demo's database"
+    if state == REPO / ".corpusbridge":
+        where = "this database from the repository root, or anywhere"
+    print(f"\nnext: the CLI reads {where} with CORPUSBRIDGE_HOME={state}")
+    run = "run --backend local --source CRAWL_DIR   (the whole chain without Airflow)"
+    if backend == "slurm":
+        run = "run --backend slurm --slurm-python PYTHON_ON_THE_NODES   (cluster: $AIRFLOW_CONN_CORPUSBRIDGE_HPC)"
     commands = ("status", 'search "mild asthma"', "similar DOC_ID", "concepts DOC_ID", "related CONCEPT_ID",
-                "quarantine", "run --backend local --source CRAWL_DIR   (the whole chain without Airflow)")  # fmt: skip
+                "quarantine", run)  # fmt: skip
     for command in commands:
         print(f"  .venv/bin/corpusbridge {command}")
 

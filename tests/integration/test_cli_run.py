@@ -61,11 +61,12 @@ def test_a_new_dictionary_reprocesses_concepts_only_without_new_vectors(
     assert ids == {"x:species", "x:protein"} and per_doc == 0
 
     # --reprocess exports every document again; with the same dictionary and model that is the batch already
-    # loaded (batch ids come from the content), so its ledger loads nothing twice
+    # loaded (batch ids come from the content): its results would be the same, so the run says so and does nothing
     concepts = _concept_rows(db_uri)
     again = _run(capsys, "--db", db_uri, "--no-embeddings", "--dictionary", str(terms), "--reprocess")
-    assert again["docs_exported"] == first["docs_loaded"] and again["batch_id"] == second["batch_id"]
-    assert again["docs_loaded"] == 0 and again["reconciled"]
+    hops = ("docs_exported", "docs_processed", "docs_loaded")
+    assert {hop: again[hop] for hop in hops} == dict.fromkeys(hops, 0) and again["job_ids"] == [], again
+    assert again["batch_id"] is None and again["reconciled"]
     assert _concept_rows(db_uri) == concepts
 
 
@@ -103,13 +104,17 @@ def test_a_shard_that_fails_to_compute_fails_the_run_by_name_and_the_rerun_finis
     assert main(argv) == 1
     failed = json.loads(capsys.readouterr().out)
     assert failed["status"] == "failed" and "compute failed for 1 shard(s) (shard 1: exit 2" in failed["error"]
+    assert "the other 3 shard(s) are loaded" in failed["error"] and "run again with the same options" in failed["error"]
     with psycopg.connect(db_uri) as conn:
         assert [r[0] for r in conn.execute("SELECT shard FROM load_ledger ORDER BY shard")] == [0, 2, 3]
+    unfinished = _status(capsys, db_uri)["unfinished_batches"]  # what a person sees before running again
+    assert [(b["shards"], b["shards_loaded"]) for b in unfinished] == [(4, 3)], unfinished
 
     monkeypatch.setattr(local, "run_local", real_run_local)
     again = _run(capsys, *argv[1:-1])
     assert again["shards"] == 4 and again["docs_loaded"] == 10 and again["reconciled"]
     assert again["reconciliation"]["docs_loaded"] == again["reconciliation"]["docs_exported"] > 30
+    assert _status(capsys, db_uri)["unfinished_batches"] == []
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,8 @@ def test_a_failed_load_prints_the_bad_shards_and_exits_1(db, db_uri, round_trip,
 
 def test_status_shows_each_stage_the_tables_and_the_last_reconciliation(loaded, db_uri, capsys) -> None:
     status = _cli(capsys, "status", "--db", db_uri)
-    assert status.keys() == {"database", "stages", "tables", "last_reconciliation"}
+    assert status.keys() == {"database", "stages", "tables", "unfinished_batches", "last_reconciliation"}
+    assert status["unfinished_batches"] == []  # the batch is loaded
     assert "password" not in status["database"] and "dbname=" in status["database"]
     assert status["stages"]["load"]["runs"] == {"succeeded": 1}
     assert status["stages"]["load"]["last_run"]["counts"]["docs_loaded"] == 240

@@ -30,10 +30,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--shard-rows", type=positive_int, default=50_000, help="documents per exported shard")
     parser.add_argument("--run-label", help="recorded on every ledger row (default: cli__<UTC time>)")
     parser.add_argument(
-        "--hpc-conn", metavar="URI", help=f"cluster connection, JSON or ssh:// URI (default: ${HPC_CONN_ENV})"
+        "--hpc-conn",
+        metavar="URI",
+        help=f"cluster connection: Airflow connection JSON, or ssh://user@host:port?scratch_root=/path&key_file=... "
+        f"(default: ${HPC_CONN_ENV})",
     )
     parser.add_argument(
-        "--slurm-python", default="python3", help="python on the compute nodes that has corpusbridge installed"
+        "--slurm-python",
+        default="python3",
+        help="python on the compute nodes with corpusbridge installed (default: python3 there); or use --container",
     )
     parser.add_argument(
         "--container",

@@ -53,6 +53,12 @@ def _print(status: dict[str, Any]) -> None:
         print(f"{stage:<9} {runs}; last run {last.get('run_id')} {last.get('status')} {last.get('finished_at') or ''}")
     for name, size in status["tables"].items():
         print(f"{name:<24} ~{size['rows_estimate']:>12,} rows {size['bytes'] / 2**20:>10.1f} MiB")
+    for batch in status["unfinished_batches"]:
+        print(
+            f"unfinished batch {batch['batch_id']}: {batch['shards_loaded']} of {batch['shards']} shards loaded "
+            f"({batch['docs']} documents, exported {batch['exported_at']}); finish it by running again with the same "
+            "options or `corpusbridge load --manifest ...`, or give it up: `corpusbridge export --abandon ID`"
+        )
     rec = status["last_reconciliation"]
     if rec:
         verdict = "reconciled" if rec["ok"] else f"NOT reconciled, {rec['docs_missing']} missing"

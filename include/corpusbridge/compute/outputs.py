@@ -48,7 +48,16 @@ def payload_error(stdout: str) -> str:
 def failure_message(head: str, stdout: str, stderr: str, tail_chars: int = 2000) -> str:
     """`head: the payload's error` plus the stderr tail: what a person needs to fix a failed shard."""
     tail = stderr.strip()[-tail_chars:]
-    return f"{head}: {payload_error(stdout)}" + (f"\nstderr tail:\n{tail}" if tail else "")
+    error = payload_error(stdout)
+    return (f"{head}: {error}" if error else head) + (f"\nstderr tail:\n{tail}" if tail else "")
+
+
+def failure_line(message: str) -> str:
+    """A failure_message in one line: its head and the last line of its stderr tail (where a Python traceback
+    names the exception, e.g. `ModuleNotFoundError: No module named 'corpusbridge'`)."""
+    head, _, tail = message.partition("\nstderr tail:\n")
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    return f"{head}; its stderr ends: {last}" if last else head
 
 
 def result_files(index: int, embeddings: bool) -> list[str]:

@@ -127,7 +127,12 @@ def run_slurm(
         submission = jobs.submit_or_reattach(transport, spec)
         summary.job_ids = sorted(submission.jobs)
         summary.submitted = sorted(i for indices in submission.submitted.values() for i in indices)
-        log.info("compute slurm: job %s, scratch %s (%s)", spec.job_name, spec.scratch, submission.preflight or "")
+        for job_id, indices in submission.submitted.items():
+            log.info("compute slurm: submitted SLURM job %s for indices %s (pre-flight: %s)", job_id, indices,
+                     submission.preflight or "-")  # fmt: skip
+        for job_id, indices in submission.reattached.items():
+            log.info("compute slurm: re-attached to SLURM job %s (indices %s), not resubmitting", job_id, indices)
+        log.info("compute slurm: job name %s, scratch %s", spec.job_name, spec.scratch)
         failed = wait_for_indices(transport, spec.scratch, submission, poll_seconds)
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
         summary.failed.update(failed)

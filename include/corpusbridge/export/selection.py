@@ -78,7 +78,8 @@ class Selection:
         if self.mode == "pending":
             return (
                 "no clean document is new or changed since its last load with this dictionary and model: ingest "
-                "and sanitize new files first, or reprocess (selection all) to export loaded ones again"
+                "and sanitize new files first, or reprocess to export loaded ones again (`run --reprocess`, "
+                "`export --all`, Param reprocess)"
             )
         return "there is no clean document yet: ingest and sanitize first"
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from corpusbridge.compute.outputs import failure_line
 from corpusbridge.config import home_dir
 from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.verify import ResultVerificationError
@@ -90,7 +91,6 @@ def run_pipeline(conn: psycopg.Connection, options: PipelineOptions) -> Pipeline
     summary.dictionary_version = dictionary.version
     exported = _export(conn, options, dictionary.version, work / "exports", summary)
     if exported is None:
-        log.info("run: nothing new to export; no job submitted, nothing to load")
         return summary
     results = work / "results" / str(summary.batch_id)
     compute = _compute(options, exported, dictionary.path, results)
@@ -133,9 +133,22 @@ def _export(
     except ExportDiskFull as exc:
         raise PipelineError(str(exc)) from exc
     if exported.batch_id is None or exported.manifest is None:
+        log.info("run: nothing new to export; no job submitted, nothing to load")
+        return None
+    if _loaded_before(conn, exported.batch_id, exported.shards):
+        log.info("run: batch %s holds the same documents, dictionary and model as a batch loaded before, so its "
+                 "results would be the same: nothing is computed or loaded again (a new dictionary or model "
+                 "reprocesses)", exported.batch_id)  # fmt: skip
         return None
     summary.batch_id, summary.shards, summary.docs_exported = exported.batch_id, exported.shards, exported.docs_exported
     return Path(exported.manifest)
+
+
+def _loaded_before(conn: psycopg.Connection, batch_id: str, shards: int) -> bool:
+    """Every shard of the batch is in the load ledger already (a reprocess of unchanged inputs)."""
+    row = conn.execute("SELECT count(*) FROM load_ledger WHERE batch_id = %s", (batch_id,)).fetchone()
+    conn.commit()
+    return row is not None and row[0] >= shards
 
 
 def model_hash(embeddings: bool) -> str | None:
@@ -169,8 +182,9 @@ def _compute(options: PipelineOptions, manifest: Path, dictionary: Path, results
         )  # fmt: skip
     except (TransportError, StagingError, OSError) as exc:  # the connection, a transfer, or the results' disk
         raise PipelineError(
-            f"compute on the cluster did not finish: {exc}. Nothing of this try was loaded; run again: staging and "
-            "fetching resume where they stopped and no array index is submitted twice"
+            f"compute on the cluster did not finish: {exc}. Nothing of this try was loaded; run again with the same "
+            "options (they find this batch): staging and fetching resume where they stopped and no array index is "
+            "submitted twice"
         ) from exc
 
 
@@ -190,10 +204,15 @@ def _load(
     except ResultVerificationError as exc:
         if not failed:
             raise
-        reasons = "; ".join(f"shard {i}: {why.splitlines()[0]}" for i, why in sorted(failed.items()))
+        for index, why in sorted(failed.items()):
+            log.error("run: shard %d failed: %s", index, why)  # with the whole stderr tail
+        reasons = "; ".join(f"shard {i}: {failure_line(why)}" for i, why in sorted(failed.items()))
+        others = summary.shards - len(failed)
+        loaded_part = f"the other {others} shard(s) are loaded" if others > 0 else "nothing was loaded"
         raise PipelineError(
-            f"batch {exc.batch_id}: compute failed for {len(failed)} shard(s) ({reasons}); the other shards are "
-            "loaded. Fix the cause and run again: only the failed shards are computed and loaded"
+            f"batch {exc.batch_id}: compute failed for {len(failed)} shard(s) ({reasons}); {loaded_part}. Fix the "
+            "cause and run again with the same options (they find this batch): only the failed shards are "
+            "computed and loaded"
         ) from exc
     summary.docs_loaded, summary.concepts_loaded = loaded.docs_loaded, loaded.concepts_loaded
     summary.vectors_loaded, summary.reconciliation = loaded.vectors_loaded, loaded.reconciliation

@@ -113,6 +113,13 @@ LAST_LOAD = """
 # Rows: the live rows the statistics system counts as rows are written (right after a load, before any ANALYZE
 # has set reltuples), else the planner's estimate (statistics are reset after a crash; reltuples is -1 until the
 # first ANALYZE).
+# Batches exported but not (completely) loaded: a failed or interrupted run's, which a rerun with the same options
+# (or `corpusbridge load`) finishes, or `export --abandon` gives up.
+UNFINISHED_BATCHES = """
+    SELECT b.batch_id, b.shard_count, (SELECT count(*) FROM load_ledger l WHERE l.batch_id = b.batch_id), b.rows,
+           b.created_at, b.manifest_path
+    FROM export_batches b WHERE b.status = 'exported' ORDER BY b.created_at
+"""
 TABLE_SIZES = """
     SELECT c.relname,
            (CASE WHEN pg_stat_get_live_tuples(c.oid) > 0 OR c.reltuples < 0 THEN pg_stat_get_live_tuples(c.oid)

@@ -22,8 +22,8 @@ TABLES = (
 
 
 def pipeline_status(conn: psycopg.Connection) -> dict[str, Any]:
-    """Per stage: runs by status and the last run with its counts; table rows (estimated) and bytes; the last
-    load's reconciliation."""
+    """Per stage: runs by status and the last run with its counts; table rows (estimated) and bytes; batches
+    exported but not completely loaded; the last load's reconciliation."""
     stages: dict[str, dict[str, Any]] = {}
     for stage, status, count in conn.execute(statements.RUN_COUNTS):
         stages.setdefault(stage, {"runs": {}})["runs"][status] = count
@@ -41,6 +41,11 @@ def pipeline_status(conn: psycopg.Connection) -> dict[str, Any]:
         name: {"rows_estimate": rows, "bytes": size}
         for name, rows, size in conn.execute(statements.TABLE_SIZES, (list(TABLES),))
     }
+    unfinished = [
+        {"batch_id": batch_id, "shards": shards, "shards_loaded": loaded, "docs": docs,
+         "exported_at": created.isoformat(), "manifest": manifest}
+        for batch_id, shards, loaded, docs, created, manifest in conn.execute(statements.UNFINISHED_BATCHES)
+    ]  # fmt: skip
     last = conn.execute(statements.LAST_LOAD).fetchone()
     conn.rollback()  # read-only: end the implicit transaction
     reconciliation = None
@@ -48,4 +53,4 @@ def pipeline_status(conn: psycopg.Connection) -> dict[str, Any]:
         reconciliation = {"run_id": last[0], "status": last[1], **last[3]}
     order = {stage.value: i for i, stage in enumerate(Stage)}  # data-flow order, not the alphabet's
     stages = dict(sorted(stages.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
-    return {"stages": stages, "tables": tables, "last_reconciliation": reconciliation}
+    return {"stages": stages, "tables": tables, "unfinished_batches": unfinished, "last_reconciliation": reconciliation}

@@ -217,7 +217,9 @@ class _Watch:
         changed = self.tracker.observe(snap.result)
         for row in changed:
             label = row.job_id if row.index is None else f"{row.job_id}_{row.index}"
-            self.t.log.info("SLURM job %s: %s (reason: %s)", label, row.state, row.reason)
+            # squeue's reason is "None" while a job runs: only a pending job's reason says anything
+            reason = f" (reason: {row.reason})" if row.reason and row.reason != "None" else ""
+            self.t.log.info("SLURM job %s: %s%s", label, row.state, reason)
         await self._stream([(r.job_id, r.index if r.index is not None else 0) for r in changed])
         return self.tracker.settled()
 
