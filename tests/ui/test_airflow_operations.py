@@ -245,7 +245,7 @@ def _logs(airflow: AirflowStack) -> str:
 def _wait_trigger_polled(airflow: AirflowStack, job: str) -> None:
     """Until the triggerer runs the job's trigger: its first poll is in the task log (the trigger's run() started,
     so a user's action on the task now cancels it and calls its on_kill)."""
-    _wait_logged(airflow, re.compile(rf"SLURM job {job}(_\d+)?: [A-Z]+ \(reason"), timeout=120)
+    _wait_logged(airflow, re.compile(rf"SLURM job {job}(_\d+)?: [A-Z]+\b"), timeout=120)  # the trigger's first poll
 
 
 def _wait_logged(airflow: AirflowStack, line: re.Pattern[str], timeout: float = 60) -> None:
