@@ -136,30 +136,19 @@ def bare_copy(conn: Any, manifest: Path, results: Path, kind: str, workers: int 
 
 
 def _bare_concepts(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
-    import pyarrow as pa
+    """The concept rows tagged and written as CSV exactly as the load writes them (streams.copy_csv)."""
+    from corpusbridge.load.streams import _tagged, copy_csv
 
     statement = (f"COPY {table} (doc_id, concept_id, start_offset, end_offset, sentence, matched, batch_id, shard) "
                  "FROM STDIN (FORMAT csv)")  # fmt: skip
-    columns = ["doc_id", "concept_id", "start", "end", "sentence", "matched"]
-    rows = 0
-    with conn.cursor().copy(statement) as copy:
-        for part in _parts(path, columns, 16_384):
-            n = part.num_rows
-            part = part.append_column("batch_id", pa.array([batch_id] * n))
-            part = part.append_column("shard", pa.array([index] * n, pa.int32()))
-            copy.write(_csv(part))
-            rows += n
-    return rows
+    return copy_csv(conn, statement, _tagged(path, batch_id, index))
 
 
 def _bare_pairs(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
+    from corpusbridge.load.streams import copy_csv
+
     columns = ["concept_a", "concept_b", "docs", "sentences"]
-    rows = 0
-    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
-        for part in _parts(path, columns, 65_536):
-            copy.write(_csv(part))
-            rows += part.num_rows
-    return rows
+    return copy_csv(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)", _parts(path, columns, 65_536))
 
 
 def _bare_vectors(conn: Any, table: str, path: Path, batch_id: str, index: int) -> int:
@@ -182,14 +171,6 @@ def _parts(path: Path, columns: list[str], rows: int) -> Any:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
-
-
-def _csv(part: Any) -> memoryview:
-    import pyarrow.csv as pacsv
-
-    buffer = io.BytesIO()
-    pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False))
-    return buffer.getbuffer()
 
 
 def relation_sizes(conn: Any) -> dict[str, int]:

@@ -162,6 +162,13 @@ def rewrite_output(batch, index: int, name: str, table) -> None:
     path.write_text(json.dumps(entry, indent=2))
 
 
+def add_stray_document(batch, index: int, doc_id: str = "doc:99999") -> None:
+    """Shard `index`'s concept rows, one of them moved to `doc_id`, a document the export did not put there."""
+    concepts = pq.read_table(batch.results / f"concepts-{index}.parquet")
+    stray = concepts.slice(0, 1).set_column(0, concepts.schema.field(0), [[doc_id]])
+    rewrite_output(batch, index, "concepts", pa.concat_tables([concepts.slice(1), stray]))
+
+
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
     tables = ("document_concepts", "document_vectors", "document_results", "load_ledger")
     return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # type: ignore[index]

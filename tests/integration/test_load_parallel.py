@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from load_support import (
+    add_stray_document,
     copy_batch,
     output_rows,
     register_batch,
-    rewrite_output,
     table_counts,
 )
 
@@ -50,9 +48,7 @@ def test_shards_at_once_write_what_one_at_a_time_writes_and_a_rerun_adds_nothing
 def test_a_failing_shard_lets_the_shard_in_flight_finish_and_names_itself(db, round_trip, tmp_path: Path) -> None:
     batch = copy_batch(round_trip.first, tmp_path)
     register_batch(db, batch)
-    concepts = pq.read_table(batch.results / "concepts-1.parquet")
-    stray = concepts.slice(0, 1).set_column(0, concepts.schema.field(0), [["doc:99999"]])
-    rewrite_output(batch, 1, "concepts", pa.concat_tables([concepts.slice(1), stray]))
+    add_stray_document(batch, 1)
     with pytest.raises(LoadError, match=r"shard 1: results name documents the export did not put into this shard"):
         _load(db, batch, workers=2)
     ledger = [row[0] for row in db.execute("SELECT shard FROM load_ledger ORDER BY shard")]

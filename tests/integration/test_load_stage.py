@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from load_support import (
     RoundTrip,
+    add_stray_document,
     copy_batch,
     output_rows,
     register_batch,
@@ -261,9 +261,7 @@ def test_a_result_naming_a_document_of_another_shard_is_refused_with_its_id(
 ) -> None:
     batch = copy_batch(round_trip.first, tmp_path)
     register_batch(db, batch)
-    concepts = pq.read_table(batch.results / "concepts-1.parquet")
-    stray = concepts.slice(0, 1).set_column(0, concepts.schema.field(0), [["doc:99999"]])
-    rewrite_output(batch, 1, "concepts", pa.concat_tables([concepts.slice(1), stray]))
+    add_stray_document(batch, 1)
     with pytest.raises(LoadError, match=r"shard 1: results name documents the export did not put into this shard "
                        r"\(doc:99999\)"):  # fmt: skip
         _load(db, batch)

@@ -52,13 +52,18 @@ def fs_path(name: str) -> str | bytes:
     return os.fsencode(text)
 
 
+def require_source_dir(root: Path) -> None:
+    """A crawl folder that is not there is a typo to report before any run starts (and before anything is recorded)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"source directory {root} does not exist or is not a directory")
+
+
 def walk_files(root: Path, limit: int | None = None, skipped: Counter[str] | None = None) -> Iterator[FoundFile]:
     """Files under `root`, sorted per directory (so `limit` picks a stable subset), hidden ones skipped.
 
     What was skipped is counted by kind into `skipped` (the run keeps it in `ingest_runs.files_skipped`).
     """
-    if not root.is_dir():
-        raise FileNotFoundError(f"source directory {root} does not exist or is not a directory")
+    require_source_dir(root)
     skipped = Counter[str]() if skipped is None else skipped
     try:
         for count, found in enumerate(_walk(root.absolute(), skipped), start=1):

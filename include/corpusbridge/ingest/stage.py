@@ -21,7 +21,7 @@ from corpusbridge.config import worker_count
 from corpusbridge.ingest import statements, workers
 from corpusbridge.ingest.chunk import ChunkOutcome, ingest_chunk
 from corpusbridge.ingest.copy_in import FileTask
-from corpusbridge.ingest.discover import walk_files
+from corpusbridge.ingest.discover import require_source_dir, walk_files
 from corpusbridge.ingest.workers import CHUNK_FILES
 from corpusbridge.processes import worker_pool
 from corpusbridge.runs import (
@@ -93,8 +93,7 @@ def run_ingest(
     """
     options = options or IngestOptions()
     root = Path(source_dir).absolute()
-    if not root.is_dir():  # a typo, not a run: nothing is recorded
-        raise FileNotFoundError(f"source directory {root} does not exist or is not a directory")
+    require_source_dir(root)  # a typo, not a run: nothing is recorded
     try:
         with stage_lock(conn, Stage.INGEST):
             summary = IngestSummary(

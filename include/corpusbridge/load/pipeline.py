@@ -18,6 +18,7 @@ import psycopg
 
 from corpusbridge.compute.outputs import failure_line
 from corpusbridge.config import home_dir
+from corpusbridge.load import statements
 from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.verify import ResultVerificationError
 
@@ -83,8 +84,10 @@ def run_pipeline(conn: psycopg.Connection, options: PipelineOptions) -> Pipeline
 
     work = options.work_dir or home_dir()
     summary = PipelineSummary(backend=options.backend)
-    if options.source is not None and not options.source.is_dir():  # before hours of ingest, not after
-        raise FileNotFoundError(f"source directory {options.source} does not exist or is not a directory")
+    if options.source is not None:  # before hours of ingest, not after
+        from corpusbridge.ingest.discover import require_source_dir
+
+        require_source_dir(options.source)
     # Built (or found cached) first: a bad terms file ends the run before ingest, sanitize and index, not after.
     dictionary = cached_dictionary(options.terms or default_terms(), work / "dictionaries")
     _prepare(conn, options, summary)
@@ -146,7 +149,7 @@ def _export(
 
 def _loaded_before(conn: psycopg.Connection, batch_id: str, shards: int) -> bool:
     """Every shard of the batch is in the load ledger already (a reprocess of unchanged inputs)."""
-    row = conn.execute("SELECT count(*) FROM load_ledger WHERE batch_id = %s", (batch_id,)).fetchone()
+    row = conn.execute(statements.LEDGER_SHARDS, (batch_id,)).fetchone()
     conn.commit()
     return row is not None and row[0] >= shards
 

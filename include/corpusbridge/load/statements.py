@@ -110,9 +110,7 @@ LAST_LOAD = """
     SELECT run_id, status, batch_id, reconciliation, finished_at FROM load_runs
     WHERE reconciliation IS NOT NULL ORDER BY run_id DESC LIMIT 1
 """
-# Rows: the live rows the statistics system counts as rows are written (right after a load, before any ANALYZE
-# has set reltuples), else the planner's estimate (statistics are reset after a crash; reltuples is -1 until the
-# first ANALYZE).
+LEDGER_SHARDS = "SELECT count(*) FROM load_ledger WHERE batch_id = %s"
 # Batches exported but not (completely) loaded: a failed or interrupted run's, which a rerun with the same options
 # (or `corpusbridge load`) finishes, or `export --abandon` gives up.
 UNFINISHED_BATCHES = """
@@ -120,6 +118,9 @@ UNFINISHED_BATCHES = """
            b.created_at, b.manifest_path
     FROM export_batches b WHERE b.status = 'exported' ORDER BY b.created_at
 """
+# Rows: the live rows the statistics system counts as rows are written (right after a load, before any ANALYZE
+# has set reltuples), else the planner's estimate (statistics are reset after a crash; reltuples is -1 until the
+# first ANALYZE).
 TABLE_SIZES = """
     SELECT c.relname,
            (CASE WHEN pg_stat_get_live_tuples(c.oid) > 0 OR c.reltuples < 0 THEN pg_stat_get_live_tuples(c.oid)
