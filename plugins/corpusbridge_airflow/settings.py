@@ -105,12 +105,16 @@ def cluster_python(param_value: str | None) -> str:
 
 
 def work_dir() -> Path:
-    """Where exports, fetched results and cached dictionaries live: the Variable, else `$CORPUSBRIDGE_HOME/compute`."""
+    """Where exports, fetched results and cached dictionaries live: the Variable, else `$CORPUSBRIDGE_HOME`.
+
+    The default is the CLI's folder too, so `corpusbridge run` and the DAG share one dictionary cache and one set of
+    export folders instead of building and writing each twice.
+    """
     from airflow.sdk import Variable
 
     from corpusbridge.config import home_dir
 
     configured = Variable.get(WORK_DIR_VARIABLE, default=None)
-    path = Path(configured) if configured else home_dir() / "compute"
+    path = Path(configured) if configured else home_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
