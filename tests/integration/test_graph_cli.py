@@ -99,6 +99,18 @@ def test_related_lists_neighbours_and_draws_them(loaded: str, tmp_path: Path, ca
     assert by_sentence["by"] == "sentence" and len(by_sentence["neighbours"]) == 1
 
 
+def test_related_leaves_out_pairs_seen_by_chance_unless_asked(loaded: str, capsys) -> None:
+    every = _cli(capsys, "related", "C2", "--min-count", "1", "--limit", "1000", "--db", loaded)
+    default = _cli(capsys, "related", "C2", "--limit", "1000", "--db", loaded)
+    assert (every["min_count"], default["min_count"]) == (1, 5)
+    assert 0 < len(default["neighbours"]) < len(every["neighbours"])
+    assert {n["concept_id"] for n in default["neighbours"]} == {
+        n["concept_id"] for n in every["neighbours"] if n["docs"] >= 5
+    }
+    assert main(["related", "C2", "--min-count", "100000", "--db", loaded]) == 0
+    assert "--min-count 1 lists every pair" in capsys.readouterr().out
+
+
 def test_unknown_concept_names_the_fix(loaded: str) -> None:
     with pytest.raises(SystemExit, match="not in the concept graph"):
         main(["related", "NO-SUCH", "--db", loaded])
