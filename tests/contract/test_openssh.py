@@ -118,3 +118,20 @@ def test_all_commands_share_one_login(hpc_sandbox: Any, control_dir: Path, tmp_p
 )
 def test_shell_glob_word_quotes_all_but_wildcards(pattern: str, word: str) -> None:
     assert shell_glob_word(pattern) == word
+
+
+def test_what_lands_on_the_cluster_is_private_to_its_owner(openssh_transport: OpenSSHTransport, tmp_path: Path,
+                                                           hpc_sandbox: Any) -> None:  # fmt: skip
+    """Shards carry full text and scratch is often shared: uploads, folders and what commands write are 0600/0700."""
+    local = tmp_path / "shard.parquet"
+    local.write_bytes(b"text of the corpus")
+    base = f"{hpc_sandbox.scratch_root}/private-{tmp_path.name}"
+    openssh_transport.put(local, f"{base}/one/shard.parquet")
+    openssh_transport.put_many([(local, f"{base}/many/shard.parquet")])
+    openssh_transport.run(["sh", "-c", 'echo result > "$1"', "sh", f"{base}/one/result.json"])
+    modes = openssh_transport.run(["sh", "-c", 'cd "$1" && stat -c "%n %a" one many one/* many/*', "sh", base])
+    assert modes.ok, modes.stderr
+    assert dict(line.rsplit(" ", 1) for line in modes.stdout.split("\n") if line) == {
+        "one": "700", "many": "700", "one/shard.parquet": "600", "one/result.json": "600", "many/shard.parquet": "600",
+    }  # fmt: skip
+    openssh_transport.run(["rm", "-rf", "--", base])

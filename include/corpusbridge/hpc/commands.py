@@ -144,11 +144,15 @@ def squeue_argv(job_ids: Iterable[str]) -> list[str]:
 
 
 def squeue_by_name_argv(names: Iterable[str]) -> list[str]:
-    """Jobs carrying one of these names, in any state: how a retry finds the job it should re-attach to."""
+    """Our own jobs carrying one of these names, in any state: how a retry finds the job it should re-attach to.
+
+    `--me` (SLURM >= 20.11): job names are visible to every user and stay the same across retries, so without it a
+    job another user submitted under the name would be adopted, waited on and its results fetched.
+    """
     joined = ",".join(sorted(set(names)))
     if not joined:
         raise ValueError("squeue_by_name_argv: no job names")
-    return with_query_env(["squeue", "-h", "-r", "--states=all", "-o", SQUEUE_NAME_FORMAT, "-n", joined])
+    return with_query_env(["squeue", "--me", "-h", "-r", "--states=all", "-o", SQUEUE_NAME_FORMAT, "-n", joined])
 
 
 def scontrol_show_job_argv(job_id: str) -> list[str]:

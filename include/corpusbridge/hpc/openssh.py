@@ -50,6 +50,9 @@ _SSH_ERROR = re.compile(
     re.MULTILINE,
 )
 _BRACKET = re.compile(r"[!^]?[A-Za-z0-9_.,+-]+")
+# Every remote command runs under this umask: shards carry full text, and scratch is often shared by every user of
+# the cluster. sbatch passes the submitting shell's umask to the job (SLURM_UMASK), so results are private too.
+_PRIVATE = "umask 077; "
 
 _PUT = (
     'set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$d/.cb-part-$2"; trap \'rm -f -- "$t"\' EXIT; '
@@ -237,7 +240,7 @@ class OpenSSHTransport:
         """Run argv remotely; a broken connection raises, a command's own failure is returned."""
         self._ensure_master()
         env = [f"{k}={v}" for k, v in self.settings.env.items()]
-        line = shlex.join(["env", *env, *script_argv] if env else list(script_argv))
+        line = _PRIVATE + shlex.join(["env", *env, *script_argv] if env else list(script_argv))
         proc = self._spawn(self.ssh_argv(line), timeout=timeout, **io)  # type: ignore[arg-type]
         if proc.returncode == _SSH_FAILED and (_SSH_ERROR.search(_text(proc.stderr)) or not self.master_alive()):
             self._master_ready = False
@@ -271,7 +274,10 @@ class OpenSSHTransport:
         widen_pipe(write_end)
         try:
             proc = subprocess.Popen(
-                self.ssh_argv(shlex.join(argv)), stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                self.ssh_argv(_PRIVATE + shlex.join(argv)),
+                stdin=read_end,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
         except OSError as exc:
             os.close(write_end)

@@ -116,6 +116,7 @@ def batch_script(
         [
             "#!/bin/bash",
             f"# corpusbridge job {job_name}: generated, do not edit (a retry rewrites it)",
+            "umask 077  # results carry text of the corpus; scratch is often shared by every user of the cluster",
             f'cd -- {q_scratch} || {{ echo "corpusbridge: cannot enter scratch dir "{q_scratch} >&2; exit 97; }}',
             'export CORPUSBRIDGE_INDEX="${SLURM_ARRAY_TASK_ID:-0}"',
             f"export CORPUSBRIDGE_SCRATCH={q_scratch}",

@@ -41,7 +41,7 @@ class TarWriter(threading.Thread):
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
             info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
+            info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o600  # root's tar keeps modes
             _write_all(self.fd, info.tobuf(format=tarfile.PAX_FORMAT))
             offset = 0
             while offset < st.st_size:  # a file that grows meanwhile is cut at the size in its header

@@ -144,3 +144,4 @@ def test_other_builders() -> None:
     assert commands.sacct_argv(["7"])[2:5] == ["sacct", "-P", "-X"]
     assert commands.scancel_argv(["8", "7"]) == ["scancel", "7", "8"]
     assert commands.squeue_by_name_argv(["b", "a"])[-2:] == ["-n", "a,b"]
+    assert "--me" in commands.squeue_by_name_argv(["a"])  # never another user's job of the same name
