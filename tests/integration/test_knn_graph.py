@@ -146,6 +146,57 @@ def test_a_damaged_part_is_not_loaded_and_the_previous_graph_stays(db, tmp_path:
     assert (again.skipped, again.failed) == (1, {})
 
 
+def _rewrite_part(out: Path, index: int, table, rows: int | None = None) -> None:
+    """What a buggy (or foreign) kNN job would leave: a part whose entry verifies (sha256 rewritten) but whose
+    content the load must still not trust."""
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+
+    from corpusbridge.graph.knn_files import PartEntry, part_entry_name
+    from corpusbridge.hashing import file_sha256
+
+    pq.write_table(table, out / f"neighbors-{index}.parquet")
+    entry = PartEntry.read(out / part_entry_name(index))
+    digest = file_sha256(out / f"neighbors-{index}.parquet")
+    replace(entry, sha256=digest, rows=table.num_rows if rows is None else rows).write(out)
+
+
+def test_the_load_trusts_no_part_beyond_its_checksum(db, tmp_path: Path) -> None:
+    """Columns in another order load by name; ids without a loaded vector, or a row count that disagrees with the
+    entry, fail the load by name and leave the previous graph."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from corpusbridge.compute.neighbors import KnnWork, run_neighbors_local
+    from corpusbridge.graph.knn_files import export_vectors
+    from corpusbridge.graph.neighbors_load import NeighborsLoadError, load_neighbors
+
+    vectors = _vectors(seed=8)
+    ids = _put(db, vectors)
+    source = export_vectors(db, tmp_path)
+    out = tmp_path / "out"
+    assert run_neighbors_local(KnnWork(source, K, 2, "cpu"), out).ok
+    original = pq.read_table(out / "neighbors-0.parquet")
+
+    def load(label: str) -> dict:
+        return load_neighbors(db, out, input_sha256=source.sha256, k=K, parts=2, provenance=Provenance(label)).as_dict()
+
+    _rewrite_part(out, 0, original.select(["cosine", "rank", "neighbor_id", "doc_id"]))
+    first = load("reordered")
+    _assert_exact(db, ids, vectors)
+
+    foreign = pc.replace_substring(original.column("neighbor_id"), ids[1], "doc:elsewhere")
+    _rewrite_part(out, 0, original.set_column(1, "neighbor_id", foreign))
+    with pytest.raises(NeighborsLoadError, match=r"without a loaded vector.*doc:elsewhere"):
+        load("foreign")
+    _rewrite_part(out, 0, original, rows=original.num_rows - 1)
+    with pytest.raises(NeighborsLoadError, match=f"list {DOCS * K - 1} rows but hold {DOCS * K}"):
+        load("miscounted")
+    assert db.execute("SELECT DISTINCT graph_id FROM document_neighbors").fetchall() == [(first["graph_id"],)]
+    assert db.execute("SELECT count(*) FROM neighbor_graphs").fetchone()[0] == 1
+
+
 def test_without_a_graph_similar_answers_from_hnsw(db, db_uri, capsys) -> None:
     ids = _put(db, _vectors())
     out = _cli(capsys, "similar", ids[0], "--limit", "3", "--db", db_uri)

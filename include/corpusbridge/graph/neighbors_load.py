@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 
-from corpusbridge.graph.knn_files import PartEntry, part_entry_name, verified_part
+from corpusbridge.graph.knn_files import NEIGHBORS_SCHEMA, PartEntry, part_entry_name, verified_part
 from corpusbridge.load.ledger import Provenance
 from corpusbridge.load.streams import copy_csv
 
@@ -25,6 +25,12 @@ from corpusbridge.load.streams import copy_csv
 _LOCK_KEY = 0x6B6E6E67
 COPY_NEIGHBORS = "COPY knn_temp (doc_id, neighbor_id, rank, cosine) FROM STDIN (FORMAT csv)"
 CURRENT = "SELECT graph_id, result_sha256, k FROM neighbor_graphs WHERE current"
+# Ids of the result that name no loaded vector: a job run on other vectors, or vectors replaced since the export.
+UNKNOWN_IDS = """
+    SELECT t.id FROM (SELECT doc_id AS id FROM knn_temp UNION ALL SELECT neighbor_id FROM knn_temp) t
+    WHERE NOT EXISTS (SELECT 1 FROM document_vectors v WHERE v.doc_id = t.id)
+    LIMIT 5
+"""
 
 
 class NeighborsLoadError(RuntimeError):
@@ -121,14 +127,25 @@ def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], g
     conn.execute(
         "CREATE TEMP TABLE knn_temp (doc_id text, neighbor_id text, rank smallint, cosine real) ON COMMIT DROP"
     )
-    parts = (pq.ParquetFile(folder / entry.path).iter_batches(batch_size=65_536) for entry in entries)
+    columns = NEIGHBORS_SCHEMA.names  # the COPY's order, whatever order the file has
+    parts = (pq.ParquetFile(folder / e.path).iter_batches(batch_size=65_536, columns=columns) for e in entries)
     copy_csv(conn, COPY_NEIGHBORS, (batch for part in parts for batch in part))
+    unknown = [row[0] for row in conn.execute(UNKNOWN_IDS)]
+    if unknown:
+        raise NeighborsLoadError(
+            f"{folder}: the kNN result names documents without a loaded vector (e.g. {', '.join(unknown)}): the "
+            "vectors changed since they were exported for this job; run `corpusbridge graph neighbors` again"
+        )
     conn.execute("DELETE FROM document_neighbors")
-    return conn.execute(
+    inserted = conn.execute(
         """INSERT INTO document_neighbors (doc_id, rank, neighbor_id, cosine, graph_id)
            SELECT doc_id, rank, neighbor_id, cosine, %s FROM knn_temp""",
         (graph_id,),
     ).rowcount
+    listed = sum(e.rows for e in entries)
+    if inserted != listed:  # the counts reconcile here as at every other hop
+        raise NeighborsLoadError(f"{folder}: the parts list {listed} rows but hold {inserted}; nothing was loaded")
+    return inserted
 
 
 def _scalar(conn: psycopg.Connection, query: str, params: dict) -> int:
