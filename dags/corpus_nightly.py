@@ -53,13 +53,16 @@ CLEAN_DOCUMENTS = Asset("corpusbridge://postgres/clean_documents")
 def corpus_nightly() -> None:
     @task
     def ingest(params: dict | None = None) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from corpusbridge_airflow import settings
         from corpusbridge_airflow.stages.ingest import ingest_stage
 
         params = params or {}
-        directory = settings.configured_source_dir(params.get("source_dir"))
+        try:
+            directory = settings.configured_source_dir(params.get("source_dir"))
+        except settings.ParamPathRefused as exc:
+            raise AirflowFailException(str(exc)) from None
         if not directory:
             raise AirflowSkipException(
                 f"no source directory, nothing to ingest: set the Variable {settings.SOURCE_DIR_VARIABLE!r} "

@@ -43,10 +43,60 @@ def conninfo_from_fields(
     return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
+# --- paths a trigger may name -------------------------------------------------------------------------------------
+
+# Triggering a DAG is a lower permission than editing Connections or Variables, yet four Params name paths: files
+# the worker reads (source_dir, dictionary) and programs the cluster runs (container, cluster_python). On a shared
+# deployment an admin lists the folders they may name; unset, any path goes (a single-user workstation).
+WORKSTATION_ROOTS_VARIABLE = "corpusbridge_param_roots"
+CLUSTER_ROOTS_VARIABLE = "corpusbridge_cluster_param_roots"
+
+
+class ParamPathRefused(PermissionError):
+    """A Param names a path outside the folders the deployment allows; the message names the Variable."""
+
+
+def param_path(value: str, param: str, *, cluster: bool = False) -> str:
+    """`value` (a Param's path) if the deployment allows it: under a root of the Variable, or no roots set."""
+    import posixpath
+
+    from airflow.sdk import Variable
+
+    variable = CLUSTER_ROOTS_VARIABLE if cluster else WORKSTATION_ROOTS_VARIABLE
+    roots = [r.strip() for r in str(Variable.get(variable, default=None) or "").split(",") if r.strip()]
+    if not roots:
+        return value
+    if cluster:  # a path on the cluster: judged as text, never followed here
+        path = posixpath.normpath(value)
+        inside = value.startswith("/") and any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+    else:
+        resolved = Path(value).resolve()
+        inside = any(resolved.is_relative_to(Path(r).resolve()) for r in roots)
+    if not inside:
+        raise ParamPathRefused(
+            f"Param {param} {value!r} is outside the folders Variable {variable!r} allows ({', '.join(roots)}); "
+            "name a path under one of them, or ask an admin to set the Variable instead of the Param"
+        )
+    return value
+
+
+def refused_params(params: Any, *, cluster: bool) -> list[str]:
+    """Why each path Param of a run is refused (empty: all allowed); a preflight fails the run with them."""
+    checks = [("dictionary", False)] + ([("container", True), ("cluster_python", True)] if cluster else [])
+    refused = []
+    for name, on_cluster in checks:
+        if params.get(name):
+            try:
+                param_path(str(params[name]), name, cluster=on_cluster)
+            except ParamPathRefused as exc:
+                refused.append(str(exc))
+    return refused
+
+
 def source_dir(param_value: str | None) -> str:
-    """The crawl directory: the run's Param, else the Variable; neither is a configuration error."""
+    """The crawl directory: the run's Param (if allowed), else the Variable; neither is a configuration error."""
     if param_value:
-        return param_value
+        return param_path(param_value, "source_dir")
     from airflow.sdk import Variable
 
     value = Variable.get(SOURCE_DIR_VARIABLE, default=None)
@@ -76,7 +126,7 @@ def configured_source_dir(param_value: str | None) -> str | None:
 def dictionary_terms(param_value: str | None) -> str | None:
     """The concept dictionary's terms file: the run's Param, else the Variable; None when neither is set."""
     if param_value:
-        return param_value
+        return param_path(param_value, "dictionary")
     from airflow.sdk import Variable
 
     value = Variable.get(DICTIONARY_VARIABLE, default=None)
@@ -98,7 +148,7 @@ def has_connection(conn_id: str) -> bool:
 def cluster_python(param_value: str | None) -> str:
     """The interpreter that runs the payload on a node (no container): Param, else Variable, else `python3`."""
     if param_value:
-        return param_value
+        return param_path(param_value, "cluster_python", cluster=True)
     from airflow.sdk import Variable
 
     return str(Variable.get(HPC_PYTHON_VARIABLE, default=None) or "python3")

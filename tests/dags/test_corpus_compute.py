@@ -101,6 +101,13 @@ def test_missing_dictionary_file_fails_without_retrying(dagbag, unconfigured, tm
     assert states["preflight"] == "failed", states
 
 
+def test_a_path_param_outside_the_allowed_roots_fails_at_once(dagbag, unconfigured, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_PARAM_ROOTS", str(tmp_path / "dictionaries"))
+    run = dagbag.dags["corpus_compute"].test(run_conf={"backend": "local", "dictionary": "/etc/passwd"})
+    states = _states(run)
+    assert states["preflight"] == "failed" and states["export"] != "success", states
+
+
 @pytest.fixture
 def corpus_db(db_uri, monkeypatch, tmp_path):
     """A corpus database holding the bundled samples, cleaned, as the Connection corpusbridge_postgres."""

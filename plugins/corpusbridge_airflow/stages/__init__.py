@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from corpusbridge_airflow import settings
+
 if TYPE_CHECKING:
     from corpusbridge.runs import Progress
 
@@ -40,6 +42,8 @@ def operator_request(
         "stage_out": list(stage_out),
         "local_output_dir": local_output_dir,
         "sbatch_options": options,
-        "container": params.get("container") or None,
+        "container": settings.param_path(params["container"], "container", cluster=True)
+        if params.get("container")
+        else None,
         **extra,
     }

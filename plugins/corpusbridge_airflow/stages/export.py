@@ -52,6 +52,9 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     backend = params.get("backend") or "slurm"
     if backend not in BACKENDS:
         raise AirflowFailException(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    refused = settings.refused_params(params, cluster=backend == "slurm")
+    if refused:
+        raise AirflowFailException("; ".join(refused))
     missing = _missing_settings(params, backend)
     if missing:
         message = "corpus_compute is not configured, nothing to do: " + "; ".join(missing)

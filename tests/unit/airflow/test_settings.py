@@ -40,3 +40,32 @@ def test_source_dir_param_wins_and_absence_is_explained(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_SOURCE_DIR")
     with pytest.raises(ValueError, match="corpusbridge_source_dir"):
         source_dir(None)
+
+
+def test_path_params_stay_under_the_roots_an_admin_allows(monkeypatch, tmp_path) -> None:
+    """Triggering is a lower permission than editing Variables: with roots set, a Param cannot name other files
+    for the worker to read, nor another program for the cluster to run."""
+    from corpusbridge_airflow.settings import ParamPathRefused, param_path, refused_params, source_dir
+
+    allowed = tmp_path / "crawl"
+    (allowed / "2026").mkdir(parents=True)
+    monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_PARAM_ROOTS", raising=False)
+    assert param_path("/etc", "source_dir") == "/etc"  # no roots: a single-user workstation names any path
+
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_PARAM_ROOTS", f"{allowed}, /srv/dictionaries")
+    assert source_dir(str(allowed / "2026")) == str(allowed / "2026")
+    for outside in ("/etc", str(allowed / ".." / "other"), str(tmp_path)):
+        with pytest.raises(ParamPathRefused, match="corpusbridge_param_roots"):
+            source_dir(outside)
+    (tmp_path / "link").symlink_to("/etc")
+    with pytest.raises(ParamPathRefused):  # resolved before it is judged
+        param_path(str(allowed / ".." / "link"), "dictionary")
+
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_CLUSTER_PARAM_ROOTS", "/shared/images")
+    assert param_path("/shared/images/cb.sqfs", "container", cluster=True) == "/shared/images/cb.sqfs"
+    for outside in ("/shared/images/../../home/x/evil.sh", "/shared/imagesX/cb.sqfs", "python3"):
+        with pytest.raises(ParamPathRefused, match="corpusbridge_cluster_param_roots"):
+            param_path(outside, "cluster_python", cluster=True)
+    reasons = refused_params({"dictionary": "/etc/passwd", "container": "/tmp/x.sif", "query": "/etc"}, cluster=True)
+    assert [r.split(" ")[1] for r in reasons] == ["dictionary", "container"]
+    assert refused_params({"dictionary": "/srv/dictionaries/mesh.tsv"}, cluster=False) == []
