@@ -53,15 +53,21 @@ def _read_delimited(path: Path, handle: io.TextIOBase, delimiter: str) -> Iterat
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header[:2]] != ["concept_id", "term"]:
         raise DictionaryError(
-            f"{path}: first line must be the header 'concept_id{delimiter}term' (got {header!r}); add it"
+            f"{path}: first line must be the header 'concept_id{delimiter}term' (got {_excerpt(header)}); add it"
         )
     for row in reader:
         if len(row) != 2 or not row[0].strip():
             raise DictionaryError(
                 f"{path}:{reader.line_num}: expected 2 fields 'concept_id{delimiter}term' with a concept id, "
-                f"got {row!r}; fix or remove the line"
+                f"got {_excerpt(row)}; fix or remove the line"
             )
         yield TermRow(row[0].strip(), row[1], reader.line_num)
+
+
+def _excerpt(fields: list[str] | None) -> str:
+    """The start of a bad line, never the whole: a path given by mistake may name a file of secrets."""
+    text = repr(fields)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_jsonl(path: Path, handle: io.TextIOBase) -> Iterator[TermRow]:

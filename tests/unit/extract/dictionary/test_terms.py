@@ -37,3 +37,12 @@ def test_malformed_row_names_the_line(tmp_path: Path) -> None:
     source.write_text("concept_id\tterm\nC1\tlung\nC2 lung cancer\n", encoding="utf-8")
     with pytest.raises(DictionaryError, match=r"terms.tsv:3: expected 2 fields"):
         build_dictionary(source, tmp_path / "art")
+
+
+def test_a_file_given_by_mistake_is_quoted_only_in_part(tmp_path: Path) -> None:
+    """The error names the file and shows the start of its line, never a whole line of, say, secrets."""
+    secrets_file = tmp_path / "service.tsv"
+    secrets_file.write_text("DB_PASSWORD=hunter2-a-very-long-secret-value-that-must-not-be-logged\n")
+    with pytest.raises(DictionaryError) as caught:
+        list(read_terms(secrets_file))
+    assert "service.tsv" in str(caught.value) and "must-not-be-logged" not in str(caught.value)
