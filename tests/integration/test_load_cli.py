@@ -106,6 +106,14 @@ def test_similar_of_an_unknown_document_says_what_to_run(db_uri) -> None:
         main(["similar", "doc:nope", "--db", db_uri])
 
 
+def test_a_rejected_document_is_told_apart_from_an_unknown_id(db, db_uri) -> None:
+    db.execute("INSERT INTO sanitize_rejects (doc_id, reason, detail, source_seq, run_id) "
+               "VALUES ('doi:10.1/empty', 'no_text', 'no title, abstract or full text', 1, 1)")  # fmt: skip
+    db.commit()
+    with pytest.raises(SystemExit, match=r"sanitize rejected this document: no_text \(no title"):
+        main(["concepts", "doi:10.1/empty", "--db", db_uri])
+
+
 def test_a_document_without_results_is_told_apart_from_an_unknown_id(loaded, db, db_uri) -> None:
     doc_id = db.execute("SELECT doc_id FROM document_vectors ORDER BY doc_id LIMIT 1").fetchone()[0]
     db.execute("DELETE FROM document_vectors WHERE doc_id = %s", (doc_id,))

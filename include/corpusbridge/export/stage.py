@@ -34,6 +34,7 @@ from corpusbridge.export.manifest import ExportManifest, ManifestError, read_man
 from corpusbridge.export.schema import SHARD_SCHEMA, schema_fingerprint
 from corpusbridge.export.selection import Selection
 from corpusbridge.export.shards import ShardRowLimits, ShardWriter
+from corpusbridge.extract.results import EXTRACTION_RULES
 from corpusbridge.hashing import file_sha256
 from corpusbridge.runs import (
     ProgressCallback,
@@ -150,6 +151,7 @@ def batch_digest(selection: Selection, limits: ShardRowLimits) -> hashlib._Hash:
     """The start of a batch id: what the same documents must also share to be the same batch."""
     header = {
         "version": _BATCH_ID_VERSION,
+        "extraction_rules": EXTRACTION_RULES,
         "schema": schema_fingerprint(SHARD_SCHEMA),
         "dictionary_version": selection.dictionary_version,
         "model_hash": selection.model_hash,

@@ -12,6 +12,10 @@ import pyarrow.parquet as pq
 from corpusbridge.export.manifest import write_json_atomic
 
 RESULT_FORMAT = 1
+# What the payload finds in a text, given the dictionary and the model: raise it whenever a matching or sentence rule
+# changes, so that the same documents make a new export batch and `--reprocess` replaces the rows the old rules made
+# (a batch of the same id is loaded once and never again). 2: a blank line ends a sentence, and no term spans one.
+EXTRACTION_RULES = 2
 
 CONCEPTS_SCHEMA = pa.schema(
     [

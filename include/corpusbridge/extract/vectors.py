@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 
 def embedding_input(title: str | None, text: str | None) -> str:
-    """What a document's vector is computed from: title and abstract, one blank line apart."""
+    """What a document's vector is computed from: the title, a blank line, then the exported text, which starts with
+    the title too. The title counts twice on purpose, as it weighs most in full-text search (export/statements.py);
+    changing this changes every vector, so it would need a new model hash to be reprocessed."""
     return "\n\n".join(part for part in (title, text) if part)
 
 

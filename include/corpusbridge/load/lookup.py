@@ -83,6 +83,13 @@ def _not_loaded(conn: psycopg.Connection, doc_id: str, why: str) -> UnknownDocum
     """A lookup that found nothing: an id that names no clean document is a different mistake from a document
     whose results are not loaded yet, and each wants its own advice."""
     if conn.execute(statements.TITLE_OF, (doc_id,)).fetchone() is None:
+        rejected = conn.execute(statements.REJECTED, (doc_id,)).fetchone()
+        if rejected is not None:
+            detail = f" ({rejected[1]})" if rejected[1] else ""
+            return UnknownDocument(
+                f"{doc_id}: sanitize rejected this document: {rejected[0]}{detail}, so it has no clean text to "
+                "process; `corpusbridge sanitize --rejects N` lists the rejected ones"
+            )
         return UnknownDocument(
             f"{doc_id}: no clean document has this id (ids read like doi:10.1000/xyz or pmid:123; find one with "
             "`corpusbridge search WORDS`)"

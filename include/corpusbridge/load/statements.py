@@ -144,6 +144,7 @@ NEAREST = """
 # The index returns at most ef_search candidates (default 40); a longer list needs a wider search.
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
 TITLE_OF = "SELECT title FROM clean_documents WHERE doc_id = %s"
+REJECTED = "SELECT reason, detail FROM sanitize_rejects WHERE doc_id = %s"
 CONCEPTS_OF = """
     SELECT concept_id, start_offset, end_offset, sentence, matched, batch_id, shard
     FROM document_concepts WHERE doc_id = %s ORDER BY start_offset, concept_id

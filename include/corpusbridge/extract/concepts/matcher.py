@@ -8,11 +8,13 @@ with terms "lung"/"lung cancer" yield "lung", and "cell lines" with "cell"/"cell
 never matches, so it can never hide the shorter one.
 
 Between the words of a term, the text must have whitespace or a hyphen, or the very punctuation the term has
-("t(9;22)"); "lung, cancer" is not "lung cancer".
+("t(9;22)"); "lung, cancer" is not "lung cancer". A blank line is no such gap: a title ending in "lung" and an
+abstract starting with "Cancer" hold no "lung cancer".
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import NamedTuple
 
 from corpusbridge.extract.concepts.scan import Engine, choose_engine, hit_finder
@@ -92,27 +94,35 @@ class Matcher:
         append = found.append
         direct = self._direct
         reached, disjoint = 0, True
+        breaks: list[int] | None = None  # blank lines, in padded offsets; looked for at the first multi-word hit
         for entry, start, end in self._hits(mapped):
             if mapped[start - 1] != " ":
                 continue  # inside a word (see scan.py: a hit brings its word boundary after, not before)
             group = direct[entry]
             if group < 0:  # a term of several words: the text's gaps must agree with the term's
-                text, term = folded[start : end - 1], mapped[start : end - 1]
-                if group < -1:
-                    # Plain: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
-                    if text != term and text.translate(GAP_MAP) != term:
-                        continue
-                    group = -2 - group
-                else:
-                    # Punctuated ("t(9;22)"): the text's gaps must match one of its forms exactly.
-                    group = self._punctuated[term].get(text.translate(GAP_MAP), -1)
-                    if group < 0:
-                        continue
+                if breaks is None:
+                    breaks = [at + 1 for at in normalized.paragraph_breaks()]
+                group = self._gaps_agree(group, folded[start : end - 1], mapped[start : end - 1], breaks, start)
+                if group < 0:
+                    continue
             if start < reached:
                 disjoint = False
             reached = end - 1
             append((start - 1, end - 2, group))
         return found if disjoint else _leftmost_longest(found)
+
+    def _gaps_agree(self, group: int, text: str, term: str, breaks: list[int], start: int) -> int:
+        """The group of a multi-word hit (`group` as `_direct` holds it) if the text's gaps agree with the term's;
+        -1 if not, or if the hit spans a blank line (`breaks`, in the same offsets as `start`)."""
+        if breaks:
+            after = bisect_left(breaks, start)
+            if after < len(breaks) and breaks[after] < start + len(text):
+                return -1
+        if group < -1:
+            # Plain: its gaps are spaces; the text's may be spaces (the usual case) or hyphens.
+            return -2 - group if text == term or text.translate(GAP_MAP) == term else -1
+        # Punctuated ("t(9;22)"): the text's gaps must match one of its forms exactly.
+        return self._punctuated[term].get(text.translate(GAP_MAP), -1)
 
 
 def _leftmost_longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:

@@ -197,6 +197,22 @@ class NormalizedText:
         """`original_span` of many (start, end, tag) at once (the matcher's per-document call)."""
         return spans if self.offsets is None else self.offsets.original_spans(spans)
 
+    def paragraph_breaks(self) -> list[int]:
+        """Folded offsets of the spaces that stand for a blank line (whitespace holding two line breaks), in order.
+
+        The export joins title, abstract and body with one, so a term must not span it. Only whitespace runs can
+        hold one, and a text without runs folds 1:1 (no offsets).
+        """
+        offsets, original = self.offsets, self.original
+        if offsets is None or "\n" not in original:
+            return []
+        if isinstance(offsets, RunOffsets):
+            return [
+                at for (s, e), at in zip(offsets.runs, offsets.positions, strict=True) if original.count("\n", s, e) > 1
+            ]
+        starts, ends = offsets.starts(), offsets.ends()
+        return [i for i, char in enumerate(self.folded) if char == " " and original.count("\n", starts[i], ends[i]) > 1]
+
 
 def _has_whitespace_run(folded: bytes) -> bool:
     """Two spaces in a row (ASCII whitespace is a space once folded). `b"  " in folded` reads the bytes at ~0.7 GB/s

@@ -8,6 +8,7 @@ tokenizer (cached per distinct chunk) only about the chunks that can end a sente
 By default that tokenizer is `ChunkTokenizer` over spaCy's exported rules (no spaCy import); given an `nlp`, it is
 spaCy's own. The commonest boundary, "word. Next", is found by splitting the text on its marks, or, when it holds
 marks beyond '.!?', by one regex over the reversed text (see `_starts`).
+One rule is added to spaCy's, in both: a blank line ends a sentence (`with_paragraphs`).
 Boundaries are checked against the full pipeline in tests/unit/extract/sentences/test_splitter.py;
 `spacy_sentence_starts` is the full pipeline (`nlp.pipe`, batched), and `as_spans` gives spaCy `Span`s to callers
 who want spaCy objects.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,9 @@ _CHUNK = re.compile(r"\S+")
 _PLAIN_WORD = re.compile(r"[a-z0-9]+")
 _ASCII_BYTES = bytes(range(128))
 _MARKS_TO_PERIOD = str.maketrans("!?", "..")
+# Whitespace holding a blank line. The export joins title, abstract and body with one, and a title has no final
+# period (sanitize drops it), so with spaCy's rule alone a title ran into the abstract's first sentence.
+_BLANK_LINE = re.compile(r"\s*\n[^\S\n]*\n\s*")
 
 
 class _Located(Protocol):
@@ -128,13 +132,13 @@ class SentenceSplitter:
 
     def starts(self, text: str) -> list[int]:
         """Character offsets where the 2nd, 3rd, ... sentence begins."""
-        return self._starts(text, len(text) - 1)
+        return with_paragraphs(text, self._starts(text, len(text) - 1))
 
     def indices(self, text: str, offsets: Sequence[int]) -> list[int]:
         """Sentence index of each character offset (boundaries after the last offset are not looked for)."""
         if not offsets:
             return []
-        starts = self._starts(text, max(offsets))
+        starts = with_paragraphs(text, self._starts(text, max(offsets)))
         return [bisect_right(starts, offset) for offset in offsets]
 
     def _starts(self, text: str, last: int) -> list[int]:
@@ -302,13 +306,29 @@ class SentenceSplitter:
         return self._chunk(text, position, True, starts)
 
 
+def with_paragraphs(text: str, starts: list[int]) -> list[int]:
+    """`starts` (spaCy's sentence starts) plus the first character after each blank line that spaCy does not
+    already start a sentence at or before (its whitespace token may start one)."""
+    if "\n" not in text:
+        return starts
+    extra = []
+    for blank in _BLANK_LINE.finditer(text):
+        first, after = blank.span()
+        if first == 0 or after == len(text):
+            continue  # leading or trailing whitespace: no sentence on one side
+        near = bisect_left(starts, first)
+        if near == len(starts) or starts[near] > after:
+            extra.append(after)
+    return sorted(starts + extra) if extra else starts
+
+
 def spacy_sentence_starts(
     texts: Iterable[str], nlp: Language | None = None, batch_size: int = 256
 ) -> Iterator[list[int]]:
-    """The reference: the full spaCy pipeline over each text (`nlp.pipe`, batched)."""
+    """The reference: the full spaCy pipeline over each text (`nlp.pipe`, batched), plus the blank-line rule."""
     nlp = nlp or blank_pipeline()
     for doc in nlp.pipe(texts, batch_size=batch_size):
-        yield [sent.start_char for sent in doc.sents][1:]
+        yield with_paragraphs(doc.text, [sent.start_char for sent in doc.sents][1:])
 
 
 def as_spans(doc: Doc, matches: Iterable[_Located]) -> list[Span]:

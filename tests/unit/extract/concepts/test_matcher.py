@@ -66,6 +66,23 @@ def test_hyphen_and_whitespace_runs_join_words_like_a_space(matcher: Matcher) ->
     ]
 
 
+@pytest.mark.parametrize("blank", ["\n\n", "\n \n", " \r\n\r\n\t"])
+@pytest.mark.parametrize("fold", ["ascii", "non-ascii", "general"])
+def test_a_blank_line_ends_every_term(matcher: Matcher, blank: str, fold: str) -> None:
+    """The export joins title and abstract with a blank line: a title ending in "small cell lung" and an abstract
+    starting "Cancer" hold no lung cancer, but the words on each side still match alone."""
+    before = {"ascii": "On small cell lung", "non-ascii": "Café small cell lung", "general": "Straße small cell lung"}
+    title = before[fold]
+    text = f"{title}{blank}Cancer screening in cell lines. Lung cancer."
+    after = len(title) + len(blank)
+    assert found(matcher, text)[-4:] == [
+        ("C_CELL", len(title) - 9, len(title) - 5, "cell"),
+        ("C_LUNG", len(title) - 4, len(title), "lung"),
+        ("C_CELL", after + 20, after + 24, "cell"),
+        ("C_LC", after + 32, after + 43, "Lung cancer"),
+    ]
+
+
 def test_hyphenated_term_matches_spaced_form_and_keeps_its_own_punctuation(matcher: Matcher) -> None:
     assert found(matcher, "IL-6, il 6, IL6, t(9;22), t 9 22") == [
         ("C_IL6", 0, 4, "IL-6"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from corpusbridge.extract.concepts.matcher import Match
 from corpusbridge.extract.sentences.splitter import SentenceSplitter, as_spans, blank_pipeline, spacy_sentence_starts
 
@@ -112,3 +114,21 @@ def test_the_split_on_marks_and_the_regex_give_the_same_boundaries() -> None:
         for last in (len(text) - 1, rng.randrange(len(text))):
             assert split._starts(text, last) == regex._starts(text, last), (text, last)
     assert [split.starts(t) for t in texts[:1000]] == list(spacy_sentence_starts(texts[:1000]))
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_blank_line_ends_a_sentence_once(reference: bool) -> None:
+    """The export puts the title (no final period) a blank line before the abstract: the title is a sentence of its
+    own. Where spaCy already ends one there (a period, or its whitespace token), the blank line adds nothing."""
+    texts = [
+        "Lung cancer in smokers\n\nWe studied cells. They grew.",
+        "Lung cancer in smokers.\n\nWe studied cells. They grew.",
+        "Lung cancer in smokers. \n \n We studied cells. They grew.",
+        "\n\nLung cancer in smokers\n\n",
+    ]
+    starts = list(spacy_sentence_starts(texts)) if reference else [SentenceSplitter().starts(text) for text in texts]
+    assert starts[0] == [24, 42]  # spaCy alone: [42]
+    assert starts[1] == [23, 43]  # spaCy's own, at its whitespace token after the period
+    assert starts[2] == [24, 46]
+    assert starts[3] == []
+    assert SentenceSplitter().indices(texts[0], [0, 24, 42]) == [0, 1, 2]
