@@ -21,8 +21,10 @@ class ResultChanged(RuntimeError):
     def __init__(self, batch_id: str, index: int, loaded: str, now: str) -> None:
         super().__init__(
             f"batch {batch_id} shard {index}: result-{index}.json has sha256 {now[:12]}…, but the shard was loaded "
-            f"from a result with sha256 {loaded[:12]}…; the result changed after it was loaded (another runtime "
-            "or a recomputed shard). Export the documents again (a new batch) to replace their rows"
+            f"from a result with sha256 {loaded[:12]}…; the result changed after it was loaded (another runtime, "
+            "or code that finds other concepts). A batch is loaded once: to replace the rows with this result, "
+            "export them as a new batch, whose id comes from the documents, dictionary, model, shard size and "
+            "extraction rules, e.g. `corpusbridge run --reprocess --shard-rows N` with another N"
         )
         self.batch_id, self.index = batch_id, index
 
