@@ -98,8 +98,10 @@ install_payload() {  # $1: root dir, $2: library wheel
 apptainer_layout() {  # $1: root dir, $2: labels json. What `apptainer exec` reads from an image it did not build.
   local d=$1/.singularity.d
   mkdir -p "$d/env" "$d/actions"
+  # The payload records the build in every result (extract/program.py code_version): "g<commit>[-dirty]".
   printf '%s\n' 'export PATH="/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"' 'export PYTHONUNBUFFERED=1' \
-    'export PYTHONDONTWRITEBYTECODE=1' >"$d/env/90-environment.sh"
+    'export PYTHONDONTWRITEBYTECODE=1' "export CORPUSBRIDGE_CODE_VERSION=$(code_version | cut -d+ -f2)" \
+    >"$d/env/90-environment.sh"
   printf '%s\n' '#!/bin/sh' 'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done' 'exec "$@"' \
     >"$d/actions/exec"
   chmod 0755 "$d/actions/exec"

@@ -14,6 +14,7 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,10 +79,31 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
+@lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version, plus the build's commit when the container sets CORPUSBRIDGE_CODE_VERSION."""
-    extra = os.environ.get("CORPUSBRIDGE_CODE_VERSION")
+    """Package version plus the build, as every result records it: `CORPUSBRIDGE_CODE_VERSION` (the image sets it,
+    scripts/build-image.sh), else the commit of the git checkout the package runs from (an editable install, on the
+    workstation or a cluster), `-dirty` when the library differs from it; else the version alone."""
+    extra = os.environ.get("CORPUSBRIDGE_CODE_VERSION") or _checkout_commit()
     return f"{corpusbridge.__version__}+{extra}" if extra else corpusbridge.__version__
+
+
+def _checkout_commit() -> str | None:
+    """`g<commit>[-dirty]` as build-image.sh writes it, or None outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    package = Path(corpusbridge.__file__).resolve().parent
+    root = package.parents[1]  # include/corpusbridge -> the repository
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        clean = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "include", "pyproject.toml"],
+                               capture_output=True, timeout=10, check=False).returncode == 0  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"g{commit}{'' if clean else '-dirty'}" if commit else None
 
 
 def image_digest() -> str | None:
