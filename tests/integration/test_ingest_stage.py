@@ -53,6 +53,20 @@ def test_rerun_reads_nothing_and_adds_zero_rows(db, tmp_path) -> None:
     assert db.execute(TABLE_SNAPSHOT).fetchall() == before
 
 
+def test_a_file_gone_from_the_source_is_reported_and_its_records_stay(db, tmp_path, caplog) -> None:
+    corpus = _samples(tmp_path)
+    (tmp_path / "samples-other").mkdir()  # a sibling whose name starts like the folder's: not under it
+    assert run_ingest(db, corpus).files_vanished == 0
+    before = db.execute(TABLE_SNAPSHOT).fetchall()
+    next(corpus.rglob("*.nxml")).unlink()
+    with caplog.at_level(logging.WARNING):
+        again = run_ingest(db, corpus)
+    assert (again.files_vanished, again.files_seen, again.records_seen) == (1, 13, 0)
+    assert "1 files ingested before" in caplog.text and db.execute(TABLE_SNAPSHOT).fetchall() == before
+    assert run_ingest(db, tmp_path / "samples-other").files_vanished == 0
+    assert run_ingest(db, corpus, IngestOptions(limit_files=3)).files_vanished == 0  # a partial walk cannot tell
+
+
 def test_touched_but_identical_file_is_unchanged(db, tmp_path) -> None:
     corpus = _samples(tmp_path)
     run_ingest(db, corpus)

@@ -66,6 +66,7 @@ class IngestSummary(RunSummary):
     bytes_read: int = 0
     quarantine_by_class: dict[str, int] = field(default_factory=dict)
     files_skipped: dict[str, int] = field(default_factory=dict)  # not listed, by kind (hidden entries, ...)
+    files_vanished: int = 0  # listed by an earlier run under this folder, gone now (their records stay)
 
     @property
     def reconciled(self) -> bool:
@@ -173,6 +174,12 @@ def _pending_files(
     seen, new, same = scan_conn.execute(statements.PENDING_COUNTS).fetchone() or (0, 0, 0)
     summary.files_seen, summary.files_new, summary.files_unchanged = seen, new, same
     summary.files_changed = seen - new - same
+    if options.limit_files is None:  # a partial walk cannot tell a gone file from one it did not reach
+        row = scan_conn.execute(statements.VANISHED, (str(root).rstrip("/") + "/",)).fetchone()
+        summary.files_vanished = int(row[0]) if row else 0
+        if summary.files_vanished:
+            log.warning("ingest: %d files ingested before from %s are gone (their records stay loaded)",
+                        summary.files_vanished, root)  # fmt: skip
     return _stream_tasks(scan_conn)
 
 

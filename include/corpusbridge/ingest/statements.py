@@ -27,6 +27,12 @@ PENDING_KEY: LiteralString = "ALTER TABLE pending ADD PRIMARY KEY (file_no)"
 PENDING_COUNTS: LiteralString = (
     "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE same_stat) FROM pending"
 )
+# Files listed by an earlier walk of this folder that this walk no longer finds: reported, never deleted (their
+# records stay, as the crawl may have moved or pruned them on purpose).
+VANISHED: LiteralString = """
+    SELECT count(*) FROM source_files l
+    WHERE starts_with(l.path, %s) AND NOT EXISTS (SELECT 1 FROM found_files f WHERE f.path = l.path)
+"""
 # Keyset pagination: each page is a short statement, so no snapshot is held for the whole run.
 PENDING_PAGE: LiteralString = """
     SELECT file_no, path, size, mtime_ns, sha256, is_new FROM pending
