@@ -43,7 +43,7 @@ def _ingest_one(db, tmp_path: Path, name: str, data: bytes, **options):  # type:
         ("bad.jsonl", _jsonl(GOOD, {"title": "no id at all"}), "MissingId"),
         ("bad.jsonl", _jsonl(GOOD, {"id": "x", "title": 42}), "WrongFieldType"),
         ("bad.jsonl", _jsonl(GOOD, {"id": "x", "authors": "not a list"}), "WrongFieldType"),
-        ("bad.jsonl", _jsonl(GOOD, [1, 2, 3]), "WrongFieldType"),
+        ("bad.jsonl", _jsonl(GOOD, "a string, not a record"), "WrongFieldType"),
         ("bad.jsonl", _jsonl(GOOD, b'{"id": "x", "year": NaN}'), "MalformedJson"),
         ("bad.jsonl", _jsonl(GOOD, {"id": "x", "title": "\ud800"}), "InvalidUnicode"),
     ],
@@ -53,6 +53,14 @@ def test_bad_json_record_is_quarantined_and_the_good_one_loads(db, tmp_path, nam
     assert (summary.records_seen, summary.records_loaded, summary.records_quarantined) == (2, 1, 1)
     assert rows[0][0] == error_class and rows[0][1] == "line 2"
     assert rows[0][3], "the raw bytes of the bad record are kept"
+
+
+def test_a_small_json_file_holding_an_array_of_works_loads_each(db, tmp_path) -> None:
+    """As a large file's array is streamed item by item; before, the whole array was one record quarantined."""
+    works = [{"id": "a1", "title": "First work"}, {"id": "a2", "title": "Second work"}, [1]]
+    summary, rows = _ingest_one(db, tmp_path, "works.json", json.dumps(works).encode())
+    assert (summary.records_seen, summary.records_loaded, summary.records_quarantined) == (3, 2, 1)
+    assert [(r[0], r[1]) for r in rows] == [("WrongFieldType", "document item 2")]
 
 
 def test_malformed_xml_record_costs_only_itself(db, tmp_path) -> None:

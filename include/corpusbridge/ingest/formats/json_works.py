@@ -46,7 +46,11 @@ def decode_text(decode, text: str):  # type: ignore[no-untyped-def]
 
 
 def works_in(obj: Any, locator: str) -> Iterator[tuple[str, Any]]:
-    """The works inside one JSON value: a Crossref `message` (single or `items`), an OpenAlex page, or itself."""
+    """The works inside one JSON value: a Crossref `message` (single or `items`), an OpenAlex page, a top-level array
+    of works (as a large file's array is streamed item by item), or itself."""
+    if isinstance(obj, list):
+        yield from ((f"{locator} item {i}", item) for i, item in enumerate(obj))
+        return
     if isinstance(obj, dict):
         message = obj.get("message")
         if isinstance(message, dict) and ("message-type" in obj or "status" in obj):
