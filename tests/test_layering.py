@@ -44,3 +44,19 @@ def test_only_the_cli_imports_the_cli() -> None:
 
 def test_library_is_not_empty() -> None:
     assert len(list(LIBRARY.rglob("*.py"))) > 3
+
+
+def test_the_cluster_payloads_load_no_workstation_code() -> None:
+    """What runs on the nodes (the concept payload, the kNN payload) imports neither the database driver nor the
+    workstation's stages: a node has no database, and an image carries what the payload needs, no more."""
+    import subprocess
+    import sys
+
+    workstation = ("psycopg", "airflow", "corpusbridge.load", "corpusbridge.export.stage", "corpusbridge.ingest",
+                   "corpusbridge.cli")  # fmt: skip
+    probe = (
+        "import sys, corpusbridge.extract.program, corpusbridge.graph.knn_payload; "
+        f"print(sorted(m for m in sys.modules if m.startswith({workstation!r})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

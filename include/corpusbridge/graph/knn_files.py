@@ -11,13 +11,16 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusbridge.hashing import file_sha256
+
+if TYPE_CHECKING:  # the kNN payload imports this module on nodes: no database driver there
+    import psycopg
 
 PART_FORMAT = 1
 FETCH_ROWS = 10_000

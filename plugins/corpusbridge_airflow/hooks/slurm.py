@@ -53,7 +53,8 @@ class SlurmHook(BaseHook):
         )
 
     def get_transport(self) -> Transport:
-        """A new OpenSSH transport (its own ControlMaster); the caller closes it."""
+        """A new OpenSSH transport. It rides the ControlMaster every process shares for this cluster (one login),
+        so closing it closes nothing; the master ends when idle (`ControlPersist`)."""
         from corpusbridge.hpc.openssh import OpenSSHTransport
 
         return OpenSSHTransport(self.settings)
