@@ -63,11 +63,13 @@ FILTERS, SLURM, GRAPHS = "Filters", "SLURM (backend slurm only)", "Graphs"
 
 PARAMS = {
     "backend": Param(
-        "slurm",
-        enum=["local", "slurm"],
+        None,
+        type=NULL_STR,
+        enum=[None, "local", "slurm"],
         title="Compute backend",
         description="slurm: an array job on the cluster of Connection corpusbridge_hpc; local: subprocesses on "
-        "this workstation (prototyping on a subset, no queue)",
+        "this workstation (prototyping on a subset, no queue); empty: Variable corpusbridge_backend, else slurm "
+        "(what scheduled and Asset-triggered runs use)",
     ),
     "dictionary": Param(
         None,

@@ -110,9 +110,20 @@ def source_dir(param_value: str | None) -> str:
 # --- the compute round trip (corpus_compute) ---------------------------------------------------------------------
 
 HPC_CONN_ID = "corpusbridge_hpc"
+BACKEND_VARIABLE = "corpusbridge_backend"
 DICTIONARY_VARIABLE = "corpusbridge_dictionary"
 HPC_PYTHON_VARIABLE = "corpusbridge_hpc_python"
 WORK_DIR_VARIABLE = "corpusbridge_work_dir"
+
+
+def compute_backend(param_value: str | None) -> str:
+    """The run's backend: its Param, else the Variable (scheduled and Asset-triggered runs have no Param of their
+    own: a workstation without a cluster sets it to `local`), else `slurm`."""
+    if param_value:
+        return param_value
+    from airflow.sdk import Variable
+
+    return str(Variable.get(BACKEND_VARIABLE, default=None) or "slurm")
 
 
 def configured_source_dir(param_value: str | None) -> str | None:

@@ -88,6 +88,15 @@ def test_unconfigured_run_skips_with_one_message(dagbag, unconfigured, caplog) -
     assert "corpusbridge_dictionary" in message and "corpusbridge_hpc" in message, message
 
 
+def test_a_run_without_conf_takes_the_backend_variable(dagbag, unconfigured, monkeypatch, tmp_path) -> None:
+    """What a scheduled or Asset-triggered run does on a workstation without a cluster: the Variable says local,
+    so the run is not skipped for want of a cluster Connection (here it fails later, on the missing dictionary)."""
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_BACKEND", "local")
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_DICTIONARY", str(tmp_path / "none.tsv"))
+    states = _states(dagbag.dags["corpus_compute"].test())
+    assert states["preflight"] == "failed", states  # not skipped: the backend needed no Connection
+
+
 def test_nightly_unconfigured_skips(dagbag, monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_SOURCE_DIR", raising=False)
     run = dagbag.dags["corpus_nightly"].test()

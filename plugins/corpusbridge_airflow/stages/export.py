@@ -49,9 +49,12 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve the run's configuration, or skip the run naming every missing setting."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    backend = params.get("backend") or "slurm"
+    backend = settings.compute_backend(params.get("backend"))
     if backend not in BACKENDS:
-        raise AirflowFailException(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        raise AirflowFailException(
+            f"backend {backend!r} (Param backend, else Variable {settings.BACKEND_VARIABLE!r}): choose one of "
+            f"{', '.join(BACKENDS)}"
+        )
     refused = settings.refused_params(params, cluster=backend == "slurm")
     if refused:
         raise AirflowFailException("; ".join(refused))
@@ -80,7 +83,9 @@ def _missing_settings(params: Mapping[str, Any], backend: str) -> list[str]:
     if backend == "slurm" and not settings.has_connection(settings.HPC_CONN_ID):
         missing.append(
             f"backend slurm but no Connection {settings.HPC_CONN_ID!r}: create an ssh Connection (extras "
-            "scratch_root, key_file, host_key) or `AIRFLOW_CONN_CORPUSBRIDGE_HPC`, or trigger with backend=local"
+            "scratch_root, key_file, host_key) or `AIRFLOW_CONN_CORPUSBRIDGE_HPC`; or, on a workstation without a "
+            f"cluster, set the Variable {settings.BACKEND_VARIABLE!r} to local (scheduled and Asset-triggered runs "
+            "read it) or trigger with backend local"
         )
     return missing
 

@@ -61,7 +61,7 @@ def neighbors_prepare_stage(params: Mapping[str, Any]) -> dict[str, Any]:
             f"{plan.current}): nothing computed or loaded; no Asset event"
         )
     prepared = {
-        "backend": params.get("backend") or "slurm",
+        "backend": settings.compute_backend(params.get("backend")),
         "input": str(source.path), "input_sha256": source.sha256, "vectors": source.rows,
         "dimension": source.dimension, "k": k, "parts": parts, "device": plan.work.device,
         "out_dir": str(plan.out), "pending": plan.pending,

@@ -69,3 +69,14 @@ def test_path_params_stay_under_the_roots_an_admin_allows(monkeypatch, tmp_path)
     reasons = refused_params({"dictionary": "/etc/passwd", "container": "/tmp/x.sif", "query": "/etc"}, cluster=True)
     assert [r.split(" ")[1] for r in reasons] == ["dictionary", "container"]
     assert refused_params({"dictionary": "/srv/dictionaries/mesh.tsv"}, cluster=False) == []
+
+
+def test_runs_without_a_backend_param_take_the_variable(monkeypatch) -> None:
+    """Scheduled and Asset-triggered runs carry no Param of their own: a workstation without a cluster sets the
+    Variable, or every nightly corpus_compute would skip for want of a cluster."""
+    from corpusbridge_airflow.settings import compute_backend
+
+    monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_BACKEND", raising=False)
+    assert compute_backend(None) == "slurm"
+    monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_BACKEND", "local")
+    assert (compute_backend(None), compute_backend("slurm")) == ("local", "slurm")
