@@ -52,3 +52,20 @@ def test_ingest_task_runs_against_a_connection(dagbag, db_uri, tmp_path, monkeyp
     assert loaded > 0 and clean == loaded, "every loaded document was sanitized (clean or rejected)"
     assert states == {"ingest": "success", "sanitize": "success", "index": "success",
                       "publish_clean_documents": "success"}  # fmt: skip
+
+
+def test_elasticsearch_without_its_connection_fails_the_index_at_once(dagbag, db_uri, tmp_path, monkeypatch) -> None:
+    """A missing Connection is a setting to fix, not an outage: no retries holding up the next night."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(db_uri)
+    conn = {"conn_type": "postgres", "host": info.get("host"), "login": info.get("user"), "schema": info["dbname"]}
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_POSTGRES", json.dumps(conn))
+    monkeypatch.delenv("AIRFLOW_CONN_CORPUSBRIDGE_ES", raising=False)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPORA, corpus, ignore=shutil.ignore_patterns("*.md"))
+    run = dagbag.dags["corpus_nightly"].test(
+        run_conf={"source_dir": str(corpus), "limit_files": 2, "search_backend": "elasticsearch"}
+    )
+    index = run.get_task_instance("index")
+    assert (index.state, index.try_number) == ("failed", 1)

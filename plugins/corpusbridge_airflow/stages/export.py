@@ -124,14 +124,18 @@ def selection_for_run(
 
 def export_stage(params: Mapping[str, Any], run: RunInfo, dictionary: Mapping[str, Any]) -> dict[str, Any]:
     """Export the run's selection; skip the rest of the run when there is nothing to send."""
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from corpusbridge.db import connect
+    from corpusbridge.export.selection import SelectionError
     from corpusbridge.export.stage import run_export
     from corpusbridge.load.pipeline import model_hash
 
     embeddings = bool(params.get("embeddings", True))
-    selection = selection_for_run(params, run, dictionary.get("version"), model_hash(embeddings))
+    try:
+        selection = selection_for_run(params, run, dictionary.get("version"), model_hash(embeddings))
+    except SelectionError as exc:  # the trigger's filters contradict each other: a retry gives the same answer
+        raise AirflowFailException(f"the run's filters cannot select anything: {exc}") from None
     out_dir = settings.work_dir() / "exports"
     log.info("exporting %s into %s", selection.describe(), out_dir)
     with connect(settings.postgres_uri()) as conn:

@@ -26,6 +26,14 @@ def index_stage(
     from corpusbridge.db import connect
     from corpusbridge.index.stage import run_index
 
+    if backend == "elasticsearch" and not settings.has_connection(es_conn_id):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # A setting, not an outage: retrying cannot help, and with max_active_runs=1 it would hold up the next run.
+        raise AirflowFailException(
+            f"search_backend elasticsearch but no Connection {es_conn_id!r}: create it (host, port, login, password; "
+            "extra ca_certs), or `AIRFLOW_CONN_CORPUSBRIDGE_ES`, or trigger with search_backend postgres"
+        )
     client = elasticsearch_client(es_conn_id) if backend == "elasticsearch" else None
     with connect(conn_uri or settings.postgres_uri()) as conn:
         summary = run_index(conn, backend, es_client=client, rebuild=rebuild, progress=log_progress)  # type: ignore[arg-type]
