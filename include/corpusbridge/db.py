@@ -63,6 +63,29 @@ def resolve_uri(explicit: str | None = None) -> str:
     return database_uri(explicit) or embedded_uri()
 
 
+def describe(explicit: str | None = None) -> str:
+    """Which database a URI (or the default) names, without its password: the embedded server's folder follows
+    $CORPUSBRIDGE_HOME (or the current directory), so a command run from elsewhere would open another one."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    uri = database_uri(explicit)
+    if uri is None:
+        return f"embedded PostgreSQL in {home_dir() / 'pgdata'}"
+    parts = conninfo_to_dict(uri)
+    return " ".join(f"{k}={v}" for k, v in parts.items() if k in ("host", "port", "dbname", "user"))
+
+
+def cli_command(explicit: str | None, command: str) -> str:
+    """`corpusbridge COMMAND` as a person must type it to reach this same database from any directory (the
+    password, if any, from PGPASSWORD or ~/.pgpass: never written into a log)."""
+    import shlex
+
+    uri = database_uri(explicit)
+    if uri is None:
+        return f"CORPUSBRIDGE_HOME={shlex.quote(str(home_dir()))} corpusbridge {command}"
+    return f"corpusbridge {command} --db {shlex.quote(describe(uri))}"
+
+
 def connect(uri: str | None = None, *, migrate: bool = True) -> psycopg.Connection:
     """Open a connection (autocommit off) and bring the schema up to date."""
     conn = psycopg.connect(resolve_uri(uri))

@@ -22,10 +22,20 @@ def postgres_uri(conn_id: str = POSTGRES_CONN_ID) -> str | None:
     try:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException:
-        log.info("no Connection %r: using $CORPUSBRIDGE_DB or the embedded PostgreSQL", conn_id)
+        from corpusbridge.db import describe
+
+        log.info("no Connection %r: using %s (the library's default: $CORPUSBRIDGE_DB, else the embedded server "
+                 "under $CORPUSBRIDGE_HOME)", conn_id, describe(None))  # fmt: skip
         return None
     log.info("using Connection %r (host %s, database %s)", conn_id, conn.host, conn.schema)
     return conninfo_from_fields(conn.host, conn.port, conn.login, conn.password, conn.schema, conn.extra_dejson)
+
+
+def cli_command(command: str) -> str:
+    """The `corpusbridge` command line that reaches the database these tasks use, for hints in task logs."""
+    from corpusbridge.db import cli_command as command_for
+
+    return command_for(postgres_uri(), command)
 
 
 def conninfo_from_fields(

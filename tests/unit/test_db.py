@@ -32,3 +32,16 @@ def test_the_embedded_server_runs_with_the_settings(db) -> None:
     if db.execute("SELECT current_setting('config_file') LIKE '%test-pgdata%'").fetchone() != (True,):
         return  # a server chosen by URI is configured by its owner
     assert db.execute("SHOW max_wal_size").fetchone() == (EMBEDDED_SETTINGS["max_wal_size"],)
+
+
+def test_hints_name_the_database_without_its_password(monkeypatch, tmp_path) -> None:
+    """A task log's hint must reach the same database from any directory, and must not carry a password."""
+    from corpusbridge.db import cli_command, describe
+
+    monkeypatch.delenv("CORPUSBRIDGE_DB", raising=False)
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "my home"))
+    assert describe(None) == f"embedded PostgreSQL in {tmp_path / 'my home' / 'pgdata'}"
+    assert cli_command(None, "quarantine") == f"CORPUSBRIDGE_HOME='{tmp_path / 'my home'}' corpusbridge quarantine"
+    uri = "postgresql://cb:s3cret@db.example:5433/corpus"
+    assert cli_command(uri, "status") == "corpusbridge status --db 'user=cb dbname=corpus host=db.example port=5433'"
+    assert "s3cret" not in describe(uri)

@@ -32,17 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _database(explicit: str | None) -> str:
-    """Which database this is, without its password: the embedded server's folder follows $CORPUSBRIDGE_HOME (or
-    the current directory), so a status of an empty database usually means another home."""
-    from psycopg.conninfo import conninfo_to_dict
+    from corpusbridge.db import describe
 
-    from corpusbridge.config import database_uri, home_dir
-
-    uri = database_uri(explicit)
-    if uri is None:
-        return f"embedded PostgreSQL in {home_dir() / 'pgdata'} ($CORPUSBRIDGE_HOME or ./.corpusbridge)"
-    parts = conninfo_to_dict(uri)
-    return " ".join(f"{k}={v}" for k, v in parts.items() if k in ("host", "port", "dbname", "user"))
+    text = describe(explicit)
+    return f"{text} ($CORPUSBRIDGE_HOME or ./.corpusbridge)" if text.startswith("embedded") else text
 
 
 def _print(status: dict[str, Any]) -> None:

@@ -123,7 +123,8 @@ def _ingest(
         scan_conn = stack.enter_context(psycopg.connect(workers.conninfo_of(conn), autocommit=True))
         tasks = _pending_files(scan_conn, root, options, summary)
         meter = ProgressMeter(Stage.INGEST, progress, total=summary.files_new + summary.files_changed, unit="files")
-        log.info("ingest: %d new or changed files to read", meter.total)
+        log.info("ingest: %d files to read (%d new, %d with another size or mtime: those whose bytes did not change "
+                 "count as unchanged after)", meter.total, summary.files_new, summary.files_changed)  # fmt: skip
         chunks = _chunks(tasks, options.chunk_files)
         for outcome in _run_chunks(conn, summary.run_id, chunks, options, pool, n_workers):
             _account(summary, outcome)

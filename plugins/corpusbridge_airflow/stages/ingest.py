@@ -22,9 +22,10 @@ def ingest_stage(source_dir: str | None, limit_files: int | None = None) -> dict
         summary = run_ingest(conn, directory, IngestOptions(limit_files=limit_files), progress=log_progress)
     if summary.records_quarantined:
         log.warning(
-            "%d records quarantined (%s): see `corpusbridge quarantine`",
+            "%d records quarantined (%s): see `%s`",
             summary.records_quarantined,
             ", ".join(f"{k}={v}" for k, v in summary.quarantine_by_class.items()),
+            settings.cli_command("quarantine"),
         )
     if summary.files_skipped:
         log.info("listing skipped %s", ", ".join(f"{n} {kind}" for kind, n in summary.files_skipped.items()))

@@ -37,6 +37,6 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
         summary.docs_per_second,
     )
     if summary.docs_rejected:
-        log.warning("%d documents rejected: see `corpusbridge sanitize --rejects %d` (with --db set to this "
-                    "database)", summary.docs_rejected, summary.docs_rejected)  # fmt: skip
+        log.warning("%d documents rejected: see `%s`", summary.docs_rejected,
+                    settings.cli_command(f"sanitize --rejects {summary.docs_rejected}"))  # fmt: skip
     return {**summary.as_dict(), "clean_changed": summary.rows_written > 0}

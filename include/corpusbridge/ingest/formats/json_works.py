@@ -38,7 +38,10 @@ def decode_text(decode, text: str):  # type: ignore[no-untyped-def]
     try:
         return decode(text)
     except json.JSONDecodeError as exc:
-        raise RecordError("MalformedJson", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        # json's own messages may end in "at" ("Unterminated string starting at"); a one-line record (a JSON Lines
+        # line) has only a column, its line being the file's, which the locator names.
+        where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} of the record, column {exc.colno}"
+        raise RecordError("MalformedJson", f"{exc.msg.removesuffix(' at')} at {where}") from exc
     except RecursionError as exc:  # the nesting cap: the interpreter's recursion limit (~1000 levels)
         raise RecordError("NestingTooDeep", "JSON nested deeper than the recursion limit (~1000 levels)") from exc
     except ValueError as exc:  # Python refuses integers over 4300 digits (CVE-2020-10735): so do we
