@@ -57,6 +57,10 @@ def test_status_shows_each_stage_the_tables_and_the_last_reconciliation(loaded, 
     rec = status["last_reconciliation"]
     assert (rec["batch_id"], rec["docs_exported"], rec["docs_processed"], rec["docs_loaded"], rec["ok"]) == (
         "batch-a", 240, 240, 240, True)  # fmt: skip
+    assert main(["status", "--db", db_uri]) == 0  # the text says what the last runs did, not only that they ran
+    assert "batch batch-a: 240 processed, 240 loaded (2 shards loaded, 0 already in the ledger)" in (
+        capsys.readouterr().out
+    )
 
 
 def test_status_counts_the_rows_of_a_load_no_analyze_has_seen(loaded, db_uri, capsys) -> None:
