@@ -214,3 +214,22 @@ def test_replaced_rows_are_read_back_whole_whatever_their_matched_text_holds(
         {"doc_id": first.doc_ids[0], "concept_id": "C1", "sentence": 1, "matched": "lung"},
         {"doc_id": first.doc_ids[1], "concept_id": "C2", "sentence": 0, "matched": odd},
     ]  # doc:other is in no shard of this batch
+
+
+def test_a_new_concept_is_labelled_by_the_shard_that_mentions_it_most(db: psycopg.Connection) -> None:
+    """Not by the alphabetically last of the shards' labels (what max(label) gave), and a later load keeps it."""
+    from corpusbridge.graph.load import fold_pending
+
+    def pend(batch: str, rows: list[tuple[str, str, int]]) -> None:
+        for shard, (label, concept, mentions) in enumerate(rows):
+            db.execute("INSERT INTO graph_pending_concepts VALUES (%s, %s, 1, 1, %s)", (concept, label, mentions))
+            db.execute("INSERT INTO graph_pending_totals VALUES (%s, %s, 1, 1)", (batch, shard))
+        db.commit()
+        fold_pending(db)
+
+    pend("b1", [("tumour", "C:tumor", 2), ("neoplasm", "C:tumor", 9), ("zeta", "C:tumor", 1)])
+    pend("b2", [("zzz", "C:tumor", 50)])
+    assert db.execute("SELECT label, mentions FROM concept_docs WHERE concept_id = 'C:tumor'").fetchone() == (
+        "neoplasm",
+        62,
+    )

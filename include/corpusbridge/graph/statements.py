@@ -71,7 +71,9 @@ FOLD_WORK_MEM = "SET LOCAL work_mem = '256MB'"
 FOLD_STAGING: tuple[LiteralString, ...] = (
     "CREATE TEMP TABLE graph_fold_pairs ON COMMIT DROP AS SELECT concept_a, concept_b, sum(docs)::bigint AS docs, "
     "sum(sentences)::bigint AS sentences FROM graph_pending_pairs GROUP BY concept_a, concept_b",
-    "CREATE TEMP TABLE graph_fold_concepts ON COMMIT DROP AS SELECT concept_id, max(label) AS label, "
+    # A concept's label: the form of the shard that mentions it most (max(label) took the alphabetically last).
+    "CREATE TEMP TABLE graph_fold_concepts ON COMMIT DROP AS SELECT concept_id, "
+    "(array_agg(label ORDER BY mentions DESC, label) FILTER (WHERE label IS NOT NULL))[1] AS label, "
     "sum(docs)::bigint AS docs, sum(sentences)::bigint AS sentences, sum(mentions)::bigint AS mentions "
     "FROM graph_pending_concepts GROUP BY concept_id",
 )
