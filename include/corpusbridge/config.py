@@ -10,9 +10,14 @@ DB_ENV = "CORPUSBRIDGE_DB"
 DEFAULT_HOME = ".corpusbridge"
 
 
+def home_path() -> Path:
+    """The state folder, `$CORPUSBRIDGE_HOME`, else `./.corpusbridge`, without creating it."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).absolute()
+
+
 def home_dir() -> Path:
-    """The state folder: `$CORPUSBRIDGE_HOME`, else `./.corpusbridge` (created on demand)."""
-    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).absolute()
+    """The state folder (`home_path`), created on demand."""
+    home = home_path()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

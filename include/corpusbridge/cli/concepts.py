@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, existing_database
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,7 +52,7 @@ def export_rows(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.graph.export import export_concept_rows
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         rows = export_concept_rows(conn, args.export)
     emit({"rows": rows, "file": str(args.export)}, args.json)
     return 0

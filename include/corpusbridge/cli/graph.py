@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, existing_database, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -48,7 +48,7 @@ def run_export(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.graph.export import export_graph
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         done = export_graph(conn, args.out, min_docs=args.min_docs, fmt=args.format, min_count=args.min_count)
     emit(done.as_dict(), args.json)
     return 0
@@ -103,7 +103,7 @@ def run_recall(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.graph.neighbors_query import hnsw_recall
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         try:
             found = hnsw_recall(conn, k=args.k, sample=args.sample)
         except (LookupError, ValueError) as exc:

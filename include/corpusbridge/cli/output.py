@@ -15,7 +15,26 @@ T = TypeVar("T")
 
 
 def add_db_argument(parser: Any) -> None:
-    parser.add_argument("--db", metavar="URI", help="PostgreSQL URI (default: $CORPUSBRIDGE_DB, else embedded)")
+    parser.add_argument(
+        "--db",
+        metavar="URI",
+        help="PostgreSQL URI (default: $CORPUSBRIDGE_DB, else the embedded server in $CORPUSBRIDGE_HOME/pgdata, "
+        "$CORPUSBRIDGE_HOME defaulting to ./.corpusbridge)",
+    )
+
+
+def existing_database(db: str | None) -> str | None:
+    """`db`, for a command that only reads: with the embedded default its server must exist already. Run from
+    another folder, such a command would create an empty database and answer "nothing" as if it were the real one."""
+    from corpusbridge.config import DB_ENV, HOME_ENV, database_uri, home_path
+
+    pgdata = home_path() / "pgdata"
+    if database_uri(db) is None and not (pgdata / "PG_VERSION").exists():
+        raise SystemExit(
+            f"corpusbridge: no database in {pgdata}: set ${HOME_ENV} to the folder that holds one (the one where "
+            f"you ran `corpusbridge run` or `make demo`), or give --db URI (or ${DB_ENV})"
+        )
+    return db
 
 
 def add_json_argument(parser: Any) -> None:
@@ -44,7 +63,7 @@ def look_up_document(command: str, db: str | None, query: Callable[..., T], doc_
     from corpusbridge.db import connect
     from corpusbridge.load.lookup import UnknownDocument
 
-    with connect(db) as conn:
+    with connect(existing_database(db)) as conn:
         try:
             return query(conn, document_id_of(doc_id), *args)
         except UnknownDocument as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
+from corpusbridge.cli.output import add_db_argument, add_json_argument, existing_database, positive_int
 
 CLASSES = "SELECT error_class, count(*) FROM quarantine GROUP BY error_class ORDER BY count(*) DESC, error_class"
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.ingest.quarantine import list_quarantine
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         entries = list_quarantine(conn, limit=args.limit, error_class=args.error_class)
         classes: dict[str, int] = dict(conn.execute(CLASSES).fetchall())
     if args.error_class and args.error_class not in classes:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
+from corpusbridge.cli.output import add_db_argument, add_json_argument, existing_database, positive_int
 
 # Below a handful of shared documents NPMI is mostly noise: two concepts seen once each, together, score 1.0 and
 # would head every list.
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.graph.query import UnknownConcept, related
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         try:
             found = related(conn, args.concept_id, by=args.by, limit=args.limit, min_count=args.min_count)
         except UnknownConcept as exc:

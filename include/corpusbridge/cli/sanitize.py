@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
+from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, existing_database, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.sanitize.stage import run_sanitize
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db) if args.rejects is not None else args.db) as conn:
         if args.rejects is not None:
             return _list_rejects(conn, args.rejects, args.json)
         summary = run_sanitize(

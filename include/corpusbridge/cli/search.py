@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from corpusbridge.cli.index import add_backend_arguments, es_client_for
-from corpusbridge.cli.output import add_db_argument, add_json_argument, positive_int
+from corpusbridge.cli.output import add_db_argument, add_json_argument, existing_database, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     client = es_client_for(args)
     try:
         if args.backend == "postgres":
-            with connect(args.db) as conn:
+            with connect(existing_database(args.db)) as conn:
                 hits = search(conn, args.query, limit=args.limit)
         else:
             hits = search(None, args.query, limit=args.limit, backend="elasticsearch", es_client=client)

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from corpusbridge.cli.output import add_db_argument, add_json_argument
+from corpusbridge.cli.output import add_db_argument, add_json_argument, existing_database
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.db import connect
     from corpusbridge.load.status import pipeline_status
 
-    with connect(args.db) as conn:
+    with connect(existing_database(args.db)) as conn:
         status = {"database": _database(args.db)} | pipeline_status(conn)
     if args.json:
         print(json.dumps(status, default=str))

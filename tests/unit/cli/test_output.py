@@ -43,3 +43,14 @@ def test_an_unreachable_database_is_one_line(capsys: pytest.CaptureFixture[str])
     assert main(["status", "--db", "postgresql://nobody@127.0.0.1:1/none"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("corpusbridge status: OperationalError: connection failed") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["status"], ["search", "asthma"], ["concepts", "doi:10.1/x"], ["similar", "x"],
+                                  ["related", "cb:gene"], ["quarantine"], ["sanitize", "--rejects", "5"]])  # fmt: skip
+def test_commands_that_only_read_never_create_a_database(argv, tmp_path, monkeypatch) -> None:
+    """Run from the wrong folder, they said 'nothing' from a new empty database; now they say where they looked."""
+    monkeypatch.delenv("CORPUSBRIDGE_DB", raising=False)
+    monkeypatch.setenv("CORPUSBRIDGE_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit, match=r"no database in .*home/pgdata: set \$CORPUSBRIDGE_HOME"):
+        main(argv)
+    assert not (tmp_path / "home").exists()
