@@ -48,8 +48,8 @@ def test_export_json_keys_default_folder_and_selection(db: psycopg.Connection, d
 
 def test_bad_options_are_named(db_uri: str, tmp_path: Path) -> None:
     proc = _export(db_uri, tmp_path, "--year-from", "2020", "--year-to", "2010")
-    assert proc.returncode == 2 and "year_from 2020 is after year_to 2010" in json.loads(proc.stdout)["error"]
+    assert proc.returncode == 1 and "year_from 2020 is after year_to 2010" in json.loads(proc.stdout)["error"]
     proc = _export(db_uri, tmp_path, "--doc-ids", str(tmp_path / "missing.txt"))
-    assert proc.returncode == 2 and "missing.txt" in json.loads(proc.stdout)["error"]
+    assert proc.returncode == 1 and "missing.txt" in json.loads(proc.stdout)["error"]
     proc = _export(db_uri, tmp_path, "--shard-rows", "0")
     assert proc.returncode == 2 and "must be >= 1" in proc.stderr

@@ -30,7 +30,6 @@ def run_build(args: argparse.Namespace) -> int:
         report = build_dictionary(args.terms, args.out, options)
         loaded = load_dictionary(args.out)
     except (DictionaryError, OSError) as exc:
-        emit({"error": str(exc)}, args.json)
-        return 2
+        raise SystemExit(f"corpusbridge dictionary: {exc}") from exc
     emit({**asdict(report), "load_seconds": loaded.load_seconds}, args.json)
     return 0

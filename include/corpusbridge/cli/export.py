@@ -58,15 +58,13 @@ def run(args: argparse.Namespace) -> int:
             try:
                 status = abandon_batch(conn, args.abandon)
             except BatchNotFound as exc:
-                emit({"error": str(exc)}, args.json)
-                return 1
+                raise SystemExit(f"corpusbridge export: {exc}") from exc
         emit({"batch_id": args.abandon, "status": status}, args.json)
         return 0
     try:
         selection = selection_from_args(args)
     except SelectionError as exc:
-        emit({"error": str(exc)}, args.json)
-        return 2
+        raise SystemExit(f"corpusbridge export: {exc}") from exc
     out = args.out or home_dir() / "exports"
     try:
         with connect(args.db) as conn:
@@ -74,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 conn, selection, out, shard_rows=args.shard_rows, shard_bytes=args.shard_bytes, progress=_log_progress
             )
     except StageBusy as exc:
-        emit({"error": str(exc)}, args.json)
-        return 1
+        raise SystemExit(f"corpusbridge export: {exc}") from exc
     emit(summary.as_dict(), args.json)
     return 0
 

