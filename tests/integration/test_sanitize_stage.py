@@ -80,6 +80,28 @@ def test_rerun_without_changes_writes_nothing(db: psycopg.Connection) -> None:
     assert table_writes(db, *DOC_TABLES, "sanitize_staging") == before
 
 
+def test_a_rebuild_reads_every_document_and_rewrites_only_those_cleaned_differently(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the cleaning rules change, `sanitize --rebuild` brings the existing documents up to date; a document
+    the new rules clean the same keeps its clean_seq, so it is not indexed or exported again."""
+    from corpusbridge.sanitize import records
+
+    put_raw(db, *_corpus())
+    run_sanitize(db)
+    seq_before = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
+    assert (run_sanitize(db, rebuild=True).docs_in, run_sanitize(db).docs_in) == (5, 0)
+    unchanged = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
+    assert unchanged == seq_before, "cleaned the same: nothing written"
+
+    original = records.clean_title
+    monkeypatch.setattr(records, "clean_title", lambda text: (t := original(text)) and t.replace("Unrelated", "Other"))
+    summary = run_sanitize(db, rebuild=True, workers=1)  # in this process, where the new rule is
+    seq_after = dict(db.execute("SELECT doc_id, clean_seq FROM clean_documents").fetchall())
+    assert (summary.docs_in, [d for d in seq_after if seq_after[d] != seq_before[d]]) == (5, ["d"])
+    assert _clean(db)["d"][0] == "Other"
+
+
 def test_only_changed_documents_are_read_and_unchanged_output_is_not_rewritten(db: psycopg.Connection) -> None:
     put_raw(db, *_corpus())
     run_sanitize(db)

@@ -23,6 +23,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--rejects", type=positive_int, metavar="N", help="do not run: list the last N rejected documents"
     )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="clean every raw document again, not only those changed since the last run (after the cleaning rules "
+        "changed); only documents whose clean text changes are written, and so indexed and exported again",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
         if args.rejects is not None:
             return _list_rejects(conn, args.rejects, args.json)
         summary = run_sanitize(
-            conn, batch_size=args.batch_size, progress=lambda p: log.info("%s", p), workers=args.workers
+            conn,
+            batch_size=args.batch_size,
+            progress=lambda p: log.info("%s", p),
+            workers=args.workers,
+            rebuild=args.rebuild,
         )
     emit(summary.as_dict(), args.json)
     return 0

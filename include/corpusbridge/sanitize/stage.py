@@ -80,15 +80,20 @@ def run_sanitize(
     progress: ProgressCallback | None = None,
     code_version: str = __version__,
     workers: int | None = None,
+    rebuild: bool = False,
 ) -> SanitizeSummary:
-    """Sanitize every raw document changed since the last successful run; returns the run's counts.
+    """Sanitize every raw document changed since the last successful run (`rebuild`: every raw document, after a
+    change of the cleaning rules); returns the run's counts.
 
     Cleaning (pure Python, the costly part) runs in `workers` processes (default: the cores granted);
     the database work stays on this connection, one transaction per batch. `progress` hears after every batch.
+    A clean document is written only when its clean text changed, so a rebuild re-sends to indexing and export
+    just the documents the new rules clean differently.
     """
     busy = "another `corpusbridge sanitize` run is in progress on this database; wait for it"
     with _lock_or_busy(conn, Stage.SANITIZE, busy, shared=False):
         from_seq, to_seq = _watermarks(conn)
+        from_seq = 0 if rebuild else from_seq
         summary = SanitizeSummary(
             run_id=start_run(conn, Stage.SANITIZE, {"from_seq": from_seq, "to_seq": to_seq}),
             from_seq=from_seq,
