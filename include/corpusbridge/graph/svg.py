@@ -13,6 +13,8 @@ SIZE = 960
 RING = 300
 MAX_NODE = 28.0
 MIN_NODE = 4.0
+FONT = 12
+CHAR_WIDTH = 0.62 * FONT  # a generous average for Helvetica/Arial: the canvas widens to hold the longest label
 
 
 def neighbourhood_svg(found: Related) -> str:
@@ -20,14 +22,12 @@ def neighbourhood_svg(found: Related) -> str:
     centre = SIZE / 2
     biggest = max([found.docs, *(n.concept_docs for n in found.neighbours)], default=1) or 1
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" '
-        'font-family="Helvetica, Arial, sans-serif">',
-        f'<rect width="{SIZE}" height="{SIZE}" fill="white"/>',
         f'<text x="16" y="28" font-size="18">{escape(_name(found.concept_id, found.label))}: '
         f"{len(found.neighbours)} neighbours by {found.by}</text>",
         f'<text x="16" y="48" font-size="12" fill="#555">node area = documents ({found.totals.docs} loaded); '
         "edge width = NPMI; grey edge = NPMI at or below 0 or below the minimum count</text>",
     ]
+    left, right = 0.0, float(SIZE)  # the canvas, widened below to hold every label
     count = len(found.neighbours)
     places = [_place(i, count, centre) for i in range(count)]
     for neighbour, (x, y, _) in zip(found.neighbours, places, strict=True):
@@ -38,10 +38,22 @@ def neighbourhood_svg(found: Related) -> str:
         radius = _radius(neighbour.concept_docs, biggest)
         parts.append(_node(x, y, radius, "#4a7ab5"))
         lx, ly = x + (radius + 6) * math.cos(angle), y + (radius + 6) * math.sin(angle) + 4
-        anchor = "start" if math.cos(angle) > 0.2 else "end" if math.cos(angle) < -0.2 else "middle"
+        # Only the labels straight above or below a node are centred, and they keep clear of the labels beside.
+        anchor = "start" if math.cos(angle) > 0.05 else "end" if math.cos(angle) < -0.05 else "middle"
+        if anchor == "middle":
+            ly += 10 if math.sin(angle) > 0 else -6
+        text = _name(neighbour.concept_id, neighbour.label) + f" ({neighbour.docs})"
+        width = len(text) * CHAR_WIDTH
+        start = lx if anchor == "start" else lx - width if anchor == "end" else lx - width / 2
+        left, right = min(left, start - 8), max(right, start + width + 8)
         parts.append(_label(lx, ly, anchor, neighbour.concept_id, neighbour.label, f" ({neighbour.docs})"))
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    width = right - left
+    head = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{SIZE}" '
+        f'viewBox="{left:.0f} 0 {width:.0f} {SIZE}" font-family="Helvetica, Arial, sans-serif">',
+        f'<rect x="{left:.0f}" width="{width:.0f}" height="{SIZE}" fill="white"/>',
+    ]
+    return "\n".join([*head, *parts, "</svg>"]) + "\n"
 
 
 def _place(rank: int, count: int, centre: float) -> tuple[float, float, float]:
@@ -73,7 +85,7 @@ def _node(x: float, y: float, radius: float, colour: str) -> str:
 
 def _label(x: float, y: float, anchor: str, concept_id: str, label: str | None, suffix: str = "") -> str:
     return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="12" text-anchor="{anchor}">'
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{FONT}" text-anchor="{anchor}">'
         f"{escape(_name(concept_id, label) + suffix)}</text>"
     )
 
