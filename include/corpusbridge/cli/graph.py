@@ -18,10 +18,13 @@ def add_parser(subparsers: Any) -> None:
     export.add_argument("--out", type=Path, required=True, help="folder to write into")
     export.add_argument("--min-docs", type=int, default=1, help="keep concepts in at least K documents (default 1)")
     export.add_argument("--min-count", type=int, default=1, help="co-occurrences an edge needs for NPMI (default 1)")
-    export.add_argument("--format", choices=("parquet", "graphml"), default="parquet")
+    export.add_argument("--format", choices=("parquet", "graphml"), default="parquet",
+                        help="nodes.parquet + edges.parquet, or one graph.graphml (default parquet)")  # fmt: skip
     rebuild = actions.add_parser("rebuild", help="count the graph again from every loaded concept row")
     neighbors = actions.add_parser("neighbors", help="exact k nearest neighbours of every document, loaded once")
-    neighbors.add_argument("--backend", choices=("local", "slurm"), default="local", help="where the kNN job runs")
+    neighbors.add_argument(
+        "--backend", choices=("local", "slurm"), default="local", help="where the kNN job runs (default local)"
+    )
     neighbors.add_argument("--k", type=positive_int, default=10, help="neighbours per document (default 10)")
     neighbors.add_argument("--parts", type=positive_int, default=1, help="array indices (blocks of queries; default 1)")
     neighbors.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
@@ -33,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
     neighbors.add_argument("--slurm-python", default="python3", help="python with corpusbridge on the compute nodes")
     neighbors.add_argument("--run-label", help="recorded on the graph's ledger row (default: cli__<UTC time>)")
     recall = actions.add_parser("recall", help="recall@k of the HNSW index against the loaded exact kNN graph")
-    recall.add_argument("--k", type=positive_int, default=10)
+    recall.add_argument("--k", type=positive_int, default=10, help="neighbours compared per document (default 10)")
     recall.add_argument("--sample", type=positive_int, default=200, help="documents to check (default 200)")
     for sub in (export, rebuild, neighbors, recall):
         add_db_argument(sub)

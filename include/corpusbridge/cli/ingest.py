@@ -14,7 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("ingest", help="ingest crawled files (incremental, idempotent)")
     parser.add_argument("source_dir", metavar="SOURCE_DIR", help="directory tree of crawled files")
     parser.add_argument(
-        "--limit-files", type=positive_int, default=None, help="read at most N files (prototype on a subset)"
+        "--limit-files",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="read at most N files (prototype on a subset)",
     )
     parser.add_argument(
         "--workers", type=positive_int, default=None, help="parser processes (default: cores available)"

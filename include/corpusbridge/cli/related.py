@@ -17,7 +17,7 @@ MIN_COUNT = 5
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("related", help="concepts that co-occur with a concept (counts, NPMI)")
-    parser.add_argument("concept_id", help="a concept id of the dictionary, e.g. C0024117")
+    parser.add_argument("concept_id", help="a concept id of the dictionary, e.g. cb:gene in the bundled sample")
     parser.add_argument("--by", choices=("document", "sentence"), default="document", help="rank by (default document)")
     parser.add_argument("--limit", type=positive_int, default=20, help="number of neighbours (default 20)")
     parser.add_argument(

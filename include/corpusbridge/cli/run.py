@@ -20,7 +20,9 @@ HPC_CONN_ENV = "AIRFLOW_CONN_CORPUSBRIDGE_HPC"
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="the whole round trip on new documents, without Airflow")
-    parser.add_argument("--backend", choices=("local", "slurm"), default="local", help="where the payload runs")
+    parser.add_argument(
+        "--backend", choices=("local", "slurm"), default="local", help="where the payload runs (default local)"
+    )
     parser.add_argument("--source", type=Path, help="crawl folder to ingest first (default: ingest nothing)")
     parser.add_argument("--dictionary", type=Path, help="terms file (TSV/CSV/JSONL; default: the bundled sample)")
     parser.add_argument("--no-embeddings", action="store_true", help="concepts only, no vectors")
