@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 POSTGRES_CONN_ID = "corpusbridge_postgres"
 SOURCE_DIR_VARIABLE = "corpusbridge_source_dir"
 # libpq keywords a postgres Connection's extras may carry through to psycopg.
+_TOLD: set[str] = set()  # Connections whose absence this process has logged
 _LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options", "application_name")
 
 
@@ -24,8 +25,10 @@ def postgres_uri(conn_id: str = POSTGRES_CONN_ID) -> str | None:
     except AirflowNotFoundException:
         from corpusbridge.db import describe
 
-        log.info("no Connection %r: using %s (the library's default: $CORPUSBRIDGE_DB, else the embedded server "
-                 "under $CORPUSBRIDGE_HOME)", conn_id, describe(None))  # fmt: skip
+        if conn_id not in _TOLD:  # once per process: a task asks several times
+            _TOLD.add(conn_id)
+            log.info("no Connection %r: using %s (the library's default: $CORPUSBRIDGE_DB, else the embedded "
+                     "server under $CORPUSBRIDGE_HOME)", conn_id, describe(None))  # fmt: skip
         return None
     log.info("using Connection %r (host %s, database %s)", conn_id, conn.host, conn.schema)
     return conninfo_from_fields(conn.host, conn.port, conn.login, conn.password, conn.schema, conn.extra_dejson)
