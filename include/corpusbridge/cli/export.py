@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusbridge.cli.output import add_db_argument, add_json_argument, emit, positive_int
+from corpusbridge.ingest.formats import SOURCE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--all", action="store_true", help="every clean document the filters keep, not only pending")
     parser.add_argument("--year-from", type=int, metavar="Y", help="publication year >= Y")
     parser.add_argument("--year-to", type=int, metavar="Y", help="publication year <= Y")
-    parser.add_argument("--source", metavar="S", help="only this source format (jsonl, openalex, crossref, ...)")
+    parser.add_argument(
+        "--source",
+        "--format",
+        dest="source",
+        choices=SOURCE_FORMATS,
+        metavar="FORMAT",
+        help=f"only documents ingested from this format: {', '.join(SOURCE_FORMATS)} (not a folder: that is "
+        "`corpusbridge run --source`)",
+    )
     parser.add_argument("--limit", type=positive_int, metavar="N", help="at most N documents (the first N by doc id)")
     parser.add_argument("--query", metavar="Q", help="full-text query (web search syntax, as `corpusbridge search`)")
     parser.add_argument("--doc-ids", type=Path, metavar="FILE", help="only these doc ids (one per line)")

@@ -54,3 +54,14 @@ def test_commands_that_only_read_never_create_a_database(argv, tmp_path, monkeyp
     with pytest.raises(SystemExit, match=r"no database in .*home/pgdata: set \$CORPUSBRIDGE_HOME"):
         main(argv)
     assert not (tmp_path / "home").exists()
+
+
+def test_export_takes_a_format_by_either_name_and_refuses_an_unknown_one(capsys) -> None:
+    """`export --source` is a document format, unlike `run --source` (a folder): --format says so, and a typo no
+    longer exports nothing with exit status 0."""
+    from corpusbridge.cli import build_parser
+
+    assert build_parser().parse_args(["export", "--format", "jats"]).source == "jats"
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["export", "--source", "bogus"])
+    assert refused.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
