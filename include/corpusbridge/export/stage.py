@@ -143,7 +143,7 @@ def abandon_batch(conn: psycopg.Connection, batch_id: str) -> str:
         conn.execute(statements.ABANDON_BATCH, (batch_id,))
         row = conn.execute(statements.BATCH_STATUS, (batch_id,)).fetchone()
     if row is None:
-        raise BatchNotFound(f"no export batch {batch_id!r}; `SELECT batch_id, status FROM export_batches` lists them")
+        raise BatchNotFound(f"no export batch {batch_id!r}; `corpusbridge status` lists the unfinished ones")
     return str(row[0])
 
 

@@ -73,16 +73,21 @@ def print_summary(summary: Mapping[str, Any], as_json: bool) -> None:
 
 
 def _readable(value: Any) -> str:
-    """A value as a person reads it, not as Python spells it: `-` for none, yes/no, lists joined, mappings as JSON."""
+    """A value as a person reads it, not as Python spells it: `-` for none, yes/no, lists joined, mappings as
+    `key value` pairs (nested the same way, in parentheses)."""
     if value is None or value == []:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_readable(v) if isinstance(v, Mapping) else str(v) for v in value)
     if isinstance(value, Mapping):
-        return json.dumps(value, default=str)
+        return "; ".join(f"{k} {_nested(v)}" for k, v in value.items()) or "-"
     return str(value)
+
+
+def _nested(value: Any) -> str:
+    return f"({_readable(value)})" if isinstance(value, Mapping) and value else _readable(value)
 
 
 def run(args: argparse.Namespace) -> int:

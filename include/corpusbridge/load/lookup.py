@@ -91,7 +91,8 @@ def _not_loaded(conn: psycopg.Connection, doc_id: str, why: str) -> UnknownDocum
                 "process; `corpusbridge sanitize --rejects N` lists the rejected ones"
             )
         return UnknownDocument(
-            f"{doc_id}: no clean document has this id (ids read like doi:10.1000/xyz or pmid:123; find one with "
+            f"{doc_id}: no clean document has this id (ids read like doi:10.1000/xyz, pmid:123, or id:<the record's "
+            "own id> for records without a DOI or PMID; find one with "
             "`corpusbridge search WORDS`)"
         )
     return UnknownDocument(f"{doc_id}: {why}")

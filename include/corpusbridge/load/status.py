@@ -18,6 +18,9 @@ TABLES = (
     "document_results",
     "document_concepts",
     "document_vectors",
+    "quarantine",
+    "concept_pairs",
+    "document_neighbors",
 )
 
 

@@ -35,6 +35,7 @@ def test_summary_prints_one_json_object_or_aligned_lines(capsys: pytest.CaptureF
     assert json.loads(capsys.readouterr().out) == {"status": "done", "docs": 3}
     print_summary({"status": "done", "docs": 3}, as_json=False)
     assert capsys.readouterr().out.splitlines() == ["status  done", "docs    3"]
-    print_summary({"batch_id": None, "ok": True, "job_ids": [], "shards": [1, 2], "counts": {"a": 1}}, as_json=False)
+    summary = {"batch_id": None, "ok": True, "job_ids": [], "shards": [1, 2], "counts": {"a": 1, "b": {"c": False}}}
+    print_summary(summary, as_json=False)
     assert capsys.readouterr().out.splitlines() == [
-        "batch_id  -", "ok        yes", "job_ids   -", "shards    1, 2", 'counts    {"a": 1}']  # fmt: skip
+        "batch_id  -", "ok        yes", "job_ids   -", "shards    1, 2", "counts    a 1; b (c no)"]  # fmt: skip
