@@ -55,6 +55,14 @@ def test_bad_json_record_is_quarantined_and_the_good_one_loads(db, tmp_path, nam
     assert rows[0][3], "the raw bytes of the bad record are kept"
 
 
+def test_a_jsonl_file_cut_inside_its_last_record_is_a_truncated_record(db, tmp_path) -> None:
+    """What a file read while still being written looks like: the runbook's cue to ingest again later."""
+    data = _jsonl(GOOD) + b'{"id": "x", "title": "half a rec'
+    summary, rows = _ingest_one(db, tmp_path, "part.jsonl", data)
+    assert (summary.records_loaded, summary.records_quarantined) == (1, 1)
+    assert rows[0][0] == "TruncatedRecord" and "file ends inside this record" in rows[0][2]
+
+
 def test_a_small_json_file_holding_an_array_of_works_loads_each(db, tmp_path) -> None:
     """As a large file's array is streamed item by item; before, the whole array was one record quarantined."""
     works = [{"id": "a1", "title": "First work"}, {"id": "a2", "title": "Second work"}, [1]]

@@ -212,6 +212,7 @@ class Line(NamedTuple):  # one per record of a JSON Lines file: a tuple is the c
     offset: int  # byte offset of the line start in the decompressed content
     data: bytes  # without the line ending; at most `cap` bytes
     too_long: bool  # the line held more than `cap` bytes; only the first `cap` are in `data`
+    last_unended: bool = False  # the file's last line, with no line break after it (a file still being written?)
 
 
 def iter_lines(stream: BinaryIO, cap: int) -> Iterator[Line]:
@@ -223,7 +224,7 @@ def iter_lines(stream: BinaryIO, cap: int) -> Iterator[Line]:
         too_long = len(head) > cap and not head.endswith(b"\n")
         if too_long:
             length += _skip_to_newline(stream)
-        yield Line(number, offset, head.rstrip(b"\r\n")[:cap], too_long)
+        yield Line(number, offset, head.rstrip(b"\r\n")[:cap], too_long, not too_long and not head.endswith(b"\n"))
         offset += length
 
 

@@ -117,7 +117,12 @@ def parse_jsonl(stream: BinaryIO, cap: int) -> Iterator[Parsed]:
         if line.too_long:
             yield Quarantined.of(locator, "RecordTooLarge", f"line is longer than the {cap}-byte record cap", data)
         elif data.strip():
-            yield from parse_json_bytes(data, locator)
+            for item in parse_json_bytes(data, locator):
+                if line.last_unended and isinstance(item, Quarantined) and item.error_class == "MalformedJson":
+                    # The file ends inside this record: most likely read while it was still being written.
+                    item = Quarantined.of(locator, "TruncatedRecord", f"the file ends inside this record "
+                                          f"({item.message})", data)  # fmt: skip
+                yield item
 
 
 def parse_json_document(stream: BinaryIO, cap: int) -> Iterator[Parsed]:
