@@ -63,12 +63,12 @@ FILTERS, SLURM, GRAPHS = "Filters", "SLURM (backend slurm only)", "Graphs"
 
 PARAMS = {
     "backend": Param(
-        None,
-        type=NULL_STR,
-        enum=[None, "local", "slurm"],
+        "auto",
+        enum=["auto", "local", "slurm"],
+        values_display={"auto": "auto: Variable corpusbridge_backend, else slurm", "local": "local", "slurm": "slurm"},
         title="Compute backend",
         description="slurm: an array job on the cluster of Connection corpusbridge_hpc; local: subprocesses on "
-        "this workstation (prototyping on a subset, no queue); empty: Variable corpusbridge_backend, else slurm "
+        "this workstation (prototyping on a subset, no queue); auto: the Variable corpusbridge_backend, else slurm "
         "(what scheduled and Asset-triggered runs use)",
     ),
     "dictionary": Param(

@@ -130,9 +130,9 @@ WORK_DIR_VARIABLE = "corpusbridge_work_dir"
 
 
 def compute_backend(param_value: str | None) -> str:
-    """The run's backend: its Param, else the Variable (scheduled and Asset-triggered runs have no Param of their
-    own: a workstation without a cluster sets it to `local`), else `slurm`."""
-    if param_value:
+    """The run's backend: its Param, unless `auto` (the default), then the Variable (scheduled and Asset-triggered
+    runs have no Param of their own: a workstation without a cluster sets it to `local`), else `slurm`."""
+    if param_value and param_value != "auto":
         return param_value
     from airflow.sdk import Variable
 

@@ -79,4 +79,4 @@ def test_runs_without_a_backend_param_take_the_variable(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_VAR_CORPUSBRIDGE_BACKEND", raising=False)
     assert compute_backend(None) == "slurm"
     monkeypatch.setenv("AIRFLOW_VAR_CORPUSBRIDGE_BACKEND", "local")
-    assert (compute_backend(None), compute_backend("slurm")) == ("local", "slurm")
+    assert (compute_backend(None), compute_backend("auto"), compute_backend("slurm")) == ("local", "local", "slurm")
