@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from corpusbridge import __version__
+from corpusbridge.version import code_version
 
 
 class Stage(StrEnum):
@@ -121,7 +121,7 @@ def start_run(conn: psycopg.Connection, stage: Stage, values: Mapping[str, Any] 
     Call it under the stage's lock: a row still `running` then belongs to a process that died, so it is closed as
     failed/interrupted first and the run log never shows two live runs of one stage.
     """
-    values = dict(values or {}) | {"code_version": __version__}
+    values = dict(values or {}) | {"code_version": code_version()}
     table = sql.Identifier(stage.run_table)
     insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING run_id").format(
         table,

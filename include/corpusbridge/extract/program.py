@@ -14,13 +14,11 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-import corpusbridge
 from corpusbridge.config import worker_count
 from corpusbridge.export.manifest import read_manifest, shard_path
 from corpusbridge.export.schema import missing_columns
@@ -40,6 +38,7 @@ from corpusbridge.extract.results import (
 from corpusbridge.extract.vectors import VectorsThread
 from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results, plan_units
 from corpusbridge.hashing import BackgroundSha256, file_sha256
+from corpusbridge.version import code_version
 
 if TYPE_CHECKING:
     from corpusbridge.extract.embeddings.embedder import Embedder, EmbeddingOptions
@@ -77,33 +76,6 @@ def _peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus the build, as every result records it: `CORPUSBRIDGE_CODE_VERSION` (the image sets it,
-    scripts/build-image.sh), else the commit of the git checkout the package runs from (an editable install, on the
-    workstation or a cluster), `-dirty` when the library differs from it; else the version alone."""
-    extra = os.environ.get("CORPUSBRIDGE_CODE_VERSION") or _checkout_commit()
-    return f"{corpusbridge.__version__}+{extra}" if extra else corpusbridge.__version__
-
-
-def _checkout_commit() -> str | None:
-    """`g<commit>[-dirty]` as build-image.sh writes it, or None outside a git checkout (an installed wheel)."""
-    import subprocess
-
-    package = Path(corpusbridge.__file__).resolve().parent
-    root = package.parents[1]  # include/corpusbridge -> the repository
-    if not (root / ".git").exists():
-        return None
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
-        clean = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "include", "pyproject.toml"],
-                               capture_output=True, timeout=10, check=False).returncode == 0  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"g{commit}{'' if clean else '-dirty'}" if commit else None
 
 
 def image_digest() -> str | None:

@@ -46,7 +46,7 @@ def compute_part(
     table = _table(doc_ids, blocks)
     out.mkdir(parents=True, exist_ok=True)
     name, sha = write_part(out, index, table)
-    from corpusbridge.extract.program import code_version
+    from corpusbridge.version import code_version
 
     entry = PartEntry(index, parts, k, start, stop, sha256, name, sha, table.num_rows, chosen,
                       round(time.monotonic() - started, 3), code_version())  # fmt: skip

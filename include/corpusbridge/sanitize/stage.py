@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import psycopg
 
-from corpusbridge import __version__
 from corpusbridge.config import worker_count
 from corpusbridge.processes import worker_pool
 from corpusbridge.runs import (
@@ -33,6 +32,7 @@ from corpusbridge.runs import (
 )
 from corpusbridge.sanitize import statements
 from corpusbridge.sanitize.records import CleanRecord, RawDocument, Reject, sanitize_record
+from corpusbridge.version import code_version as current_code_version
 
 DEFAULT_BATCH = 2000
 # Below this many documents a batch is cleaned in-process: shipping it to workers would cost more than it saves.
@@ -78,7 +78,7 @@ def run_sanitize(
     *,
     batch_size: int = DEFAULT_BATCH,
     progress: ProgressCallback | None = None,
-    code_version: str = __version__,
+    code_version: str | None = None,
     workers: int | None = None,
     rebuild: bool = False,
 ) -> SanitizeSummary:
@@ -100,7 +100,7 @@ def run_sanitize(
             to_seq=to_seq,
         )
         with recorded_run(conn, Stage.SANITIZE, summary), _cleaner(workers or worker_count()) as clean:
-            _run_batches(conn, summary, batch_size, progress, code_version, clean)
+            _run_batches(conn, summary, batch_size, progress, code_version or current_code_version(), clean)
     return summary
 
 
