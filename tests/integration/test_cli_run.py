@@ -107,6 +107,9 @@ def test_a_shard_that_fails_to_compute_fails_the_run_by_name_and_the_rerun_finis
     assert "the other 3 shard(s) are loaded" in failed["error"] and "run again with the same options" in failed["error"]
     with psycopg.connect(db_uri) as conn:
         assert [r[0] for r in conn.execute("SELECT shard FROM load_ledger ORDER BY shard")] == [0, 2, 3]
+        recorded = conn.execute("SELECT error FROM load_runs ORDER BY run_id DESC LIMIT 1").fetchone()[0]
+    # The load run's history says why shard 1 has no rows: its compute failed, not a lost result file.
+    assert "the compute failed for shard(s) [1]" in recorded and "exit 2" in recorded, recorded
     unfinished = _status(capsys, db_uri)["unfinished_batches"]  # what a person sees before running again
     assert [(b["shards"], b["shards_loaded"]) for b in unfinished] == [(4, 3)], unfinished
 

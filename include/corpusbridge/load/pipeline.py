@@ -203,7 +203,7 @@ def _load(
     from corpusbridge.load.stage import run_load
 
     try:
-        loaded = run_load(conn, manifest, results, provenance=Provenance(options.run_label))
+        loaded = run_load(conn, manifest, results, provenance=Provenance(options.run_label), compute_failures=failed)
     except ResultVerificationError as exc:
         if not failed:
             raise

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 
+from corpusbridge.compute.outputs import failure_line
 from corpusbridge.config import load_workers
 from corpusbridge.export.manifest import ExportManifest, ManifestError, read_manifest
 from corpusbridge.extract.results import result_name
@@ -35,7 +37,7 @@ from corpusbridge.load.ledger import ImageDigestConflict, Provenance, ResultChan
 from corpusbridge.load.parallel import loaded_shards
 from corpusbridge.load.reconcile import Reconciliation, ReconciliationError, reconcile
 from corpusbridge.load.streams import ResultFormatError, copy_concepts, copy_vectors, read_contents
-from corpusbridge.load.verify import ResultVerificationError, VerifiedShard, check_results
+from corpusbridge.load.verify import BadShard, ResultVerificationError, VerifiedShard, check_results
 from corpusbridge.runs import (
     ProgressCallback,
     ProgressMeter,
@@ -117,16 +119,19 @@ def run_load(
     provenance: Provenance,
     progress: ProgressCallback | None = None,
     workers: int | None = None,
+    compute_failures: Mapping[int, str] | None = None,
 ) -> LoadSummary:
     """Load every shard of the manifest's batch from `results_dir` exactly once; see the module docstring.
-    `workers`: shards loading at once (default `config.load_workers()`)."""
+    `workers`: shards loading at once (default `config.load_workers()`). `compute_failures`: why the caller's
+    compute could not finish these shards, recorded as the run's error instead of their missing results."""
     batch = read_manifest(manifest)
     with stage_lock(conn, Stage.LOAD):
         values = {"batch_id": batch.batch_id, "run_label": provenance.run_label}
         run_id = start_run(conn, Stage.LOAD, values)
         summary = LoadSummary(run_id=run_id, batch_id=batch.batch_id, run_label=provenance.run_label)
         with recorded_run(conn, Stage.LOAD, summary):
-            _load_batch(conn, manifest, batch, results_dir, summary, provenance, progress, workers or load_workers())
+            _load_batch(conn, manifest, batch, results_dir, summary, provenance, progress, workers or load_workers(),
+                        compute_failures or {})  # fmt: skip
     return summary
 
 
@@ -139,6 +144,7 @@ def _load_batch(
     provenance: Provenance,
     progress: ProgressCallback | None,
     workers: int,
+    compute_failures: Mapping[int, str],
 ) -> None:
     _check_registered(conn, manifest, batch)
     _fold_graph(conn)  # what a crashed run left pending
@@ -161,7 +167,10 @@ def _load_batch(
     meter.report()
     _fold_graph(conn)
     if bad:
-        raise ResultVerificationError(batch.batch_id, bad)
+        failed = {b.index for b in bad} <= compute_failures.keys()
+        if failed:
+            bad = [BadShard(i, "compute", failure_line(compute_failures[i])) for i in sorted({b.index for b in bad})]
+        raise ResultVerificationError(batch.batch_id, bad, compute_failed=failed)
     _finish(conn, batch.batch_id, summary)
 
 

@@ -45,14 +45,16 @@ class BadShard:
 class ResultVerificationError(ValueError):
     """Some fetched results cannot be trusted; `bad` names each shard, file and reason (re-fetch those indices)."""
 
-    def __init__(self, batch_id: str, bad: list[BadShard]) -> None:
+    def __init__(self, batch_id: str, bad: list[BadShard], compute_failed: bool = False) -> None:
         self.batch_id = batch_id
         self.bad = bad
         lines = "; ".join(str(b) for b in bad[:20]) + (f"; and {len(bad) - 20} more" if len(bad) > 20 else "")
-        super().__init__(
-            f"batch {batch_id}: {len(bad)} shard result(s) failed verification ({lines}); re-fetch shards "
-            f"{self.indices} from the cluster (or recompute them) and load again"
-        )
+        if compute_failed:  # no result to verify: what the load run records is why the compute failed
+            message = f"batch {batch_id}: the compute failed for shard(s) {self.indices}, none of them loaded ({lines})"
+        else:
+            message = (f"batch {batch_id}: {len(bad)} shard result(s) failed verification ({lines}); re-fetch "
+                       f"shards {self.indices} from the cluster (or recompute them) and load again")  # fmt: skip
+        super().__init__(message)
 
     @property
     def indices(self) -> list[int]:
