@@ -161,7 +161,8 @@ def _outcome(
     action: Action = "copied" if before is None else "repaired"
     if before is not None:
         log.warning(
-            "%s: the remote copy %s was damaged or stale (sha256 %s); uploaded again",
+            "%s: the remote copy %s differs from this one (sha256 %s: damaged, or written by an earlier run from "
+            "other bytes, e.g. a dictionary artifact rebuilt elsewhere); uploaded again",
             item.local,
             item.remote,
             before[0],
