@@ -31,6 +31,8 @@ class ExportManifest:
     batch_id: str
     schema_fingerprint: str
     shards: list[ShardEntry] = field(default_factory=list)
+    # The payload's EXTRACTION_RULES the batch was exported for (part of its id); None: written before the field.
+    extraction_rules: int | None = None
 
     def shard(self, index: int) -> ShardEntry:
         for entry in self.shards:
@@ -63,7 +65,10 @@ def read_manifest(path: Path) -> ExportManifest:
         shards = [
             ShardEntry(int(s["index"]), str(s["path"]), int(s["rows"]), str(s["sha256"])) for s in payload["shards"]
         ]
-        manifest = ExportManifest(str(payload["batch_id"]), str(payload["schema_fingerprint"]), shards)
+        rules = payload.get("extraction_rules")
+        manifest = ExportManifest(
+            str(payload["batch_id"]), str(payload["schema_fingerprint"]), shards, None if rules is None else int(rules)
+        )
     except FileNotFoundError as exc:
         raise ManifestError(f"{path}: manifest not found; check the path or re-run the export") from exc
     except (ValueError, KeyError, TypeError) as exc:

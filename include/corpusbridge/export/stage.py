@@ -192,7 +192,9 @@ def _write(
         shutil.rmtree(folder, ignore_errors=True)
         spool.unlink(missing_ok=True)
         raise RuntimeError(f"export: {rows} documents read but {sum(e.rows for e in shards)} written to shards")
-    manifest = ExportManifest(digest.hexdigest()[:BATCH_ID_CHARS], schema_fingerprint(SHARD_SCHEMA), shards)
+    manifest = ExportManifest(
+        digest.hexdigest()[:BATCH_ID_CHARS], schema_fingerprint(SHARD_SCHEMA), shards, EXTRACTION_RULES
+    )
     size = sum((folder / entry.path).stat().st_size for entry in shards)
     return _Written(folder, spool, manifest, rows, size)
 

@@ -27,6 +27,7 @@ from corpusbridge.extract.cooccurrence import CooccurrenceCounter, concept_docs_
 from corpusbridge.extract.dictionary.artifact import Dictionary, load_dictionary, read_version
 from corpusbridge.extract.results import (
     CONCEPTS_SCHEMA,
+    EXTRACTION_RULES,
     OutputFile,
     ResultEntry,
     concepts_name,
@@ -86,6 +87,14 @@ def image_digest() -> str | None:
 
 def shard_from_manifest(manifest: Path, index: int) -> ShardInput:
     loaded = read_manifest(manifest)
+    if loaded.extraction_rules not in (None, EXTRACTION_RULES):
+        # Another corpusbridge on the nodes than on the workstation: it would find other concepts than the batch id
+        # promises, and a reprocess could never replace them.
+        raise ExtractError(
+            f"{manifest}: batch {loaded.batch_id} was exported for extraction rules {loaded.extraction_rules}, this "
+            f"payload applies rules {EXTRACTION_RULES}: install the workstation's corpusbridge version where the "
+            "payload runs (the cluster's python, or the image)"
+        )
     entry = loaded.shard(index)
     return ShardInput(shard_path(manifest, entry), index, entry.sha256, entry.rows, loaded.batch_id)
 
@@ -332,6 +341,7 @@ def _process(
         model_hash=embedder.model_hash if embedder else None,
         code_version=code_version(),
         outputs=outputs,
+        extraction_rules=EXTRACTION_RULES,
         embedding_runtime=embedder.runtime if embedder else None,
         image_digest=image_digest(),
     )

@@ -84,6 +84,8 @@ class ResultEntry:
     # sha256:<hex> of the container image the payload ran in ($CORPUSBRIDGE_IMAGE_DIGEST, set by the job script);
     # None on the workstation. A result written before this field existed reads as None.
     image_digest: str | None = None
+    # The EXTRACTION_RULES the payload applied; None in a result written before the field.
+    extraction_rules: int | None = None
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))

@@ -40,3 +40,22 @@ def test_what_the_payload_finds_is_pinned_to_its_rules_version(make_matcher) -> 
         f"the payload finds other concepts or sentences than EXTRACTION_RULES {EXTRACTION_RULES} did (digest "
         f"{digest}): if that is meant, raise EXTRACTION_RULES in extract/results.py and record the digest here"
     )
+
+
+def test_a_payload_with_other_rules_refuses_the_batch(tmp_path) -> None:
+    """A cluster python from another checkout than the workstation's would find other concepts than the batch id
+    promises; it stops before reading the shard, saying what to install."""
+    import pytest
+
+    from corpusbridge.export.manifest import ExportManifest, ShardEntry, read_manifest, write_manifest
+    from corpusbridge.extract.program import ExtractError, shard_from_manifest
+
+    manifest = tmp_path / "manifest.json"
+    shards = [ShardEntry(0, "shard-00000.parquet", 1, "0" * 64)]
+    write_manifest(manifest, ExportManifest("b1", "fp", shards, EXTRACTION_RULES))
+    assert read_manifest(manifest).extraction_rules == EXTRACTION_RULES and shard_from_manifest(manifest, 0).index == 0
+    write_manifest(manifest, ExportManifest("b1", "fp", shards, EXTRACTION_RULES + 1))
+    with pytest.raises(ExtractError, match=rf"exported for extraction rules {EXTRACTION_RULES + 1}, this payload"):
+        shard_from_manifest(manifest, 0)
+    write_manifest(manifest, ExportManifest("b1", "fp", shards))  # a manifest from before the field: accepted
+    assert shard_from_manifest(manifest, 0).index == 0
