@@ -127,3 +127,31 @@ def test_slurm_rerun_resubmits_only_the_failed_index(batch, hpc_sandbox, openssh
     second = run_slurm(*args, **kwargs)
     assert (second.failed, second.submitted, second.skipped, second.docs_processed) == ({}, [1], 2, 40)
     assert set(second.job_ids).isdisjoint(first.job_ids)
+
+
+def test_stopping_the_wait_says_the_job_keeps_running_and_a_rerun_reattaches(
+    batch, hpc_sandbox, openssh_transport, monkeypatch, caplog
+) -> None:
+    """Ctrl-C while waiting stops this process, not the cluster's job: the log says so, names it and how to stop it,
+    and the same call again re-attaches to it instead of submitting a second one."""
+    from corpusbridge.compute import slurm
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    kwargs = {"embeddings": False, "python": sys.executable, "options": {"time": "00:05:00"}, "poll_seconds": 1.0,
+              "label": uuid.uuid4().hex}  # fmt: skip
+    out = batch["root"] / "slurm"
+    real_wait = slurm.wait_for_indices
+    monkeypatch.setattr(slurm, "wait_for_indices", interrupted)
+    with caplog.at_level("WARNING"), pytest.raises(KeyboardInterrupt):
+        run_slurm(openssh_transport, hpc_sandbox.scratch_root, batch["manifest"], batch["dictionary"], out, **kwargs)
+    warning = next(r.getMessage() for r in caplog.records if "stopped waiting" in r.getMessage())
+    job = warning.split("SLURM job(s) ")[1].split(" ")[0]
+    assert "keep running" in warning and f"scancel {job}" in warning
+    monkeypatch.setattr(slurm, "wait_for_indices", real_wait)
+    again = run_slurm(
+        openssh_transport, hpc_sandbox.scratch_root, batch["manifest"], batch["dictionary"], out, **kwargs
+    )
+    # Re-attached to the same job, or (if it finished meanwhile) its results fetched: never a second submission.
+    assert (again.submitted, again.failed, again.docs_processed) == ([], {}, 40) and again.job_ids in ([job], [])

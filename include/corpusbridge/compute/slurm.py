@@ -137,7 +137,13 @@ def run_slurm(
             log.info("compute slurm: indices %s already done on scratch (by SLURM job(s) %s): fetching their results",
                      sorted(done_before), ", ".join(sorted(set(done_before.values()))))  # fmt: skip
         log.info("compute slurm: job name %s, scratch %s", spec.job_name, spec.scratch)
-        failed = wait_for_indices(transport, spec.scratch, submission, poll_seconds)
+        try:
+            failed = wait_for_indices(transport, spec.scratch, submission, poll_seconds)
+        except KeyboardInterrupt:  # Ctrl-C or a stop signal: this process goes, the cluster's job does not
+            jobs_text = ", ".join(summary.job_ids) or "-"
+            log.warning("compute slurm: stopped waiting; SLURM job(s) %s keep running. Run again with the same "
+                        "options to re-attach to them, or cancel them: scancel %s", jobs_text, jobs_text)  # fmt: skip
+            raise
         _fetch(transport, posixpath.join(spec.scratch, OUT_FOLDER), [s.index for s in pending], embeddings, out_dir)
         summary.failed.update(failed)
         summary.failed.update(_unverified(transport, spec.scratch, pending, version, embeddings, out_dir, failed))

@@ -139,9 +139,10 @@ def _export(
         log.info("run: nothing new to export; no job submitted, nothing to load")
         return None
     if _loaded_before(conn, exported.batch_id, exported.shards):
-        log.info("run: batch %s holds the same documents, dictionary and model as a batch loaded before, so its "
-                 "results would be the same: nothing is computed or loaded again (a new dictionary or model "
-                 "reprocesses)", exported.batch_id)  # fmt: skip
+        log.info("run: batch %s holds the same documents, dictionary, model and extraction rules as a batch loaded "
+                 "before, so its results would be the same: nothing is computed or loaded again (a new dictionary, "
+                 "model or release with new extraction rules reprocesses; to compute it again all the same, e.g. "
+                 "after a bad node, give another --shard-rows: a new batch)", exported.batch_id)  # fmt: skip
         return None
     summary.batch_id, summary.shards, summary.docs_exported = exported.batch_id, exported.shards, exported.docs_exported
     return Path(exported.manifest)
