@@ -222,8 +222,9 @@ def _print_next_steps(backend: str) -> None:
         where = "this database from the repository root, or anywhere"
     print(f"\nnext: the CLI reads {where} with CORPUSBRIDGE_HOME={state}")
     run = "run --backend local --source CRAWL_DIR   (the whole chain without Airflow)"
-    if backend == "slurm":
-        run = "run --backend slurm --slurm-python PYTHON_ON_THE_NODES   (cluster: $AIRFLOW_CONN_CORPUSBRIDGE_HPC)"
+    if backend == "slurm":  # the sandbox's node is this machine: this very python runs the payload there
+        print(f"  (for the cluster commands, first: set -a; . {HOME / 'sandbox.env'}; set +a)")
+        run = f"run --backend slurm --slurm-python {sys.executable} --source CRAWL_DIR"
     doc_id, concept = SHOWN.get("document", "DOC_ID"), SHOWN.get("concept", "CONCEPT_ID")
     commands = ("status", f"search {shlex.quote(QUERY)}", f"similar {doc_id}", f"concepts {doc_id}",
                 f"related {concept}", "quarantine", run)  # fmt: skip

@@ -133,8 +133,9 @@ def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], g
     unknown = [row[0] for row in conn.execute(UNKNOWN_IDS)]
     if unknown:
         raise NeighborsLoadError(
-            f"{folder}: the kNN result names documents without a loaded vector (e.g. {', '.join(unknown)}): the "
-            "vectors changed since they were exported for this job; run `corpusbridge graph neighbors` again"
+            f"{folder}: the kNN result names documents without a loaded vector (e.g. {', '.join(unknown)}): it was "
+            f"not computed from the vectors loaded now; remove {folder} and run `corpusbridge graph neighbors` again "
+            "(its parts verify, so a rerun would use them as they are)"
         )
     conn.execute("DELETE FROM document_neighbors")
     inserted = conn.execute(
@@ -144,7 +145,10 @@ def _replace(conn: psycopg.Connection, folder: Path, entries: list[PartEntry], g
     ).rowcount
     listed = sum(e.rows for e in entries)
     if inserted != listed:  # the counts reconcile here as at every other hop
-        raise NeighborsLoadError(f"{folder}: the parts list {listed} rows but hold {inserted}; nothing was loaded")
+        raise NeighborsLoadError(
+            f"{folder}: the parts list {listed} rows but hold {inserted}; nothing was loaded: remove {folder} and run "
+            "`corpusbridge graph neighbors` again"
+        )
     return inserted
 
 
