@@ -34,13 +34,6 @@ def postgres_uri(conn_id: str = POSTGRES_CONN_ID) -> str | None:
     return conninfo_from_fields(conn.host, conn.port, conn.login, conn.password, conn.schema, conn.extra_dejson)
 
 
-def cli_command(command: str) -> str:
-    """The `corpusbridge` command line that reaches the database these tasks use, for hints in task logs."""
-    from corpusbridge.db import cli_command as command_for
-
-    return command_for(postgres_uri(), command)
-
-
 def conninfo_from_fields(
     host: str | None,
     port: int | None,

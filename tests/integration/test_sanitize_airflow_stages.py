@@ -61,6 +61,8 @@ def test_index_stage_fails_the_task_when_documents_are_refused(raw, db_uri: str,
     sanitize_stage(db_uri)
     cluster = ClusterDouble(refuse={"a": (400, "document_parsing_exception", "bad title")})
     monkeypatch.setattr(index_module, "elasticsearch_client", lambda conn_id: client_double(cluster))
+    # The Connection the stage checks for first; the client built from it is the double above.
+    monkeypatch.setenv("AIRFLOW_CONN_CORPUSBRIDGE_ES", '{"conn_type": "elasticsearch", "host": "es.example"}')
     monkeypatch.setattr(elastic, "RETRY_BACKOFF_S", 0.0)
     with pytest.raises(RuntimeError, match="index_rejects"):
         index_module.index_stage(db_uri, "elasticsearch")

@@ -20,10 +20,11 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
     `conn_uri` None: the Connection `corpusbridge_postgres`, else `$CORPUSBRIDGE_DB`, else the embedded server.
     The result's `clean_changed` says whether the clean table changed (the Asset event is meaningful then).
     """
-    from corpusbridge.db import connect
+    from corpusbridge.db import cli_command, connect
     from corpusbridge.sanitize.stage import run_sanitize
 
-    with connect(conn_uri or settings.postgres_uri()) as conn:
+    uri = conn_uri or settings.postgres_uri()
+    with connect(uri) as conn:
         summary = run_sanitize(conn, progress=log_progress)
     log.info(
         "sanitize run %d: %d in = %d clean + %d rejected%s; %d duplicates linked, %d rows written, %.0f docs/s",
@@ -38,5 +39,5 @@ def sanitize_stage(conn_uri: str | None = None) -> dict[str, Any]:
     )
     if summary.docs_rejected:
         log.warning("%d documents rejected: see `%s`", summary.docs_rejected,
-                    settings.cli_command(f"sanitize --rejects {summary.docs_rejected}"))  # fmt: skip
+                    cli_command(uri, f"sanitize --rejects {summary.docs_rejected}"))  # fmt: skip
     return {**summary.as_dict(), "clean_changed": summary.rows_written > 0}
