@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import psycopg
@@ -33,6 +34,9 @@ def test_run_local_twice_loads_everything_once_then_does_nothing(
     assert first["shards"] > 1 and first["job_ids"] == [] and first["reconciled"]
     assert first["reconciliation"]["ok"] and first["reconciliation"]["docs_loaded"] == first["docs_loaded"]
     assert first["concepts_loaded"] > 0 and first["vectors_loaded"] == first["docs_loaded"]
+    with psycopg.connect(db_uri) as conn:
+        where = set(conn.execute("SELECT backend, slurm_job, host FROM load_ledger").fetchall())
+    assert where == {("local", None, socket.gethostname())}
 
     again = _run(capsys, "--backend", "local", "--source", str(CORPORA), "--db", db_uri, "--shard-rows", "10")
     assert {hop: again[hop] for hop in HOPS} == dict.fromkeys(HOPS, 0)

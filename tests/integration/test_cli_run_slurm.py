@@ -39,6 +39,13 @@ def test_run_slurm_reads_the_connection_from_the_environment_and_submits_once(
     first = _run(capsys, *argv)
     assert first["docs_exported"] == first["docs_processed"] == first["docs_loaded"] > 0
     assert len(first["job_ids"]) == 1 and first["shards"] > 1 and first["reconciliation"]["ok"]
+    import psycopg
+
+    with psycopg.connect(db_uri) as conn:  # where each shard ran, on its ledger row: job <array>_<index>, the node
+        where = conn.execute("SELECT shard, backend, slurm_job, host FROM load_ledger ORDER BY shard").fetchall()
+    job = first["job_ids"][0]
+    assert [(s, b, j) for s, b, j, _ in where] == [(s, "slurm", f"{job}_{s}") for s, _, _, _ in where]
+    assert all(host for *_, host in where)
 
     again = _run(capsys, *argv)
     assert (again["docs_exported"], again["docs_processed"], again["docs_loaded"], again["job_ids"]) == (0, 0, 0, [])

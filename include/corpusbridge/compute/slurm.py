@@ -30,6 +30,7 @@ from corpusbridge.compute.outputs import (
 from corpusbridge.compute.payload import extract_argv
 from corpusbridge.export.manifest import ShardEntry, read_manifest, shard_path
 from corpusbridge.extract.dictionary import read_version
+from corpusbridge.extract.results import job_name
 from corpusbridge.hashing import file_sha256
 from corpusbridge.hpc import jobs, monitor, naming, script, staging
 from corpusbridge.hpc import outcome as outcome_rules
@@ -233,7 +234,8 @@ def wait_for_indices(
 
 def _fetch(transport: Transport, remote_out: str, indices: list[int], embeddings: bool, out_dir: Path) -> None:
     """Bring back every output of `indices` that exists, each verified by sha256; the caller checks completeness."""
-    patterns = [posixpath.join(remote_out, name) for i in indices for name in result_files(i, embeddings)]
+    names = [(*result_files(i, embeddings), job_name(i)) for i in indices]  # job-I.json: where it ran, optional
+    patterns = [posixpath.join(remote_out, name) for files in names for name in files]
     try:
         staging.fetch(transport, patterns, out_dir, require_match=False, within=remote_out)
     except OSError as exc:

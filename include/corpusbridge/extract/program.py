@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from corpusbridge.config import worker_count
-from corpusbridge.export.manifest import read_manifest, shard_path
+from corpusbridge.export.manifest import read_manifest, shard_path, write_json_atomic
 from corpusbridge.export.schema import missing_columns
 from corpusbridge.extract.concepts.matcher import Matcher
 from corpusbridge.extract.cooccurrence import CooccurrenceCounter, concept_docs_name, cooccurrence_name, new_counter
@@ -31,10 +31,12 @@ from corpusbridge.extract.results import (
     OutputFile,
     ResultEntry,
     concepts_name,
+    job_name,
     parquet_writer,
     result_name,
     vectors_name,
     vectors_schema,
+    where_computed,
 )
 from corpusbridge.extract.vectors import VectorsThread
 from corpusbridge.extract.workers import ExtractError, RowGroupWorker, ordered_results, plan_units
@@ -160,6 +162,7 @@ def run_extract(
         for name in _output_names(shard.index):
             run.tmp(name).unlink(missing_ok=True)  # a failed run publishes nothing and leaves nothing behind
         raise
+    write_json_atomic(out_dir / job_name(shard.index), where_computed())  # before the completion marker
     entry.write(out_dir / result_name(shard.index))
     run.clock("total", started)
     return _summary(entry, "done", out_dir, run.timings)

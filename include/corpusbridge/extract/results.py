@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,25 @@ class OutputFile:
     path: str  # relative to the result entry's folder
     rows: int
     sha256: str
+
+
+def job_name(index: int) -> str:
+    """Where the shard was computed (`job-I.json`): beside the result, but no part of it. The same inputs give the
+    same result files on every backend; this file says which backend, SLURM job and host did the work."""
+    return f"job-{index}.json"
+
+
+def where_computed() -> dict[str, str | None]:
+    """The backend, SLURM job (`<array job>_<index>`, or the job id) and host of this process."""
+    import socket
+
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return {
+        "backend": "slurm" if job else "local",
+        "slurm_job": (f"{job}_{task}" if task else job) if job else None,
+        "host": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+    }
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from corpusbridge.extract.results import job_name
 from corpusbridge.load import statements
 from corpusbridge.load.verify import VerifiedShard
 
@@ -111,8 +112,22 @@ def record(
             "docs": counts.docs,
             "concepts": counts.concepts,
             "vectors": counts.vectors,
-        },
+        }
+        | _where_computed(shard),
     )
+
+
+def _where_computed(shard: VerifiedShard) -> dict[str, str | None]:
+    """The shard's `job-I.json` (backend, SLURM job, host), when the payload wrote one and it came back; it is no
+    part of the verified result, so a missing or unreadable one leaves the columns empty."""
+    import json
+
+    try:
+        found = json.loads((shard.folder / job_name(shard.index)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = {}
+    found = found if isinstance(found, dict) else {}
+    return {key: str(found[key]) if found.get(key) is not None else None for key in ("backend", "slurm_job", "host")}
 
 
 def mark_batch_loaded(conn: psycopg.Connection, batch_id: str) -> bool:

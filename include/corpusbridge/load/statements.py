@@ -53,10 +53,11 @@ INSERT_VECTORS = """
 
 INSERT_LEDGER = """
     INSERT INTO load_ledger (batch_id, shard, result_sha256, run_id, run_label, code_version, dictionary_version,
-                             model_hash, embedding_runtime, image_digest, docs, concepts, vectors)
+                             model_hash, embedding_runtime, image_digest, docs, concepts, vectors, backend, slurm_job,
+                             host)
     VALUES (%(batch)s, %(shard)s, %(result_sha256)s, %(run_id)s, %(run_label)s, %(code_version)s,
             %(dictionary_version)s, %(model_hash)s, %(embedding_runtime)s, %(image_digest)s, %(docs)s,
-            %(concepts)s, %(vectors)s)
+            %(concepts)s, %(vectors)s, %(backend)s, %(slurm_job)s, %(host)s)
 """
 
 # Runs after DELETE_VECTORS, which reads the clean_seq this overwrites.

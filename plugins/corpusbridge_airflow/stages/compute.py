@@ -22,7 +22,9 @@ RESULT_PATTERNS = (
     "vectors-*.parquet",
     "cooccurrence-*.parquet",
     "concept-docs-*.parquet",
-    "result-*.json",
+    # result-I.json and job-I.json (where the index ran; a payload older than that file writes none, and a pattern
+    # matching nothing would fail the fetch).
+    "*-*.json",
 )
 REMOTE_RESULTS = "results"
 
