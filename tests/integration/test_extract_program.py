@@ -155,7 +155,8 @@ def test_no_embeddings_writes_concepts_only(batch) -> None:
     summary = run_extract(ShardInput(batch["shard"], 3), batch["dictionary"], batch["root"] / "adhoc", embeddings=False)
     assert summary.vectors == 0
     assert sorted(p.name for p in (batch["root"] / "adhoc").iterdir()) == [
-        "concept-docs-3.parquet", "concepts-3.parquet", "cooccurrence-3.parquet", "result-3.json"]  # fmt: skip
+        "concept-docs-3.parquet", "concepts-3.parquet", "cooccurrence-3.parquet", "job-3.json",
+        "result-3.json"]  # fmt: skip
 
 
 def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
@@ -187,7 +188,8 @@ def test_killed_run_leaves_no_half_file_and_a_rerun_completes(batch) -> None:
     finished = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True)
     assert '"status": "done"' in finished.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "concept-docs-0.parquet", "concepts-0.parquet", "cooccurrence-0.parquet", "result-0.json"]  # fmt: skip
+        "concept-docs-0.parquet", "concepts-0.parquet", "cooccurrence-0.parquet", "job-0.json",
+        "result-0.json"]  # fmt: skip
     assert pq.read_metadata(out / "concepts-0.parquet").num_rows > 0
 
 
