@@ -133,7 +133,8 @@ def run_slurm(
                      submission.preflight or "-")  # fmt: skip
         for job_id, indices in submission.reattached.items():
             log.info("compute slurm: re-attached to SLURM job %s (indices %s), not resubmitting", job_id, indices)
-        done_before = {i: job for i, job in submission.done.items() if i in {s.index for s in pending}}
+        pending_indices = {s.index for s in pending}
+        done_before = {i: job for i, job in submission.done.items() if i in pending_indices}
         if done_before:
             log.info("compute slurm: indices %s already done on scratch (by SLURM job(s) %s): fetching their results",
                      sorted(done_before), ", ".join(sorted(set(done_before.values()))))  # fmt: skip
